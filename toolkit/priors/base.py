@@ -1,0 +1,195 @@
+r"""The prior interface: a noise predictor with its schedule and value scaling.
+
+A diffusion prior in reddiff is an :class:`torch.nn.Module` with
+
+* ``alphas_cumprod`` — the DDPM schedule :math:`\bar\alpha_t`, a buffer of shape ``(T,)``;
+* ``eps(x_t, t)`` — the predicted noise :math:`\hat\epsilon(x_t, t)` for
+  :math:`x_t = \sqrt{\bar\alpha_t}\, x_0 + \sqrt{1 - \bar\alpha_t}\, \epsilon`, with ``x_t`` of
+  shape ``(B, C, H, W)`` in *network units* and ``t`` an integer tensor of shape ``(B,)``;
+* ``transform`` — a :class:`ValueTransform` mapping physical units (HU, counts, ...)
+  to network units and back, so solvers work in physical units.
+
+Priors never backpropagate through their network: solvers call ``eps`` under
+:func:`torch.no_grad`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..errors import InputError
+
+
+def ddpm_linear_schedule(
+    num_timesteps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02
+) -> torch.Tensor:
+    r"""The DDPM linear-beta schedule, :math:`\bar\alpha_t = \prod_{s \le t} (1 - \beta_s)`.
+
+    Parameters
+    ----------
+    num_timesteps : int
+        Number of diffusion steps :math:`T`.
+    beta_start, beta_end : float
+        First and last :math:`\beta_t`, linearly spaced in between (Ho et al., 2020).
+
+    Returns
+    -------
+    torch.Tensor
+        ``alphas_cumprod`` of shape ``(T,)``, float32, decreasing from almost 1.
+    """
+    betas = torch.linspace(beta_start, beta_end, num_timesteps, dtype=torch.float64)
+    return torch.cumprod(1.0 - betas, dim=0).to(torch.float32)
+
+
+class ValueTransform:
+    """Maps physical values to the network's range (``to_model``) and back (``to_physical``).
+
+    Subclasses are differentiable torch functions and serialise to a JSON-able
+    dict with :meth:`to_config`; :func:`transform_from_config` rebuilds them.
+    """
+
+    kind = "identity"
+
+    def to_model(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def to_physical(self, z: torch.Tensor) -> torch.Tensor:
+        return z
+
+    def to_config(self) -> dict:
+        return {"kind": self.kind}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.to_config().items() if k != "kind")
+        return f"{type(self).__name__}({args})"
+
+
+class AffineTransform(ValueTransform):
+    r"""Affine scaling :math:`z = (x - \text{offset}) / \text{scale}`.
+
+    Parameters
+    ----------
+    offset : float
+        Physical value mapped to 0 (e.g. the middle of an HU window).
+    scale : float
+        Physical range mapped to 1 (e.g. half the window width). Must be non-zero.
+    unit : str, optional
+        The physical unit, recorded for provenance.
+    """
+
+    kind = "affine"
+
+    def __init__(self, offset: float = 0.0, scale: float = 1.0, unit: str = ""):
+        if scale == 0 or not math.isfinite(scale):
+            raise InputError(f"scale must be finite and non-zero, got {scale!r}", field="scale")
+        self.offset, self.scale, self.unit = float(offset), float(scale), unit
+
+    def to_model(self, x):
+        return (x - self.offset) / self.scale
+
+    def to_physical(self, z):
+        return z * self.scale + self.offset
+
+    def to_config(self) -> dict:
+        return {"kind": self.kind, "offset": self.offset, "scale": self.scale, "unit": self.unit}
+
+
+class AsinhTransform(ValueTransform):
+    r"""Asinh stretch for counts, :math:`z = a\,\operatorname{asinh}((x - b)/s) + c`.
+
+    Compresses the dynamic range of sky images (faint sky and bright stars both
+    visible), linear near the background and logarithmic for bright sources.
+
+    Parameters
+    ----------
+    softening : float
+        :math:`s`, counts below which the stretch is linear.
+    background : float
+        :math:`b`, the sky level mapped to :math:`c`.
+    gain : float
+        :math:`a`, output scale.
+    shift : float
+        :math:`c`, output offset (so the network sees roughly [-1, 1]).
+    """
+
+    kind = "asinh"
+
+    def __init__(self, softening: float = 1.0, background: float = 0.0, gain: float = 1.0,
+                 shift: float = 0.0, unit: str = "count"):
+        if not softening > 0:
+            raise InputError(f"softening must be positive, got {softening!r}", field="softening")
+        self.softening, self.background = float(softening), float(background)
+        self.gain, self.shift, self.unit = float(gain), float(shift), unit
+
+    def to_model(self, x):
+        return self.gain * torch.asinh((x - self.background) / self.softening) + self.shift
+
+    def to_physical(self, z):
+        return torch.sinh((z - self.shift) / self.gain) * self.softening + self.background
+
+    def to_config(self) -> dict:
+        return {"kind": self.kind, "softening": self.softening, "background": self.background,
+                "gain": self.gain, "shift": self.shift, "unit": self.unit}
+
+
+TRANSFORMS = {cls.kind: cls for cls in (ValueTransform, AffineTransform, AsinhTransform)}
+
+
+def transform_from_config(config: dict | None) -> ValueTransform:
+    """Rebuild a :class:`ValueTransform` from :meth:`ValueTransform.to_config` output."""
+    if not config:
+        return ValueTransform()
+    config = dict(config)
+    kind = config.pop("kind", "identity")
+    if kind not in TRANSFORMS:
+        raise InputError(f"unknown value transform {kind!r}; expected one of {sorted(TRANSFORMS)}",
+                         field="transform")
+    return TRANSFORMS[kind](**config)
+
+
+class Prior(torch.nn.Module):
+    """Base class of diffusion priors: ``eps(x_t, t)`` plus ``alphas_cumprod``.
+
+    Parameters
+    ----------
+    alphas_cumprod : torch.Tensor
+        The schedule :math:`\\bar\\alpha_t`, shape ``(T,)``, decreasing in ``(0, 1)``.
+    channels : int
+        Image channels the network expects (1 for magnitude, 2 for complex).
+    transform : ValueTransform, optional
+        Physical units to network units; identity by default.
+    name : str, optional
+        A short name recorded in results.
+    """
+
+    def __init__(self, alphas_cumprod: torch.Tensor, channels: int,
+                 transform: ValueTransform | None = None, name: str = ""):
+        super().__init__()
+        alphas_cumprod = torch.as_tensor(alphas_cumprod, dtype=torch.float32)
+        if alphas_cumprod.ndim != 1 or not bool(((alphas_cumprod > 0) & (alphas_cumprod < 1)).all()):
+            raise InputError("alphas_cumprod must be a 1-D tensor with values in (0, 1)",
+                             field="alphas_cumprod")
+        self.register_buffer("alphas_cumprod", alphas_cumprod, persistent=False)
+        self.channels = int(channels)
+        self.transform = transform or ValueTransform()
+        self.name = name or type(self).__name__
+
+    @property
+    def num_timesteps(self) -> int:
+        return int(self.alphas_cumprod.shape[0])
+
+    def eps(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        """Predicted noise for ``x_t`` (network units, ``(B, C, H, W)``) at integer steps ``t`` ``(B,)``."""
+        raise NotImplementedError
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.eps(x_t, t)
+
+    def check_image(self, x: torch.Tensor, what: str = "image") -> None:
+        """Raise :class:`InputError` unless ``x`` is ``(B, channels, H, W)``."""
+        if x.ndim != 4 or x.shape[1] != self.channels:
+            raise InputError(
+                f"{what} has shape {tuple(x.shape)}; prior {self.name!r} expects "
+                f"(batch, {self.channels}, height, width)", field=what)
