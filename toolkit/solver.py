@@ -156,7 +156,9 @@ def red_diff(y: torch.Tensor, physics, prior: Prior, *, data_term=None, steps: i
     n_samples : int
         Independent stochastic runs, each with its own noise stream.
     batch_size : int, optional
-        Samples run together; default all of them. Results do not depend on it.
+        Samples run together. Default: all of them on a CPU; on a GPU as many as
+        fit in 80 % of free memory (see :func:`auto_batch_size`). Results do not
+        depend on it.
     seed : int or sequence of int, optional
         One seed (expanded with :func:`sample_seeds`) or one seed per sample.
     betas : tuple of float
@@ -166,7 +168,8 @@ def red_diff(y: torch.Tensor, physics, prior: Prior, *, data_term=None, steps: i
     keep_samples : bool
         Store every sample in the result.
     callback : callable, optional
-        Called after each step with a dict: ``step``, ``steps``, ``t``, ``sample_start``,
+        Called after each step with a dict: ``step``, ``steps``, ``t``, ``chunk``,
+        ``n_chunks``, ``sample_start``,
         ``loss``, ``data_loss``, ``reg_loss`` (floats, summed over the batch) and ``image``
         (current images in physical units, detached).
 
@@ -218,15 +221,19 @@ def red_diff(y: torch.Tensor, physics, prior: Prior, *, data_term=None, steps: i
     schedule = _timestep_schedule(prior, steps, timesteps)
     prior = prior.to(y.device).eval()
     mu0 = initial_image(y, physics, prior, init)
-    batch_size = n_samples if batch_size is None else max(1, int(batch_size))
+    if batch_size is None:
+        batch_size = auto_batch_size(prior, mu0, n_samples)
+    batch_size = max(1, min(int(batch_size), n_samples))
 
     started = time.perf_counter()
     chunks = []
-    for start in range(0, n_samples, batch_size):
+    starts = range(0, n_samples, batch_size)
+    for chunk, start in enumerate(starts):
         chunk_seeds = seeds[start:start + batch_size]
+        progress = {"chunk": chunk, "n_chunks": len(starts), "sample_start": start}
         chunks.append(_optimise(y, physics, prior, nll, mu0, chunk_seeds, schedule, steps=steps,
                                 lr=lr, lam=lam, weight_fn=weight_fn, sigma_x0=sigma_x0,
-                                betas=betas, callback=callback, sample_start=start))
+                                betas=betas, callback=callback, progress=progress))
     samples = prior.transform.to_physical(torch.cat(chunks))
     elapsed = time.perf_counter() - started
 
@@ -243,6 +250,28 @@ def red_diff(y: torch.Tensor, physics, prior: Prior, *, data_term=None, steps: i
              "reddiff_version": _version()}
     return Reconstruction.from_samples(samples, quantiles=quantiles, keep_samples=keep_samples,
                                        attrs=attrs)
+
+
+def auto_batch_size(prior: Prior, mu0: torch.Tensor, n_samples: int,
+                    memory_fraction: float = 0.8) -> int:
+    """How many samples to run at once: all on a CPU; on a GPU, what fits in free memory.
+
+    On CUDA one probe forward of the prior (batch 1, no autograd) measures the
+    peak memory per sample; the batch is the number of such samples that fit in
+    ``memory_fraction`` of the free memory, with a factor 2 for the optimiser state
+    and the data term. The solver keeps no autograd graph through the network, so
+    the network's activations are the dominant cost.
+    """
+    if mu0.device.type != "cuda":
+        return n_samples
+    torch.cuda.synchronize(mu0.device)
+    torch.cuda.reset_peak_memory_stats(mu0.device)
+    before = torch.cuda.memory_allocated(mu0.device)
+    with torch.no_grad():
+        prior.eps(mu0, torch.zeros(1, dtype=torch.long, device=mu0.device))
+    per_sample = 2 * max(torch.cuda.max_memory_allocated(mu0.device) - before, 1)
+    free, _ = torch.cuda.mem_get_info(mu0.device)
+    return max(1, min(n_samples, int(memory_fraction * free // per_sample)))
 
 
 def _version() -> str:
@@ -276,7 +305,7 @@ def _timestep_schedule(prior: Prior, steps: int, timesteps):
 
 
 def _optimise(y, physics, prior, nll, mu0, seeds, schedule, *, steps, lr, lam, weight_fn,
-              sigma_x0, betas, callback, sample_start) -> torch.Tensor:
+              sigma_x0, betas, callback, progress) -> torch.Tensor:
     """Run the Adam loop for one batch of samples; returns ``mu`` in network units."""
     device = y.device
     n = len(seeds)
@@ -313,8 +342,8 @@ def _optimise(y, physics, prior, nll, mu0, seeds, schedule, *, steps, lr, lam, w
         loss.backward()
         optimizer.step()
         if callback is not None:
-            callback({"step": step, "steps": steps, "t": t.detach().cpu(),
-                      "sample_start": sample_start, "loss": loss.item(),
+            callback({"step": step, "steps": steps, "t": t.detach().cpu(), **progress,
+                      "loss": loss.item(),
                       "data_loss": data_loss.item(), "reg_loss": reg_loss.item(),
                       "image": prior.transform.to_physical(mu.detach())})
     return mu.detach()
