@@ -223,10 +223,12 @@ def test_noise_level_taken_from_deepinv_noise_model():
 
 
 def test_progress_bar_counts_every_step_of_every_chunk(problem):
+    import io
+
     from reddiff.progress import ProgressBar
 
     _, physics, y, sigma = problem
-    with ProgressBar(disable=True) as bar:
+    with ProgressBar(file=io.StringIO()) as bar:
         red_diff(y, physics, GaussianPrior(), data_term=sigma, steps=5, n_samples=3,
                  batch_size=2, seed=0, callback=bar)
         assert (bar.bar.n, bar.bar.total) == (10, 10)
