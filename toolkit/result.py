@@ -8,10 +8,13 @@ Layout (all float32, physical units of the image)::
     samples   (sample, channel, y, x)    the samples themselves (optional)
 
 Coordinates ``y`` and ``x`` are pixel centres, in pixels unless a reader gave
-physical ones (mm for medical images; a WCS header in attrs for sky images).
-``channel`` is ``["intensity"]`` for real images and ``["real", "imag"]`` for
-complex ones. ``attrs`` hold ``config`` (JSON), ``seeds`` (JSON list), timings and
-versions, so any result can be reproduced from its file.
+physical ones with :func:`with_coords` (mm for medical images) or a sky image's
+WCS with :func:`with_wcs` (header in ``attrs["wcs_header"]``, plus ``ra``/``dec``
+coordinates in degrees). ``channel`` is ``["intensity"]`` for real images and
+``["real", "imag"]`` for complex ones. Image variables carry their ``units``.
+``attrs`` hold ``config`` (JSON), ``seeds`` (JSON list), timings and versions, so
+any result can be reproduced from its file; :meth:`Reconstruction.calibrated` adds
+``std_calibrated``, ``lower``, ``upper`` and ``attrs["calibration"]``.
 """
 
 from __future__ import annotations
@@ -71,8 +74,13 @@ class Reconstruction:
 
     @classmethod
     def from_samples(cls, samples: torch.Tensor, *, quantiles=DEFAULT_QUANTILES,
-                     keep_samples: bool = False, attrs: dict | None = None) -> "Reconstruction":
-        """Summarise samples of shape ``(n_samples, C, H, W)`` (physical units)."""
+                     keep_samples: bool = False, attrs: dict | None = None,
+                     units: str | None = None) -> "Reconstruction":
+        """Summarise samples of shape ``(n_samples, C, H, W)`` (physical units).
+
+        ``units`` names the image's unit (default: the ``unit`` of the value
+        transform in ``attrs["config"]``, if any).
+        """
         if samples.ndim != 4:
             raise InputError(f"samples must be (n_samples, C, H, W), got {tuple(samples.shape)}")
         s = samples.detach().to("cpu", torch.float32)
@@ -91,6 +99,11 @@ class Reconstruction:
             coords["sample"] = np.arange(s.shape[0])
         ds = xr.Dataset(data, coords=coords, attrs=_jsonable_attrs(attrs or {}))
         ds["y"].attrs["units"] = ds["x"].attrs["units"] = "pixel"
+        if units is None:
+            config = (attrs or {}).get("config")
+            units = config.get("transform", {}).get("unit", "") if isinstance(config, dict) else ""
+        for name in data:
+            ds[name].attrs["units"] = units
         ds.attrs["n_samples"] = int(s.shape[0])
         return cls(ds)
 
@@ -114,6 +127,32 @@ class Reconstruction:
     @property
     def seeds(self) -> list[int]:
         return json.loads(self.dataset.attrs.get("seeds", "[]"))
+
+    @property
+    def wcs(self):
+        """The sky image's :class:`astropy.wcs.WCS` (from ``attrs["wcs_header"]``), or None."""
+        header = self.dataset.attrs.get("wcs_header")
+        if header is None:
+            return None
+        from astropy.io import fits
+        from astropy.wcs import WCS
+
+        return WCS(fits.Header.fromstring(header))
+
+    @property
+    def calibration(self):
+        """The :class:`~reddiff.uncertainty.Calibration` applied to this result, or None."""
+        from .uncertainty import Calibration
+
+        text = self.dataset.attrs.get("calibration")
+        return None if text is None else Calibration.from_dict(json.loads(text))
+
+    def calibrated(self, calibration, *, check: bool = True) -> "Reconstruction":
+        """A copy with calibrated ``std_calibrated``, ``lower`` and ``upper`` (see
+        :func:`reddiff.uncertainty.calibrate`)."""
+        from .uncertainty import calibrate
+
+        return calibrate(self, calibration, check=check)
 
     def tensor(self, name: str = "mean") -> torch.Tensor:
         """A variable as a torch tensor with a leading batch axis, ``(1, C, H, W)``."""
@@ -139,6 +178,88 @@ class Reconstruction:
                 return cls(ds.load())
         except (OSError, ValueError) as err:
             raise InputError(f"not a readable NetCDF result ({err})", path=path) from err
+
+
+def with_coords(reconstruction: Reconstruction, *, spacing=(1.0, 1.0), origin=(0.0, 0.0),
+                units: str = "mm") -> Reconstruction:
+    r"""A copy whose ``y``/``x`` coordinates are physical pixel centres.
+
+    .. math:: y_i = y_0 + i\,\Delta y, \qquad x_j = x_0 + j\,\Delta x
+
+    Parameters
+    ----------
+    reconstruction : Reconstruction
+    spacing : (float, float)
+        Pixel spacing :math:`(\Delta y, \Delta x)` in ``units`` (e.g. DICOM PixelSpacing
+        is row spacing then column spacing), non-zero.
+    origin : (float, float)
+        Centre of pixel ``(0, 0)``, :math:`(y_0, x_0)`.
+    units : str
+        Unit of the coordinates.
+
+    Examples
+    --------
+    >>> import torch
+    >>> rec = Reconstruction.from_samples(torch.zeros(2, 1, 3, 4))
+    >>> with_coords(rec, spacing=(0.5, 0.7)).dataset["x"].values.round(2).tolist()
+    [0.0, 0.7, 1.4, 2.1]
+    """
+    (dy, dx), (y0, x0) = _pair(spacing, "spacing"), _pair(origin, "origin")
+    if dy == 0 or dx == 0:
+        raise InputError(f"spacing must be non-zero, got {spacing!r}", field="spacing")
+    ds = reconstruction.dataset
+    ds = ds.assign_coords(y=y0 + dy * np.arange(ds.sizes["y"]), x=x0 + dx * np.arange(ds.sizes["x"]))
+    ds["y"].attrs["units"] = ds["x"].attrs["units"] = units
+    return Reconstruction(ds)
+
+
+def with_wcs(reconstruction: Reconstruction, header) -> Reconstruction:
+    """A copy carrying a sky image's world coordinate system.
+
+    The header is stored as a string in ``attrs["wcs_header"]`` (read it back with
+    :attr:`Reconstruction.wcs`); for a celestial WCS, 2-D coordinates ``ra`` and
+    ``dec`` (degrees, ``(y, x)``) are added. ``y``/``x`` stay pixel indices, which
+    is what the WCS maps from (0-based).
+
+    Parameters
+    ----------
+    reconstruction : Reconstruction
+    header : astropy.io.fits.Header, astropy.wcs.WCS or str
+        The image's FITS header (or its WCS).
+    """
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    try:
+        if isinstance(header, WCS):
+            wcs = header
+        else:
+            if isinstance(header, str):
+                header = fits.Header.fromstring(header, sep="\n" if "\n" in header else "")
+            wcs = WCS(header)
+    except Exception as err:  # astropy raises many types for a bad header
+        raise InputError(f"not a FITS WCS header ({err})", field="header") from err
+    wcs = wcs.celestial if wcs.has_celestial else wcs
+    if wcs.naxis != 2:
+        raise InputError(f"need a 2-D WCS, got {wcs.naxis} axes", field="header")
+    ds = reconstruction.dataset.copy()
+    ds.attrs["wcs_header"] = wcs.to_header().tostring()
+    if wcs.has_celestial:
+        yy, xx = np.meshgrid(np.arange(ds.sizes["y"]), np.arange(ds.sizes["x"]), indexing="ij")
+        ra, dec = wcs.pixel_to_world_values(xx, yy)
+        ds = ds.assign_coords(ra=(("y", "x"), ra), dec=(("y", "x"), dec))
+        ds["ra"].attrs["units"] = ds["dec"].attrs["units"] = "deg"
+    return Reconstruction(ds)
+
+
+def _pair(value, name: str) -> tuple[float, float]:
+    try:
+        a, b = (float(v) for v in value)
+    except (TypeError, ValueError) as err:
+        raise InputError(f"{name} must be two numbers (y, x), got {value!r}", field=name) from err
+    if not (np.isfinite(a) and np.isfinite(b)):
+        raise InputError(f"{name} must be finite, got {value!r}", field=name)
+    return a, b
 
 
 def _jsonable_attrs(attrs: dict) -> dict:

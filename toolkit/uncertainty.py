@@ -1,0 +1,518 @@
+r"""Credible intervals, coverage, z-scores and calibration of RED-Diff uncertainty.
+
+RED-Diff is mode-seeking: its runs differ less than samples of the true posterior
+would, so the raw spread between runs under-states the error. This module turns
+the per-pixel spread of a :class:`~reddiff.Reconstruction` into intervals, measures
+how often those intervals contain the truth on simulated data, and fits a
+**calibration**: a factor :math:`k` by which the nominal interval is widened about
+the mean so that it reaches its nominal coverage on held-out simulated pairs.
+
+Intervals
+---------
+For a central level :math:`L` (e.g. 0.9) each pixel's interval is
+
+.. math:: [\,m - k\, d_-,\; m + k\, d_+\,]
+
+with :math:`m` the mean over samples and the half-widths :math:`d_\pm` given by the
+``method``:
+
+* ``"normal"``: :math:`d_- = d_+ = z_L\, s`, with :math:`s` the std over samples and
+  :math:`z_L = \Phi^{-1}((1 + L)/2)` (1.645 for 90 %);
+* ``"quantile"``: :math:`d_- = m - q_{(1-L)/2}`, :math:`d_+ = q_{(1+L)/2} - m` from the
+  per-pixel sample quantiles (clipped at 0).
+
+Uncalibrated intervals have :math:`k = 1`.
+
+Calibration (split conformal)
+-----------------------------
+On calibration pairs (reconstruction, truth) every pixel gets the score
+
+.. math:: r = \begin{cases} (m - x)/d_- & x < m \\ (x - m)/d_+ & x \ge m \end{cases},
+
+the smallest :math:`k` whose interval contains the truth :math:`x`. With :math:`n`
+pooled scores, :math:`k` is the :math:`\lceil (n + 1) L \rceil`-th smallest
+(split-conformal finite-sample quantile), so a new pixel drawn like the calibration
+pixels is covered with probability at least :math:`L`. Optionally the pixels are
+split into ``bins`` by their std (Mondrian conformal) with one :math:`k` per bin,
+so that confident and unsure pixels are each covered at the nominal rate.
+
+Coverage is marginal over pixels and images. Pixels of one image are correlated,
+so the effective number of calibration points is smaller than :math:`n`; use a few
+images (more than ~5) per calibration. Complex images are treated per channel (real
+and imaginary parts separately).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from statistics import NormalDist
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+import torch
+import xarray as xr
+
+from .errors import InputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .result import Reconstruction
+
+METHODS = ("normal", "quantile")
+CONTEXT_KEYS = ("prior", "physics", "steps", "lr", "lam", "weighting", "timesteps",
+                "sigma_x0", "n_samples")
+
+
+def normal_quantile(level: float) -> float:
+    r"""The half-width :math:`z_L = \Phi^{-1}((1 + L)/2)` of a central normal interval.
+
+    Examples
+    --------
+    >>> round(normal_quantile(0.9), 3)
+    1.645
+    """
+    _check_level(level)
+    return NormalDist().inv_cdf((1 + level) / 2)
+
+
+def central_quantiles(levels: Sequence[float]) -> tuple[float, ...]:
+    """Quantiles to store for the central intervals at ``levels`` (and the median).
+
+    Pass the result as ``quantiles=`` to :func:`reddiff.red_diff` to get
+    ``method="quantile"`` intervals at those levels.
+
+    Examples
+    --------
+    >>> central_quantiles([0.5, 0.9])
+    (0.05, 0.25, 0.5, 0.75, 0.95)
+    """
+    for level in levels:
+        _check_level(level)
+    qs = {0.5} | {round((1 - L) / 2, 12) for L in levels} | {round((1 + L) / 2, 12) for L in levels}
+    return tuple(sorted(qs))
+
+
+def coverage(truth, lower, upper) -> float:
+    r"""Fraction of entries with ``lower <= truth <= upper``.
+
+    .. math:: \hat c = \frac{1}{N} \sum_i \mathbb 1[\ell_i \le x_i \le u_i]
+
+    Parameters
+    ----------
+    truth, lower, upper : array-like
+        Same shape (torch tensors, NumPy arrays or xarray objects).
+
+    Examples
+    --------
+    >>> coverage([0.0, 1.0, 3.0], [-1, -1, -1], [2, 2, 2])
+    0.6666666666666666
+    """
+    x, lo, hi = _arrays(truth=truth, lower=lower, upper=upper)
+    return float(np.mean((lo <= x) & (x <= hi)))
+
+
+def z_scores(truth, mean, std) -> np.ndarray:
+    r"""Standardised errors :math:`z_i = (x_i - m_i) / s_i`.
+
+    If the std is right and errors are Gaussian, :math:`z` has mean 0 and std 1;
+    a std of :math:`z` above 1 means the spread is too small by that factor.
+    Entries with :math:`s_i = 0` give :math:`\pm\infty` (or NaN where the error is 0 too).
+
+    Examples
+    --------
+    >>> z_scores([1.0, 0.0], [0.0, 0.0], [2.0, 1.0])
+    array([0.5, 0. ])
+    """
+    x, m, s = _arrays(truth=truth, mean=mean, std=std)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (x - m) / s
+
+
+def std_error_correlation(std, error) -> float:
+    """Pearson correlation between the per-pixel std and the absolute error.
+
+    High values mean the std map points at the places where the error is large.
+
+    Examples
+    --------
+    >>> std_error_correlation([0.1, 0.2, 0.3], [-0.1, 0.25, -0.3])
+    0.9933992677987828
+    """
+    s, e = _arrays(std=std, error=error)
+    s, e = s.ravel(), np.abs(e).ravel()
+    if s.std() == 0 or e.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(s, e)[0, 1])
+
+
+def conformal_quantile(scores, level: float) -> float:
+    r"""The split-conformal quantile: the :math:`\lceil (n+1) L \rceil`-th smallest score.
+
+    Infinite when :math:`\lceil (n+1) L \rceil > n` (too few scores for the level).
+
+    Examples
+    --------
+    >>> conformal_quantile(np.arange(1, 10), 0.9)   # ceil(10 * 0.9) = 9th smallest
+    9.0
+    """
+    _check_level(level)
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    rank = math.ceil((scores.size + 1) * level)
+    if rank > scores.size:
+        return float("inf")
+    return float(np.partition(scores, rank - 1)[rank - 1])
+
+
+@dataclass(frozen=True)
+class Calibration:
+    r"""Widening factors for RED-Diff intervals, fitted on simulated data.
+
+    The calibrated interval at ``level`` is :math:`m \pm k(s)\, d_\pm` (see the
+    module notes), with :math:`k(s)` = ``scales[b]`` for pixels whose std :math:`s`
+    falls in bin ``b`` of ``edges``.
+
+    Parameters
+    ----------
+    level : float
+        Central level the factors were fitted for.
+    scales : tuple of float
+        One widening factor per std bin (one bin: a single factor).
+    edges : tuple of float
+        Std values (physical units) separating the bins, increasing; ``len(scales) - 1``.
+    method : {"normal", "quantile"}
+        How the uncalibrated half-widths are made.
+    context : dict
+        Prior, physics and solver settings of the reconstructions it was fitted on.
+    n_images, n_pixels : int
+        Size of the calibration set (pixels counted per channel).
+    coverage_before, coverage_after : float
+        Coverage on the calibration set with :math:`k = 1` and with the fitted factors.
+    """
+
+    level: float
+    scales: tuple[float, ...]
+    edges: tuple[float, ...] = ()
+    method: str = "normal"
+    context: dict = field(default_factory=dict)
+    n_images: int = 0
+    n_pixels: int = 0
+    coverage_before: float = float("nan")
+    coverage_after: float = float("nan")
+
+    def __post_init__(self):
+        _check_level(self.level)
+        _check_method(self.method)
+        object.__setattr__(self, "scales", tuple(float(k) for k in self.scales))
+        object.__setattr__(self, "edges", tuple(float(e) for e in self.edges))
+        if not self.scales or not all(0 < k < math.inf for k in self.scales):
+            raise InputError(f"scales must be finite and positive, got {self.scales}",
+                             field="scales")
+        if len(self.edges) != len(self.scales) - 1 or list(self.edges) != sorted(self.edges):
+            raise InputError(f"need {len(self.scales) - 1} increasing edges for "
+                             f"{len(self.scales)} scales, got {self.edges}", field="edges")
+
+    def scale(self, std) -> np.ndarray:
+        """The widening factor of each pixel, from its std (same shape as ``std``)."""
+        bins = np.searchsorted(np.asarray(self.edges), np.asarray(std), side="right")
+        return np.asarray(self.scales)[bins]
+
+    def to_dict(self) -> dict:
+        """A JSON-serialisable dict (inverse: :meth:`from_dict`)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Calibration":
+        unknown = set(data) - {f for f in cls.__dataclass_fields__}
+        if unknown:
+            raise InputError(f"unknown calibration fields {sorted(unknown)}", field="calibration")
+        return cls(**data)
+
+    def save(self, path) -> Path:
+        """Write the calibration as JSON (atomically)."""
+        from .result import atomic_write
+
+        text = json.dumps(self.to_dict(), indent=2)
+        return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+    @classmethod
+    def load(cls, path) -> "Calibration":
+        """Read a calibration written by :meth:`save`."""
+        path = Path(path)
+        if not path.is_file():
+            raise InputError("no such calibration file", path=path)
+        try:
+            return cls.from_dict(json.loads(path.read_text()))
+        except (json.JSONDecodeError, TypeError) as err:
+            raise InputError(f"not a calibration JSON file ({err})", path=path) from err
+
+
+def interval(reconstruction: "Reconstruction", level: float = 0.9, *, method: str | None = None,
+             calibration: Calibration | None = None) -> tuple[xr.DataArray, xr.DataArray]:
+    r"""Per-pixel central interval :math:`[m - k d_-,\ m + k d_+]` at ``level``.
+
+    Parameters
+    ----------
+    reconstruction : reddiff.Reconstruction
+        The result; ``method="quantile"`` needs its quantiles at
+        :math:`(1 \mp L)/2` (see :func:`central_quantiles`) or its samples.
+    level : float
+        Central level :math:`L` in (0, 1).
+    method : {"normal", "quantile"}, optional
+        Default: the calibration's, else ``"normal"``.
+    calibration : Calibration, optional
+        Widening factors; its level and method must match.
+
+    Returns
+    -------
+    lower, upper : xarray.DataArray
+        Same dims, coords and units as ``reconstruction.mean``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from reddiff import Reconstruction
+    >>> rec = Reconstruction.from_samples(torch.tensor([0.0, 2.0]).view(2, 1, 1, 1))
+    >>> lower, upper = interval(rec, 0.9)
+    >>> round(float(upper.squeeze()), 3)   # 1 + 1.645 * 1
+    2.645
+    """
+    method = calibration.method if method is None and calibration else (method or "normal")
+    _check_method(method)
+    if calibration is not None:
+        if not math.isclose(level, calibration.level) or method != calibration.method:
+            raise InputError(f"the calibration was fitted for level={calibration.level}, "
+                             f"method={calibration.method!r}; got level={level}, "
+                             f"method={method!r}", field="level")
+    mean, std = reconstruction.mean.values, reconstruction.std.values
+    below, above = _half_widths(reconstruction, level, method)
+    k = calibration.scale(std) if calibration is not None else 1.0
+    attrs = {**reconstruction.mean.attrs, "level": level, "method": method,
+             "calibrated": int(calibration is not None)}
+    lower = reconstruction.mean.copy(data=(mean - k * below).astype(np.float32))
+    upper = reconstruction.mean.copy(data=(mean + k * above).astype(np.float32))
+    lower.attrs, upper.attrs = dict(attrs), dict(attrs)
+    return lower.rename("lower"), upper.rename("upper")
+
+
+def fit_calibration(reconstructions: Sequence["Reconstruction"], truths, *, level: float = 0.9,
+                    method: str = "normal", bins: int = 1) -> Calibration:
+    r"""Fit widening factors so intervals at ``level`` cover the truth (split conformal).
+
+    Parameters
+    ----------
+    reconstructions : sequence of reddiff.Reconstruction
+        Reconstructions of simulated measurements (same prior and physics), held
+        out from any data the calibration will be judged on.
+    truths : sequence of array-like
+        The true images, each ``(C, H, W)`` or ``(1, C, H, W)`` in physical units.
+    level : float
+        Target central level :math:`L`.
+    method : {"normal", "quantile"}
+        Uncalibrated half-widths (see the module notes).
+    bins : int
+        Number of std bins (equal-count, from the pooled stds), one factor each.
+
+    Returns
+    -------
+    Calibration
+
+    Notes
+    -----
+    Each pixel's score is the factor its interval needs to reach the truth,
+    :math:`r = (m - x)/d_-` below the mean and :math:`(x - m)/d_+` above; the
+    factor of a bin with :math:`n` scores is its :math:`\lceil (n+1) L \rceil`-th
+    smallest (:func:`conformal_quantile`).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from reddiff import Reconstruction
+    >>> g = torch.Generator().manual_seed(0)
+    >>> truth = torch.randn(1, 1, 16, 16, generator=g)
+    >>> samples = 0.5 * torch.randn(32, 1, 16, 16, generator=g)   # spread too small by 2
+    >>> rec = Reconstruction.from_samples(samples)
+    >>> cal = fit_calibration([rec], [truth], level=0.9)
+    >>> 1.5 < cal.scales[0] < 3.0
+    True
+    """
+    _check_level(level)
+    _check_method(method)
+    if len(reconstructions) == 0 or len(reconstructions) != len(truths):
+        raise InputError(f"need as many truths as reconstructions (at least one), got "
+                         f"{len(reconstructions)} and {len(truths)}", field="truths")
+    if not (isinstance(bins, (int, np.integer)) and bins >= 1):
+        raise InputError(f"bins must be a positive integer, got {bins!r}", field="bins")
+    context = _common_context(reconstructions)
+    scores, stds = [], []
+    for i, (rec, truth) in enumerate(zip(reconstructions, truths)):
+        x = _image_like(truth, rec, f"truths[{i}]")
+        scores.append(_scores(rec, x, level, method).ravel())
+        stds.append(rec.std.values.ravel())
+    scores, stds = np.concatenate(scores), np.concatenate(stds)
+    edges = np.unique(np.quantile(stds, np.arange(1, bins) / bins)) if bins > 1 else np.array([])
+    which = np.searchsorted(edges, stds, side="right")
+    scales = [conformal_quantile(scores[which == b], level) for b in range(len(edges) + 1)]
+    if not all(math.isfinite(k) and k > 0 for k in scales):
+        raise InputError(f"cannot fit finite positive factors {scales}: too few pixels per bin "
+                         "for the level, or zero spread where the error is not zero (use "
+                         "n_samples >= 2, sigma_x0 > 0 or fewer bins)", field="reconstructions")
+    return Calibration(level=level, scales=tuple(scales), edges=tuple(edges), method=method,
+                       context=context, n_images=len(reconstructions), n_pixels=int(scores.size),
+                       coverage_before=float(np.mean(scores <= 1.0)),
+                       coverage_after=float(np.mean(scores <= np.asarray(scales)[which])))
+
+
+def calibrate(reconstruction: "Reconstruction", calibration: Calibration, *,
+              check: bool = True) -> "Reconstruction":
+    r"""A new result with calibrated ``std_calibrated``, ``lower`` and ``upper`` variables.
+
+    ``std_calibrated`` is :math:`k(s)\, s`; ``lower``/``upper`` the calibrated
+    interval at ``calibration.level``; ``attrs["calibration"]`` the calibration as
+    JSON. With ``check``, the calibration's prior and physics must match the
+    reconstruction's config (a calibration does not transfer between them).
+    """
+    if not isinstance(calibration, Calibration):
+        raise InputError(f"expected a Calibration, got {type(calibration).__name__}",
+                         field="calibration")
+    if check:
+        config = reconstruction.config
+        for key in ("prior", "physics"):
+            fitted = calibration.context.get(key)
+            if fitted is not None and config.get(key) not in (None, fitted):
+                raise InputError(f"calibration fitted for {key}={fitted!r}, result has "
+                                 f"{key}={config.get(key)!r}; fit one for this setting or "
+                                 "pass check=False", field="calibration")
+    lower, upper = interval(reconstruction, calibration.level, calibration=calibration)
+    std = reconstruction.std
+    ds = reconstruction.dataset.assign(
+        std_calibrated=std.copy(data=(calibration.scale(std.values) * std.values).astype(np.float32)),
+        lower=lower, upper=upper)
+    ds.attrs["calibration"] = json.dumps(calibration.to_dict())
+    return type(reconstruction)(ds)
+
+
+def uncertainty_metrics(reconstruction: "Reconstruction", truth, *, level: float = 0.9,
+                        method: str | None = None,
+                        calibration: Calibration | None = None) -> dict[str, float]:
+    r"""How well the uncertainty of one result describes its actual error.
+
+    Returns a dict with ``level``, ``coverage`` (of the interval at ``level``,
+    calibrated if ``calibration`` is given), ``mean_width`` (of that interval),
+    ``rmse``, ``mean_std``, ``z_mean`` and ``z_std`` (of :func:`z_scores` over pixels
+    with a non-zero std; ``z_std`` near 1 means the std has the right size) and
+    ``std_error_correlation``. All per channel entry, physical units.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from reddiff import Reconstruction
+    >>> g = torch.Generator().manual_seed(0)
+    >>> rec = Reconstruction.from_samples(torch.randn(64, 1, 16, 16, generator=g))
+    >>> m = uncertainty_metrics(rec, torch.zeros(1, 16, 16))
+    >>> m["coverage"]
+    1.0
+    """
+    x = _image_like(truth, reconstruction, "truth")
+    lower, upper = interval(reconstruction, level, method=method, calibration=calibration)
+    mean, std = reconstruction.mean.values, reconstruction.std.values
+    z = z_scores(x, mean, std)
+    z = z[np.isfinite(z)]
+    return {"level": level, "coverage": coverage(x, lower.values, upper.values),
+            "mean_width": float(np.mean(upper.values - lower.values)),
+            "rmse": float(np.sqrt(np.mean((mean - x) ** 2))), "mean_std": float(np.mean(std)),
+            "z_mean": float(np.mean(z)) if z.size else float("nan"),
+            "z_std": float(np.std(z)) if z.size else float("nan"),
+            "std_error_correlation": std_error_correlation(std, mean - x)}
+
+
+# -- helpers ----------------------------------------------------------------------
+
+def _check_level(level) -> None:
+    if not (isinstance(level, (int, float)) and 0 < level < 1):
+        raise InputError(f"level must be a number in (0, 1), got {level!r}", field="level")
+
+
+def _check_method(method) -> None:
+    if method not in METHODS:
+        raise InputError(f"unknown interval method {method!r}; expected one of "
+                         f"{', '.join(METHODS)}", field="method")
+
+
+def _numpy(value, name: str) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy().astype(np.float64)
+    if isinstance(value, (xr.DataArray, xr.Variable)):
+        return np.asarray(value.values, dtype=np.float64)
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise InputError(f"{name} must be an array or tensor of numbers ({err})",
+                         field=name) from err
+
+
+def _arrays(**named) -> list[np.ndarray]:
+    """NumPy float64 arrays of one common shape (a leading batch axis of 1 is dropped)."""
+    arrays = {k: _numpy(v, k) for k, v in named.items()}
+    arrays = {k: a[0] if a.ndim == 4 and a.shape[0] == 1 else a for k, a in arrays.items()}
+    shapes = {k: a.shape for k, a in arrays.items()}
+    if len(set(shapes.values())) != 1:
+        raise InputError(f"shapes differ: {shapes}", field=next(iter(named)))
+    return list(arrays.values())
+
+
+def _image_like(truth, reconstruction, name: str) -> np.ndarray:
+    x = _numpy(truth, name)
+    x = x[0] if x.ndim == 4 and x.shape[0] == 1 else x
+    expected = reconstruction.mean.shape
+    if x.shape != expected:
+        raise InputError(f"{name} has shape {x.shape}; expected (C, H, W) = {expected} "
+                         "like the reconstruction (or with a leading 1)", field=name)
+    return x
+
+
+def _quantile(reconstruction, q: float) -> np.ndarray:
+    ds = reconstruction.dataset
+    if "quantiles" in ds:
+        stored = ds["quantile"].values
+        hit = np.flatnonzero(np.isclose(stored, q, atol=1e-9))
+        if hit.size:
+            return ds["quantiles"].values[hit[0]].astype(np.float64)
+    if "samples" in ds:
+        return np.quantile(ds["samples"].values.astype(np.float64), q, axis=0)
+    have = list(ds["quantile"].values) if "quantile" in ds.coords else []
+    raise InputError(f"quantile {q:g} is not stored (have {have}) and samples were not kept; "
+                     "run with quantiles=central_quantiles([level]) or keep_samples=True",
+                     field="quantiles")
+
+
+def _half_widths(reconstruction, level: float, method: str) -> tuple[np.ndarray, np.ndarray]:
+    """Uncalibrated half-widths below and above the mean, :math:`(d_-, d_+)`."""
+    mean = reconstruction.mean.values.astype(np.float64)
+    if method == "normal":
+        half = normal_quantile(level) * reconstruction.std.values.astype(np.float64)
+        return half, half
+    below = np.clip(mean - _quantile(reconstruction, (1 - level) / 2), 0, None)
+    above = np.clip(_quantile(reconstruction, (1 + level) / 2) - mean, 0, None)
+    return below, above
+
+
+def _scores(reconstruction, truth: np.ndarray, level: float, method: str) -> np.ndarray:
+    """The factor each pixel's interval needs to contain the truth (0/0 counts as 0)."""
+    below, above = _half_widths(reconstruction, level, method)
+    error = truth - reconstruction.mean.values.astype(np.float64)
+    needed = np.where(error < 0, -error, error)
+    half = np.where(error < 0, below, above)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(needed == 0, 0.0, needed / half)
+
+
+def _common_context(reconstructions) -> dict:
+    contexts = [{k: rec.config.get(k) for k in CONTEXT_KEYS} for rec in reconstructions]
+    for key in ("prior", "physics"):
+        values = {json.dumps(c[key]) for c in contexts}
+        if len(values) > 1:
+            raise InputError(f"reconstructions mix different {key} values {sorted(values)}; "
+                             "fit one calibration per prior and physics", field="reconstructions")
+    return {k: v for k, v in contexts[0].items() if v is not None}
