@@ -138,7 +138,7 @@ def std_error_correlation(std, error) -> float:
     Examples
     --------
     >>> std_error_correlation([0.1, 0.2, 0.3], [-0.1, 0.25, -0.3])
-    0.9933992677987828
+    0.9607689228305227
     """
     s, e = _arrays(std=std, error=error)
     s, e = s.ravel(), np.abs(e).ravel()
@@ -402,7 +402,8 @@ def uncertainty_metrics(reconstruction: "Reconstruction", truth, *, level: float
     calibrated if ``calibration`` is given), ``mean_width`` (of that interval),
     ``rmse``, ``mean_std``, ``z_mean`` and ``z_std`` (of :func:`z_scores` over pixels
     with a non-zero std; ``z_std`` near 1 means the std has the right size) and
-    ``std_error_correlation``. All per channel entry, physical units.
+    ``std_error_correlation``. With a calibration, the std is the calibrated one
+    :math:`k(s)\,s`. All per channel entry, physical units.
 
     Examples
     --------
@@ -417,6 +418,8 @@ def uncertainty_metrics(reconstruction: "Reconstruction", truth, *, level: float
     x = _image_like(truth, reconstruction, "truth")
     lower, upper = interval(reconstruction, level, method=method, calibration=calibration)
     mean, std = reconstruction.mean.values, reconstruction.std.values
+    if calibration is not None:
+        std = calibration.scale(std) * std
     z = z_scores(x, mean, std)
     z = z[np.isfinite(z)]
     return {"level": level, "coverage": coverage(x, lower.values, upper.values),
