@@ -1,0 +1,131 @@
+"""Reconstruction: summaries, units, physical and sky coordinates, NetCDF round trip."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from astropy.io import fits
+from astropy.wcs import WCS
+
+from reddiff import InputError, Reconstruction
+from reddiff.result import atomic_write, with_coords, with_wcs
+from reddiff.uncertainty import fit_calibration
+
+
+def samples(n=6, c=1, h=5, w=7, seed=0):
+    return torch.randn(n, c, h, w, generator=torch.Generator().manual_seed(seed))
+
+
+def sky_wcs(crpix=(4.0, 3.0)):
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.crval = [150.0, 2.0]
+    wcs.wcs.crpix = list(crpix)
+    wcs.wcs.cdelt = [-1e-3, 1e-3]
+    return wcs
+
+
+def test_from_samples_summaries_and_units():
+    s = samples()
+    attrs = {"config": {"lam": 0.5, "transform": {"kind": "affine", "unit": "1/mm"}},
+             "seeds": [1, 2], "time_s": 0.25}
+    rec = Reconstruction.from_samples(s, quantiles=(0.1, 0.9), keep_samples=True, attrs=attrs)
+    np.testing.assert_allclose(rec.mean.values, s.mean(0).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(rec.std.values, s.std(0, correction=0).numpy(), rtol=1e-5)
+    np.testing.assert_allclose(rec.dataset["quantiles"].sel(quantile=0.9).values,
+                               np.quantile(s.numpy(), 0.9, axis=0), rtol=1e-5, atol=1e-6)
+    assert rec.mean.attrs["units"] == rec.std.attrs["units"] == "1/mm"
+    assert rec.config["lam"] == 0.5 and rec.seeds == [1, 2]
+    assert Reconstruction.from_samples(s, units="count").mean.attrs["units"] == "count"
+    assert rec.tensor().shape == (1, 1, 5, 7)
+
+
+def test_magnitude_of_complex_channels():
+    s = torch.zeros(2, 2, 2, 2)
+    s[:, 0], s[:, 1] = 3.0, 4.0
+    rec = Reconstruction.from_samples(s)
+    assert list(rec.mean.channel.values) == ["real", "imag"]
+    np.testing.assert_allclose(rec.magnitude().values, 5.0)
+
+
+def test_with_coords_gives_pixel_centres_in_mm():
+    rec = with_coords(Reconstruction.from_samples(samples()), spacing=(0.5, 0.8),
+                      origin=(-10.0, 2.0))
+    np.testing.assert_allclose(rec.dataset["y"].values, -10.0 + 0.5 * np.arange(5))
+    np.testing.assert_allclose(rec.dataset["x"].values, 2.0 + 0.8 * np.arange(7))
+    assert rec.dataset["x"].attrs["units"] == "mm"
+    for bad, field in [(dict(spacing=(0, 1)), "spacing"), (dict(spacing=(1,)), "spacing"),
+                       (dict(origin=(np.nan, 0)), "origin")]:
+        with pytest.raises(InputError) as err:
+            with_coords(rec, **bad)
+        assert err.value.field == field
+
+
+def test_with_wcs_adds_sky_coordinates_matching_astropy():
+    wcs = sky_wcs()
+    rec = with_wcs(Reconstruction.from_samples(samples()), wcs)
+    ra, dec = wcs.pixel_to_world_values(6, 4)  # x = 6, y = 4 (0-based)
+    assert rec.dataset["ra"].values[4, 6] == pytest.approx(ra)
+    assert rec.dataset["dec"].values[4, 6] == pytest.approx(dec)
+    assert rec.dataset["ra"].attrs["units"] == "deg"
+    assert rec.wcs.wcs.crpix.tolist() == [4.0, 3.0]
+    # a FITS header (as read from a file) and its string work too
+    header = wcs.to_header()
+    from_header = with_wcs(Reconstruction.from_samples(samples()), header)
+    from_text = with_wcs(Reconstruction.from_samples(samples()), header.tostring(sep="\n"))
+    np.testing.assert_allclose(from_header.dataset["ra"].values, rec.dataset["ra"].values)
+    np.testing.assert_allclose(from_text.dataset["dec"].values, rec.dataset["dec"].values)
+    with pytest.raises(InputError, match="2-D WCS"):
+        with_wcs(rec, WCS(naxis=3))
+    with pytest.raises(InputError, match="header"):
+        with_wcs(rec, 42)
+
+
+def test_netcdf_round_trip_preserves_values_coords_and_attrs(tmp_path):
+    s = samples(c=2)
+    truth = torch.zeros(1, 2, 5, 7)
+    attrs = {"config": {"steps": 10, "prior": "gaussian", "physics": "MRI"}, "seeds": [3, 4],
+             "time_s": 1.5, "device": "cpu"}
+    rec = Reconstruction.from_samples(s, keep_samples=True, attrs=attrs, units="a.u.")
+    rec = with_wcs(with_coords(rec, spacing=(0.7, 0.7)), sky_wcs())
+    rec = rec.calibrated(fit_calibration([rec], [truth]))
+    back = Reconstruction.from_netcdf(rec.to_netcdf(tmp_path / "r.nc"))
+    assert set(back.dataset.data_vars) == set(rec.dataset.data_vars) == {
+        "mean", "std", "quantiles", "samples", "std_calibrated", "lower", "upper"}
+    for name in rec.dataset.data_vars:
+        np.testing.assert_array_equal(back.dataset[name].values, rec.dataset[name].values)
+        assert back.dataset[name].attrs == rec.dataset[name].attrs
+    for name in ("y", "x", "ra", "dec", "channel", "quantile"):
+        np.testing.assert_array_equal(back.dataset[name].values, rec.dataset[name].values)
+        assert back.dataset[name].attrs == rec.dataset[name].attrs
+    assert back.dataset.attrs == rec.dataset.attrs
+    assert back.config == attrs["config"] and back.seeds == [3, 4]
+    assert back.calibration == rec.calibration
+    assert back.wcs.to_header().tostring() == rec.wcs.to_header().tostring()
+    assert list(tmp_path.iterdir()) == [tmp_path / "r.nc"]  # no temporary left behind
+
+
+def test_from_netcdf_errors_name_the_file(tmp_path):
+    with pytest.raises(InputError, match="no such file") as err:
+        Reconstruction.from_netcdf(tmp_path / "missing.nc")
+    assert err.value.path.endswith("missing.nc")
+    junk = tmp_path / "junk.nc"
+    junk.write_text("not netcdf")
+    with pytest.raises(InputError, match="not a readable NetCDF"):
+        Reconstruction.from_netcdf(junk)
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path):
+    def fail(tmp):
+        with open(tmp, "w") as f:
+            f.write("partial")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(tmp_path / "out.txt", fail)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(InputError, match="output folder"):
+        atomic_write(tmp_path / "nope" / "out.txt", fail)
+    path = atomic_write(tmp_path / "ok.json", lambda tmp: open(tmp, "w").write(json.dumps([1])))
+    assert json.loads(path.read_text()) == [1]
