@@ -60,7 +60,7 @@ def uncertainty_figure(reconstruction: Reconstruction, *, measurement_image=None
     >>> len(fig.axes) > 4   # image panels, colour bars and the scatter
     True
     """
-    if not isinstance(reconstruction, Reconstruction):
+    if not isinstance(getattr(reconstruction, "dataset", None), xr.Dataset):
         raise InputError(f"expected a Reconstruction, got {type(reconstruction).__name__}",
                          field="reconstruction")
     mean = _magnitude(reconstruction.dataset["mean"].values, "mean")
