@@ -3,6 +3,7 @@
 Usage::
 
     python benchmarks/bench_uncertainty.py diversity      # Gaussian prior, exact posterior known
+    python benchmarks/bench_uncertainty.py kspace         # MRI k-space std, sampled vs not
     python benchmarks/bench_uncertainty.py calibration    # real priors, simulated MRI/CT/sky
     python benchmarks/bench_uncertainty.py throughput     # batched vs sequential, 8 samples
     python benchmarks/bench_uncertainty.py all
@@ -146,6 +147,46 @@ def _diversity_row(problems, sigma, prior_std, setting, args) -> dict:
             "rmse vs exact mean": s["rexact"]}
 
 
+def kspace(args) -> None:
+    """Std of k-space coefficients over samples, sampled vs unsampled lines (Gaussian prior)."""
+    import deepinv as dinv
+
+    size, sigma = args.size, 0.05
+    lines = torch.zeros(size)
+    lines[::4] = 1
+    lines[size // 2 - size // 16:size // 2 + size // 16] = 1
+    mask = lines.view(1, size).expand(size, size)
+    physics = dinv.physics.MRI(mask=mask, img_size=(2, size, size))
+    rows = []
+    for i in range(args.images):
+        g = torch.Generator().manual_seed(400 + i)
+        truth = torch.randn(1, 2, size, size, generator=g)
+        y = physics.A(truth) + sigma * torch.randn(1, 2, size, size, generator=g)
+        for timesteps in ("descending", "random"):
+            for sigma_x0 in (0.0, 0.05, 0.1):
+                rec = red_diff(y, physics, GaussianPrior(channels=2), data_term=sigma,
+                               steps=args.steps, timesteps=timesteps, sigma_x0=sigma_x0,
+                               n_samples=args.samples, seed=i, keep_samples=True)
+                k = physics.im_to_kspace(torch.from_numpy(rec.dataset["samples"].values))
+                kstd = k.std(0).norm(dim=0)
+                rows.append({"timesteps": timesteps, "sigma_x0": sigma_x0,
+                             "sampled": float(kstd[mask > 0].mean()),
+                             "unsampled": float(kstd[mask == 0].mean())})
+    merged = []
+    for key in dict.fromkeys((r["timesteps"], r["sigma_x0"]) for r in rows):
+        group = [r for r in rows if (r["timesteps"], r["sigma_x0"]) == key]
+        sampled = float(np.mean([r["sampled"] for r in group]))
+        unsampled = float(np.mean([r["unsampled"] for r in group]))
+        merged.append({"timesteps": key[0], "sigma_x0": key[1], "k-space std sampled": sampled,
+                       "k-space std unsampled": unsampled, "ratio": unsampled / sampled})
+    true_sampled = (2 / (1 / sigma**2 + 1)) ** 0.5  # |(std re, std im)| of the exact posterior
+    print(f"\n### MRI {size}x{size}, {int(lines.sum())}/{size} lines, sigma={sigma}, Gaussian "
+          f"prior N(0, 1), {args.images} images, {args.samples} samples, steps={args.steps}; "
+          f"std = |(std real, std imag)| per coefficient; exact posterior: sampled "
+          f"{true_sampled:.3f}, unsampled {2 ** 0.5:.3f}, ratio {2 ** 0.5 / true_sampled:.1f}\n")
+    print(table(merged, list(merged[0])))
+
+
 # -- calibration on held-out simulated data ------------------------------------------
 
 def problems_for(modality: str, n: int, args) -> list[Problem]:
@@ -277,7 +318,7 @@ def throughput(args) -> None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=["diversity", "calibration", "throughput", "all"])
+    parser.add_argument("part", choices=["diversity", "kspace", "calibration", "throughput", "all"])
     parser.add_argument("--size", type=int, default=32, help="image side of the Gaussian problem")
     parser.add_argument("--modality-size", type=int, default=64, help="image side for MRI/CT/sky")
     parser.add_argument("--images", type=int, default=4, help="test images for diversity")
@@ -296,6 +337,8 @@ def main(argv=None) -> None:
     started = time.perf_counter()
     if args.part in ("diversity", "all"):
         diversity(args)
+    if args.part in ("kspace", "all"):
+        kspace(args)
     if args.part in ("calibration", "all"):
         calibration(args)
     if args.part in ("throughput", "all"):
