@@ -25,7 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from reddiff import GaussianPrior, Reconstruction, red_diff
+from reddiff import GaussianPrior, Prior, Reconstruction, red_diff
+from reddiff.priors import ddpm_linear_schedule
 from reddiff.uncertainty import (fit_calibration, interval, normal_quantile,
                                  uncertainty_metrics)
 
@@ -189,10 +190,35 @@ def kspace(args) -> None:
 
 # -- calibration on held-out simulated data ------------------------------------------
 
+class RandomUNetPrior(Prior):
+    """A diffusers UNet with random weights: the compute cost of a network prior, for timing
+    only (its noise predictions are meaningless)."""
+
+    def __init__(self, size: int):
+        from diffusers import UNet2DModel
+
+        super().__init__(ddpm_linear_schedule(), channels=1, name="random-unet")
+        with torch.random.fork_rng():  # fixed weights without touching the caller's RNG
+            torch.manual_seed(0)
+            self.net = UNet2DModel(
+                sample_size=size, in_channels=1, out_channels=1,
+                block_out_channels=(32, 64, 64, 128), layers_per_block=1,
+                down_block_types=("DownBlock2D",) * 3 + ("AttnDownBlock2D",),
+                up_block_types=("AttnUpBlock2D",) + ("UpBlock2D",) * 3)
+
+    def eps(self, x_t, t):
+        return 0.01 * self.net(x_t, t).sample
+
+
 def problems_for(modality: str, n: int, args) -> list[Problem]:
     """``n`` simulated problems of one modality, each from a different true image."""
     if modality == "gaussian":
         return inpainting_problems(n, size=args.size, sigma=0.1, prior_std=1.0, seed=200)
+    if modality == "random-unet":  # timing only
+        problems = inpainting_problems(n, size=args.modality_size, sigma=0.1, prior_std=1.0,
+                                       seed=200)
+        prior = RandomUNetPrior(args.modality_size)
+        return [Problem(p.y, p.physics, p.truth, prior) for p in problems]
     return modality_problems(modality, n, args)
 
 
@@ -285,7 +311,7 @@ def solver_settings(modality: str, args) -> dict:
 
 def throughput(args) -> None:
     rows = []
-    for modality in args.modalities:
+    for modality in args.throughput_modalities:
         try:
             problem = problems_for(modality, 1, args)[0]
         except Unavailable as err:
@@ -332,6 +358,8 @@ def main(argv=None) -> None:
     parser.add_argument("--sigma-x0", type=float, default=0.0)
     parser.add_argument("--timesteps", default="descending")
     parser.add_argument("--throughput-steps", type=int, default=20)
+    parser.add_argument("--throughput-modalities", nargs="+",
+                        default=["gaussian", "random-unet", "mri", "ct", "astro"])
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
