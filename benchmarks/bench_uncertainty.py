@@ -304,7 +304,8 @@ def min_tercile_coverage(recs, truths, calibration) -> float:
 
 def solver_settings(modality: str, args) -> dict:
     """Solver settings per modality (the same for calibration and test images)."""
-    return {"steps": args.steps, "sigma_x0": args.sigma_x0, "timesteps": args.timesteps}
+    steps = args.steps if modality == "gaussian" else args.modality_steps
+    return {"steps": steps, "sigma_x0": args.sigma_x0, "timesteps": args.timesteps}
 
 
 # -- throughput: batched vs sequential -------------------------------------------------
@@ -349,7 +350,9 @@ def main(argv=None) -> None:
     parser.add_argument("--modality-size", type=int, default=64, help="image side for MRI/CT/sky")
     parser.add_argument("--images", type=int, default=4, help="test images for diversity")
     parser.add_argument("--samples", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--steps", type=int, default=100, help="steps of the Gaussian problems")
+    parser.add_argument("--modality-steps", type=int, default=50,
+                        help="steps for MRI/CT/sky (network priors are slow on a CPU)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--modalities", nargs="+", default=["gaussian", "mri", "ct", "astro"])
     parser.add_argument("--cal-images", type=int, default=4)
