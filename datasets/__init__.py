@@ -1,0 +1,16 @@
+"""File formats (fastMRI HDF5, DICOM, FITS, sinograms), simulated measurement files
+and the offline sample images.
+
+Readers return small dataclasses holding arrays, metadata and the source path;
+every failure is a :class:`reddiff.errors.InputError` naming the file and field.
+"""
+
+from .detect import FORMATS, detect_format
+from .dicom import DicomVolume, read_dicom
+from .fits import SkyImage, read_fits, read_psf
+from .images import ImageData, read_image
+from .samples import SAMPLES, SampleImage, list_samples, sample_image, sample_path
+
+__all__ = ["read_image", "ImageData", "detect_format", "FORMATS",
+           "read_dicom", "DicomVolume", "read_fits", "read_psf", "SkyImage",
+           "sample_image", "sample_path", "list_samples", "SampleImage", "SAMPLES"]
