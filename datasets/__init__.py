@@ -9,8 +9,9 @@ from .detect import FORMATS, detect_format
 from .dicom import DicomVolume, read_dicom
 from .fits import SkyImage, read_fits, read_psf
 from .images import ImageData, read_image
+from .phantoms import ellipse_phantom
 from .samples import SAMPLES, SampleImage, list_samples, sample_image, sample_path
 
 __all__ = ["read_image", "ImageData", "detect_format", "FORMATS",
            "read_dicom", "DicomVolume", "read_fits", "read_psf", "SkyImage",
-           "sample_image", "sample_path", "list_samples", "SampleImage", "SAMPLES"]
+           "sample_image", "sample_path", "list_samples", "SampleImage", "SAMPLES", "ellipse_phantom"]
