@@ -6,12 +6,12 @@ every failure is a :class:`reddiff.errors.InputError` naming the file and field.
 """
 
 from .detect import FORMATS, detect_format
-from .dicom import DicomVolume, read_dicom
-from .fits import SkyImage, read_fits, read_psf
+from .dicom import DicomVolume, read_dicom, write_dicom
+from .fits import SkyImage, read_fits, read_psf, write_fits
 from .images import ImageData, read_image
 from .phantoms import ellipse_phantom
 from .samples import SAMPLES, SampleImage, list_samples, sample_image, sample_path
 
 __all__ = ["read_image", "ImageData", "detect_format", "FORMATS",
-           "read_dicom", "DicomVolume", "read_fits", "read_psf", "SkyImage",
+           "read_dicom", "write_dicom", "DicomVolume", "read_fits", "read_psf", "write_fits", "SkyImage",
            "sample_image", "sample_path", "list_samples", "SampleImage", "SAMPLES", "ellipse_phantom"]
