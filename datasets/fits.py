@@ -231,7 +231,7 @@ def write_fits(reconstruction: Reconstruction, path, *, reference: SkyImage | No
         The image the measurement came from: its header cards (telescope, WCS, ...)
         are kept and its blank pixels are written as NaN. Must have the result's shape.
     variance : bool
-        Write the variance :math:`\sigma^2` as ``VAR`` instead of ``STD``.
+        Write the variance :math:`\\sigma^2` as ``VAR`` instead of ``STD``.
 
     Returns
     -------

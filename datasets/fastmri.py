@@ -1,0 +1,279 @@
+"""fastMRI HDF5 files: raw k-space, sampling mask, reference images and ISMRMRD header.
+
+The layout (https://github.com/facebookresearch/fastMRI, "Dataset"):
+
+``kspace``
+    complex64, ``(slices, coils, H, W)`` multi-coil or ``(slices, H, W)`` single-coil;
+    ``H`` is the readout direction (ISMRMRD ``x``), ``W`` the phase-encode one (``y``).
+``mask`` (undersampled test/challenge files only)
+    ``(W,)`` phase-encode lines that were acquired (k-space is zero elsewhere).
+``reconstruction_rss`` / ``reconstruction_esc`` (training/validation files)
+    float32 ``(slices, h, w)`` reference images, cropped to the recon matrix.
+``ismrmrd_header``
+    the ISMRMRD XML header as bytes: encoded and recon matrix sizes and fields of view.
+root attributes
+    ``acquisition``, ``max``, ``norm``, ``patient_id`` (and ``acceleration``,
+    ``num_low_frequency`` in undersampled files).
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from reddiff.errors import InputError
+from reddiff.result import atomic_write
+
+from ._io import input_file, reading
+
+TARGETS = ("reconstruction_rss", "reconstruction_esc")
+
+
+@dataclass(frozen=True)
+class MRIHeader:
+    """Geometry from the ISMRMRD header; sizes and fields of view as ``(x, y, z)``.
+
+    ``x`` is the readout (k-space rows ``H``), ``y`` the phase encode (columns ``W``).
+    """
+
+    encoded_matrix: tuple[int, int, int]
+    encoded_fov_mm: tuple[float, float, float]
+    recon_matrix: tuple[int, int, int]
+    recon_fov_mm: tuple[float, float, float]
+
+    @property
+    def pixel_spacing_mm(self) -> tuple[float, float]:
+        """``(dy, dx)`` of the image on the k-space grid: rows along x, columns along y."""
+        return (self.encoded_fov_mm[0] / self.encoded_matrix[0],
+                self.encoded_fov_mm[1] / self.encoded_matrix[1])
+
+    @property
+    def crop_shape(self) -> tuple[int, int]:
+        """``(rows, cols)`` of the recon matrix, the centre crop fastMRI evaluates on."""
+        return self.recon_matrix[0], self.recon_matrix[1]
+
+    def to_xml(self) -> bytes:
+        """A minimal ISMRMRD header holding this geometry."""
+        root = ET.Element("ismrmrdHeader", xmlns="http://www.ismrm.org/ISMRMRD")
+        encoding = ET.SubElement(root, "encoding")
+        for space, matrix, fov in (("encodedSpace", self.encoded_matrix, self.encoded_fov_mm),
+                                   ("reconSpace", self.recon_matrix, self.recon_fov_mm)):
+            node = ET.SubElement(encoding, space)
+            for tag, values, fmt in (("matrixSize", matrix, "{:d}"), ("fieldOfView_mm", fov, "{:g}")):
+                child = ET.SubElement(node, tag)
+                for axis, value in zip("xyz", values):
+                    ET.SubElement(child, axis).text = fmt.format(value)
+        ET.SubElement(encoding, "trajectory").text = "cartesian"
+        return ET.tostring(root, xml_declaration=True, encoding="utf-8")
+
+
+@dataclass(eq=False)
+class MRIData:
+    """k-space and metadata from a fastMRI file.
+
+    Attributes
+    ----------
+    kspace : numpy.ndarray
+        complex64 ``(slices, coils, H, W)`` (``coils == 1`` for single-coil files),
+        zero on lines that were not acquired.
+    mask : numpy.ndarray or None
+        bool ``(W,)``: acquired phase-encode lines; None when fully sampled.
+    multicoil : bool
+    target : numpy.ndarray or None
+        float32 ``(slices, h, w)`` reference image (RSS or ESC) of the chosen slices.
+    target_name : str or None
+    header : MRIHeader or None
+    attrs : dict
+        Root attributes (``acquisition``, ``max``, ``norm``, ``patient_id``, ...).
+    slices : numpy.ndarray
+        Indices of the slices read.
+    retrospective : bool
+        True when the mask was drawn here (``acceleration=``) on a fully sampled file.
+    path : pathlib.Path or None
+    """
+
+    kspace: np.ndarray
+    mask: np.ndarray | None
+    multicoil: bool
+    target: np.ndarray | None = None
+    target_name: str | None = None
+    header: MRIHeader | None = None
+    attrs: dict = field(default_factory=dict)
+    slices: np.ndarray | None = None
+    retrospective: bool = False
+    path: Path | None = None
+
+    @property
+    def pixel_spacing_mm(self) -> tuple[float, float] | None:
+        """``(dy, dx)`` of the image on the k-space grid, from the header."""
+        return None if self.header is None else self.header.pixel_spacing_mm
+
+
+def read_fastmri(path, *, slices=None, acceleration: float | None = None,
+                 center_fraction: float = 0.08, seed=None) -> MRIData:
+    """Read a fastMRI HDF5 file (single- or multi-coil).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    slices : int, slice or sequence of int, optional
+        Which slices to read (default all).
+    acceleration : float, optional
+        Undersample a fully sampled file retrospectively by this factor (random
+        phase-encode lines plus a fully sampled centre, from
+        :func:`reddiff.operators.mri`). Not allowed for a file that has its own mask.
+    center_fraction : float
+        Fraction of central lines always kept when undersampling retrospectively.
+    seed : int or torch.Generator, optional
+        Randomness of the retrospective mask.
+
+    Returns
+    -------
+    MRIData
+
+    Notes
+    -----
+    With mask :math:`m \\in \\{0,1\\}^W` the returned k-space is
+    :math:`y_{s,c,h,w} = m_w\\,k_{s,c,h,w}`. A file with zero-filled columns and no
+    ``mask`` dataset is undersampled: its mask is the set of non-zero columns.
+
+    Examples
+    --------
+    See ``tests/datasets/test_fastmri.py`` for a file written in the fastMRI layout.
+    """
+    path = input_file(path)
+    with reading(path, "fastMRI HDF5 file"):
+        data = _read(path, slices)
+    if data.mask is not None and acceleration is not None:
+        raise InputError("the file is already undersampled (it has a mask); acceleration= is for "
+                         "fully sampled files", path=path, field="mask")
+    if acceleration is not None:
+        from reddiff.operators.mri import cartesian_mask
+
+        width = data.kspace.shape[-1]
+        data.mask = np.asarray(cartesian_mask(width, acceleration=acceleration,
+                                              center_fraction=center_fraction, seed=seed), dtype=bool)
+        data.kspace = data.kspace * data.mask
+        data.retrospective = True
+    return data
+
+
+def _read(path: Path, slices) -> MRIData:
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        if "kspace" not in f or not isinstance(f["kspace"], h5py.Dataset):
+            raise InputError("no 'kspace' dataset (not a fastMRI file)", path=path, field="kspace")
+        dset = f["kspace"]
+        if dset.ndim not in (3, 4) or not np.issubdtype(dset.dtype, np.complexfloating):
+            raise InputError(f"expected complex (slices, [coils,] H, W), got {dset.dtype} {dset.shape}",
+                             path=path, field="kspace")
+        index = _slice_index(slices, dset.shape[0], path)
+        kspace = dset[np.sort(index)][np.argsort(np.argsort(index))].astype(np.complex64)
+        multicoil = dset.ndim == 4
+        if not multicoil:
+            kspace = kspace[:, None]
+        mask = _mask(f, kspace, path)
+        target_name = next((t for t in TARGETS if t in f), None)
+        target = None
+        if target_name is not None:
+            ref = f[target_name]
+            if ref.ndim != 3 or ref.shape[0] != dset.shape[0]:
+                raise InputError(f"expected ({dset.shape[0]}, h, w), got {ref.shape}", path=path,
+                                 field=target_name)
+            target = ref[np.sort(index)][np.argsort(np.argsort(index))].astype(np.float32)
+        header = _header(f["ismrmrd_header"][()], path) if "ismrmrd_header" in f else None
+        attrs = {k: _plain(v) for k, v in f.attrs.items()}
+    if not np.isfinite(kspace.view(np.float32)).all():
+        raise InputError("k-space has NaN or infinite values", path=path, field="kspace")
+    return MRIData(kspace=kspace, mask=mask, multicoil=multicoil, target=target,
+                   target_name=target_name, header=header, attrs=attrs, slices=index, path=path)
+
+
+def _slice_index(slices, n: int, path: Path) -> np.ndarray:
+    if slices is None:
+        return np.arange(n)
+    try:
+        index = np.arange(n)[slices]
+    except (IndexError, TypeError, ValueError) as err:
+        raise InputError(f"cannot pick slices {slices!r} from {n}", path=path, field="slices") from err
+    index = np.atleast_1d(index)
+    if index.size == 0:
+        raise InputError(f"slices {slices!r} selects none of {n}", path=path, field="slices")
+    if len(np.unique(index)) != index.size:
+        raise InputError(f"slices {slices!r} repeats a slice", path=path, field="slices")
+    return index
+
+
+def _mask(f, kspace: np.ndarray, path: Path) -> np.ndarray | None:
+    width = kspace.shape[-1]
+    if "mask" in f:
+        mask = np.asarray(f["mask"][()])
+        if mask.shape != (width,):
+            raise InputError(f"expected ({width},) to match k-space width, got {mask.shape}",
+                             path=path, field="mask")
+        if not np.isin(mask, (0, 1)).all():
+            raise InputError("expected a 0/1 mask", path=path, field="mask")
+        mask = mask.astype(bool)
+        return None if mask.all() else mask
+    acquired = np.abs(kspace).sum(axis=(0, 1, 2)) > 0
+    return None if acquired.all() else acquired
+
+
+def _header(xml, path: Path) -> MRIHeader:
+    text = xml.item() if isinstance(xml, np.ndarray) else xml
+    try:
+        root = ET.fromstring(text)
+        enc = root.find("{*}encoding")
+
+        def triple(space, tag, kind):
+            node = enc.find(f"{{*}}{space}/{{*}}{tag}")
+            return tuple(kind(float(node.find(f"{{*}}{axis}").text)) for axis in "xyz")
+
+        return MRIHeader(triple("encodedSpace", "matrixSize", int), triple("encodedSpace", "fieldOfView_mm", float),
+                         triple("reconSpace", "matrixSize", int), triple("reconSpace", "fieldOfView_mm", float))
+    except (ET.ParseError, AttributeError, TypeError, ValueError) as err:
+        raise InputError(f"unreadable ISMRMRD XML header ({err})", path=path, field="ismrmrd_header") from err
+
+
+def _plain(value):
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    if isinstance(value, np.generic):
+        return value.item()
+    return value.tolist() if isinstance(value, np.ndarray) else value
+
+
+def write_fastmri(data: MRIData, path) -> Path:
+    """Write :class:`MRIData` in the fastMRI layout, atomically.
+
+    Multi-coil data keeps its coil axis; single-coil is written ``(slices, H, W)``
+    with its target as ``reconstruction_esc``, multi-coil targets as
+    ``reconstruction_rss``. A mask is written only for undersampled data.
+    """
+    import h5py
+
+    kspace = np.asarray(data.kspace, dtype=np.complex64)
+    if kspace.ndim != 4:
+        raise InputError(f"expected kspace (slices, coils, H, W), got {kspace.shape}", field="kspace")
+    if not np.isfinite(kspace.view(np.float32)).all():
+        raise InputError("k-space has NaN or infinite values", field="kspace")
+    if data.mask is not None and np.shape(data.mask) != (kspace.shape[-1],):
+        raise InputError(f"expected ({kspace.shape[-1]},), got {np.shape(data.mask)}", field="mask")
+
+    def write(tmp):
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("kspace", data=kspace if data.multicoil else kspace[:, 0])
+            if data.mask is not None:
+                f.create_dataset("mask", data=np.asarray(data.mask, dtype=bool))
+            if data.target is not None:
+                name = "reconstruction_rss" if data.multicoil else "reconstruction_esc"
+                f.create_dataset(name, data=np.asarray(data.target, dtype=np.float32))
+            if data.header is not None:
+                f.create_dataset("ismrmrd_header", data=data.header.to_xml())
+            for key, value in data.attrs.items():
+                f.attrs[key] = value
+    return atomic_write(path, write)
