@@ -7,11 +7,16 @@ every failure is a :class:`reddiff.errors.InputError` naming the file and field.
 
 from .detect import FORMATS, detect_format
 from .dicom import DicomVolume, read_dicom, write_dicom
+from .fastmri import MRIData, MRIHeader, read_fastmri, write_fastmri
 from .fits import SkyImage, read_fits, read_psf, write_fits
+from .geometry import with_geometry
 from .images import ImageData, read_image
 from .phantoms import ellipse_phantom
+from .sinogram import Sinogram, read_sinogram, write_sinogram
 from .samples import SAMPLES, SampleImage, list_samples, sample_image, sample_path
 
 __all__ = ["read_image", "ImageData", "detect_format", "FORMATS",
            "read_dicom", "write_dicom", "DicomVolume", "read_fits", "read_psf", "write_fits", "SkyImage",
+           "read_fastmri", "write_fastmri", "MRIData", "MRIHeader",
+           "read_sinogram", "write_sinogram", "Sinogram", "with_geometry",
            "sample_image", "sample_path", "list_samples", "SampleImage", "SAMPLES", "ellipse_phantom"]

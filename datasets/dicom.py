@@ -258,7 +258,7 @@ COPIED = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "Patient
           "StudyInstanceUID", "StudyDate", "StudyTime", "StudyID", "AccessionNumber",
           "ReferringPhysicianName", "StudyDescription", "FrameOfReferenceUID",
           "PositionReferenceIndicator", "Modality", "Manufacturer", "BodyPartExamined",
-          "ImageOrientationPatient", "SliceThickness", "SliceLocation", "InstanceNumber",
+          "SliceThickness", "SliceLocation", "InstanceNumber",
           "PatientPosition", "KVP", "ScanningSequence", "SequenceVariant", "ScanOptions",
           "MRAcquisitionType", "EchoTime", "RepetitionTime", "MagneticFieldStrength")
 
@@ -309,14 +309,13 @@ def write_dicom(reconstruction: Reconstruction, reference: DicomVolume, out_dir,
     if not 0 <= slice_index < len(reference.headers):
         raise InputError(f"slice_index must be in [0, {len(reference.headers)}), got {slice_index}",
                          field="slice_index")
-    source = reference.headers[slice_index]
     stem = stem or reference.files[slice_index].stem
     out_dir = Path(out_dir)
     images = _derived_values(reconstruction, reference.unit)
     written: list[Path] = []
     try:
         for number, (name, values) in enumerate(images.items(), start=1):
-            ds = _derived_dataset(values, source, reference, name, number, reconstruction)
+            ds = _derived_dataset(values, reference, slice_index, name, number, reconstruction)
             target = out_dir / f"{stem}_{name}.dcm"
             written.append(atomic_write(target, lambda tmp, ds=ds: ds.save_as(tmp, enforce_file_format=True)))
     except BaseException:
@@ -343,8 +342,9 @@ def _derived_values(reconstruction: Reconstruction, unit: str) -> dict[str, np.n
     return {"mean": mean, "std": std}
 
 
-def _derived_dataset(values: np.ndarray, source: Dataset, reference: DicomVolume, name: str,
+def _derived_dataset(values: np.ndarray, reference: DicomVolume, slice_index: int, name: str,
                      number: int, reconstruction: Reconstruction) -> Dataset:
+    source = reference.headers[slice_index]
     ds = Dataset()
     for keyword in COPIED:
         if keyword in source:
@@ -364,7 +364,7 @@ def _derived_dataset(values: np.ndarray, source: Dataset, reference: DicomVolume
     item.ReferencedSOPClassUID = source.get("SOPClassUID", ds.SOPClassUID)
     item.ReferencedSOPInstanceUID = source.get("SOPInstanceUID", "")
     ds.SourceImageSequence = [item]
-    _set_geometry(ds, reference, source, values.shape)
+    _set_geometry(ds, reference, slice_index, values.shape)
     _set_pixels(ds, values, reference.unit)
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
@@ -374,17 +374,24 @@ def _derived_dataset(values: np.ndarray, source: Dataset, reference: DicomVolume
     return ds
 
 
-def _set_geometry(ds: Dataset, reference: DicomVolume, source: Dataset, shape) -> None:
-    """Same plane and field of view as the source slice, on the result's grid."""
-    rows, cols = int(source.Rows), int(source.Columns)
-    (dy, dx), orientation = reference.pixel_spacing, _orientation(source)
+def slice_grid(volume: DicomVolume, shape, *, slice_index: int = 0) -> tuple[tuple[float, float], np.ndarray]:
+    """Pixel spacing ``(dy, dx)`` and position of pixel ``(0, 0)`` for a ``shape`` grid
+    covering the same field of view as slice ``slice_index`` (corner kept fixed)."""
+    source = volume.headers[slice_index]
+    rows, cols = volume.array.shape[1:]
+    (dy, dx), orientation = volume.pixel_spacing, _orientation(source)
     new_dy, new_dx = dy * rows / shape[0], dx * cols / shape[1]
     row_dir, col_dir = orientation[:3], orientation[3:]  # along a row (x), down a column (y)
-    corner = _position(source) - 0.5 * (dx * row_dir + dy * col_dir)
-    position = corner + 0.5 * (new_dx * row_dir + new_dy * col_dir)
+    corner = volume.positions[slice_index] - 0.5 * (dx * row_dir + dy * col_dir)
+    return (new_dy, new_dx), corner + 0.5 * (new_dx * row_dir + new_dy * col_dir)
+
+
+def _set_geometry(ds: Dataset, reference: DicomVolume, slice_index: int, shape) -> None:
+    """Same plane and field of view as the source slice, on the result's grid."""
+    (dy, dx), position = slice_grid(reference, shape, slice_index=slice_index)
     ds.ImagePositionPatient = [round(float(v), 6) for v in position]
-    ds.ImageOrientationPatient = [float(v) for v in orientation]
-    ds.PixelSpacing = [round(new_dy, 8), round(new_dx, 8)]
+    ds.ImageOrientationPatient = [float(v) for v in reference.orientation]
+    ds.PixelSpacing = [round(dy, 8), round(dx, 8)]
 
 
 def _set_pixels(ds: Dataset, values: np.ndarray, unit: str) -> None:

@@ -142,7 +142,12 @@ def read_fastmri(path, *, slices=None, acceleration: float | None = None,
 
     Examples
     --------
-    See ``tests/datasets/test_fastmri.py`` for a file written in the fastMRI layout.
+    >>> import tempfile, os, h5py
+    >>> path = os.path.join(tempfile.mkdtemp(), "file.h5")
+    >>> with h5py.File(path, "w") as f:
+    ...     f["kspace"] = np.ones((3, 4, 8, 6), np.complex64)
+    >>> read_fastmri(path, slices=[2]).kspace.shape
+    (1, 4, 8, 6)
     """
     path = input_file(path)
     with reading(path, "fastMRI HDF5 file"):
@@ -253,6 +258,14 @@ def write_fastmri(data: MRIData, path) -> Path:
     Multi-coil data keeps its coil axis; single-coil is written ``(slices, H, W)``
     with its target as ``reconstruction_esc``, multi-coil targets as
     ``reconstruction_rss``. A mask is written only for undersampled data.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> k = np.ones((1, 2, 8, 6), np.complex64)
+    >>> out = write_fastmri(MRIData(k, None, multicoil=True), os.path.join(tempfile.mkdtemp(), "f.h5"))
+    >>> read_fastmri(out).kspace.shape
+    (1, 2, 8, 6)
     """
     import h5py
 

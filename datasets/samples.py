@@ -128,7 +128,13 @@ def list_samples(*, modality: str | None = None, held_out: bool | None = None) -
 
 
 def sample_path(name: str) -> Path:
-    """The file of sample ``name`` inside its installed package."""
+    """The file of sample ``name`` inside its installed package.
+
+    Examples
+    --------
+    >>> sample_path("mr_small").name
+    'MR_small.dcm'
+    """
     spec = _spec(name)
     found = importlib.util.find_spec(spec.package)
     if found is None or not found.submodule_search_locations:
