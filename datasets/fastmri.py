@@ -90,6 +90,8 @@ class MRIData:
         Root attributes (``acquisition``, ``max``, ``norm``, ``patient_id``, ...).
     slices : numpy.ndarray
         Indices of the slices read.
+    n_slices : int
+        Number of slices in the file.
     retrospective : bool
         True when the mask was drawn here (``acceleration=``) on a fully sampled file.
     path : pathlib.Path or None
@@ -103,6 +105,7 @@ class MRIData:
     header: MRIHeader | None = None
     attrs: dict = field(default_factory=dict)
     slices: np.ndarray | None = None
+    n_slices: int | None = None
     retrospective: bool = False
     path: Path | None = None
 
@@ -176,7 +179,8 @@ def _read(path: Path, slices) -> MRIData:
         if dset.ndim not in (3, 4) or not np.issubdtype(dset.dtype, np.complexfloating):
             raise InputError(f"expected complex (slices, [coils,] H, W), got {dset.dtype} {dset.shape}",
                              path=path, field="kspace")
-        index = _slice_index(slices, dset.shape[0], path)
+        dset_slices = dset.shape[0]
+        index = _slice_index(slices, dset_slices, path)
         kspace = dset[np.sort(index)][np.argsort(np.argsort(index))].astype(np.complex64)
         multicoil = dset.ndim == 4
         if not multicoil:
@@ -195,7 +199,8 @@ def _read(path: Path, slices) -> MRIData:
     if not np.isfinite(kspace.view(np.float32)).all():
         raise InputError("k-space has NaN or infinite values", path=path, field="kspace")
     return MRIData(kspace=kspace, mask=mask, multicoil=multicoil, target=target,
-                   target_name=target_name, header=header, attrs=attrs, slices=index, path=path)
+                   target_name=target_name, header=header, attrs=attrs, slices=index,
+                   n_slices=int(dset_slices), path=path)
 
 
 def _slice_index(slices, n: int, path: Path) -> np.ndarray:
