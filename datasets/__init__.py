@@ -11,6 +11,7 @@ from .formats import KINDS, describe, file_kind, read_measurement
 from .fastmri import MRIData, MRIHeader, read_fastmri, write_fastmri
 from .fits import SkyImage, read_fits, read_psf, write_fits
 from .geometry import with_geometry
+from .outputs import write_result
 from .images import ImageData, read_image
 from .phantoms import ellipse_phantom
 from .sinogram import Sinogram, read_sinogram, write_sinogram
@@ -20,5 +21,5 @@ __all__ = ["read_image", "ImageData", "detect_format", "FORMATS", "file_kind", "
            "describe", "read_measurement",
            "read_dicom", "write_dicom", "DicomVolume", "read_fits", "read_psf", "write_fits", "SkyImage",
            "read_fastmri", "write_fastmri", "MRIData", "MRIHeader",
-           "read_sinogram", "write_sinogram", "Sinogram", "with_geometry",
+           "read_sinogram", "write_sinogram", "Sinogram", "with_geometry", "write_result",
            "sample_image", "sample_path", "list_samples", "SampleImage", "SAMPLES", "ellipse_phantom"]

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from reddiff.errors import InputError, ReddiffError
+from reddiff.result import atomic_write
 
 
 def input_file(path, *, folder_ok: bool = False) -> Path:
@@ -64,3 +65,19 @@ def image_stack(array: np.ndarray, *, path=None, field: str | None = None) -> np
         raise InputError(f"expected a 2-D image or a 3-D stack, got shape {array.shape}",
                          path=path, field=field)
     return array
+
+
+def write_file(path, write) -> Path:
+    """:func:`reddiff.result.atomic_write`, with OS failures reported by :func:`writing`."""
+    with writing(path):
+        return atomic_write(path, write)
+
+
+@contextmanager
+def writing(path):
+    """Report an OS failure while writing ``path`` (permissions, full disk, a file where
+    the folder should be) as an :class:`InputError` naming it."""
+    try:
+        yield
+    except OSError as err:
+        raise InputError(f"cannot write ({err.strerror or err})", path=path) from err

@@ -21,9 +21,9 @@ from pydicom.pixels import apply_modality_lut
 from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, generate_uid
 
 from reddiff.errors import InputError
-from reddiff.result import Reconstruction, atomic_write
+from reddiff.result import Reconstruction
 
-from ._io import input_file, reading
+from ._io import input_file, reading, write_file
 
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 #: CT values below this (padding outside the scan circle, often -2000 HU or less) become air.
@@ -317,7 +317,7 @@ def write_dicom(reconstruction: Reconstruction, reference: DicomVolume, out_dir,
         for number, (name, values) in enumerate(images.items(), start=1):
             ds = _derived_dataset(values, reference, slice_index, name, number, reconstruction)
             target = out_dir / f"{stem}_{name}.dcm"
-            written.append(atomic_write(target, lambda tmp, ds=ds: ds.save_as(tmp, enforce_file_format=True)))
+            written.append(write_file(target, lambda tmp, ds=ds: ds.save_as(tmp, enforce_file_format=True)))
     except BaseException:
         for path in written:
             path.unlink(missing_ok=True)

@@ -25,9 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from reddiff.errors import InputError
-from reddiff.result import atomic_write
 
-from ._io import input_file, reading
+from ._io import input_file, reading, write_file
 
 TARGETS = ("reconstruction_rss", "reconstruction_esc")
 
@@ -294,4 +293,4 @@ def write_fastmri(data: MRIData, path) -> Path:
                 f.create_dataset("ismrmrd_header", data=data.header.to_xml())
             for key, value in data.attrs.items():
                 f.attrs[key] = value
-    return atomic_write(path, write)
+    return write_file(path, write)

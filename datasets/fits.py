@@ -17,9 +17,9 @@ from astropy.wcs import WCS, FITSFixedWarning
 
 from reddiff import __version__
 from reddiff.errors import InputError
-from reddiff.result import Reconstruction, atomic_write
+from reddiff.result import Reconstruction
 
-from ._io import image_stack, input_file, reading, real_float32
+from ._io import image_stack, input_file, reading, real_float32, write_file
 
 GAIN_KEYS = ("GAIN", "EGAIN", "CCDGAIN", "ATODGAIN")
 READ_NOISE_KEYS = ("RDNOISE", "READNOIS", "READNOISE", "RON", "READ_NOISE")
@@ -268,7 +268,7 @@ def write_fits(reconstruction: Reconstruction, path, *, reference: SkyImage | No
         primary.header["BUNIT"] = unit
         extension.header["BUNIT"] = f"({unit})**2" if variance else unit
     hdul = fits.HDUList([primary, extension])
-    return atomic_write(path, lambda tmp: hdul.writeto(tmp, output_verify="silentfix", overwrite=True))
+    return write_file(path, lambda tmp: hdul.writeto(tmp, output_verify="silentfix", overwrite=True))
 
 
 def _output_header(reconstruction: Reconstruction, reference: SkyImage | None, shape) -> fits.Header:

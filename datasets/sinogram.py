@@ -35,9 +35,8 @@ from pathlib import Path
 import numpy as np
 
 from reddiff.errors import InputError
-from reddiff.result import atomic_write
 
-from ._io import input_file, reading
+from ._io import input_file, reading, write_file
 
 FORMAT_VERSION = 1
 GEOMETRIES = ("parallel", "fan")
@@ -123,7 +122,7 @@ def write_sinogram(sinogram: Sinogram, path) -> Path:
 
         def write(tmp):
             ds.to_netcdf(tmp, engine="h5netcdf")
-    return atomic_write(path, write)
+    return write_file(path, write)
 
 
 def read_sinogram(path) -> Sinogram:
