@@ -298,7 +298,7 @@ def _wcs_cards(header: fits.Header) -> fits.Header:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FITSFixedWarning)
-            return WCS(header).to_header()
+            return WCS(header).to_header(relax=True)
     except Exception:  # noqa: BLE001 - no usable WCS: the extension gets none
         return fits.Header()
 

@@ -77,6 +77,9 @@ class Sinogram:
     path: Path | None = None
 
     def __post_init__(self):
+        self.sinogram = np.asarray(self.sinogram, dtype=np.float32)
+        self.angles = np.asarray(self.angles, dtype=np.float64)
+        self.image_shape = tuple(int(n) for n in self.image_shape)
         _validate(self)
 
     @property
@@ -162,17 +165,14 @@ def read_sinogram(path) -> Sinogram:
     if missing:
         raise InputError(f"missing {', '.join(missing)} (see reddiff.datasets.sinogram)",
                          path=path, field=missing[0])
-    try:
-        return Sinogram(
-            sinogram=np.asarray(fields["sinogram"], dtype=np.float32),
-            angles=np.asarray(fields["angles"], dtype=np.float64),
-            geometry=_text(fields["geometry"]), quantity=_text(fields["quantity"]),
-            detector_spacing_mm=_scalar(fields["detector_spacing_mm"], "detector_spacing_mm"),
-            pixel_spacing_mm=_scalar(fields["pixel_spacing_mm"], "pixel_spacing_mm"),
-            image_shape=_shape(fields["image_shape"]),
-            **{k: _scalar(fields[k], k) for k in _OPTIONAL if k in fields}, path=path)
-    except InputError as err:
-        raise InputError(str(err), path=path, field=err.field) from err
+    with reading(path, "sinogram file"):
+        arrays = {k: np.asarray(fields[k], dtype=np.float32 if k == "sinogram" else np.float64)
+                  for k in ("sinogram", "angles")}
+    return Sinogram(**arrays, geometry=_text(fields["geometry"]), quantity=_text(fields["quantity"]),
+                    detector_spacing_mm=_scalar(fields["detector_spacing_mm"], "detector_spacing_mm", path),
+                    pixel_spacing_mm=_scalar(fields["pixel_spacing_mm"], "pixel_spacing_mm", path),
+                    image_shape=_shape(fields["image_shape"], path),
+                    **{k: _scalar(fields[k], k, path) for k in _OPTIONAL if k in fields}, path=path)
 
 
 def _read_hdf5(path: Path) -> dict:
@@ -201,46 +201,46 @@ def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _scalar(value, name: str) -> float:
+def _scalar(value, name: str, path) -> float:
     try:
         return float(np.asarray(value, dtype=np.float64).item())
     except (TypeError, ValueError) as err:
-        raise InputError(f"expected a number, got {value!r}", field=name) from err
+        raise InputError(f"expected a number, got {value!r}", path=path, field=name) from err
 
 
-def _shape(value) -> tuple[int, int]:
+def _shape(value, path) -> tuple[int, int]:
     try:
         h, w = (int(v) for v in np.asarray(value).ravel())
-    except (TypeError, ValueError) as err:
-        raise InputError(f"expected two integers (H, W), got {value!r}", field="image_shape") from err
+    except (TypeError, ValueError, OverflowError) as err:
+        raise InputError(f"expected two integers (H, W), got {value!r}", path=path, field="image_shape") from err
     return h, w
 
 
 def _validate(s: Sinogram) -> None:
     if s.sinogram.ndim != 2 or min(s.sinogram.shape) < 1:
-        raise InputError(f"expected (views, detectors), got shape {s.sinogram.shape}", field="sinogram")
+        raise InputError(f"expected (views, detectors), got shape {s.sinogram.shape}", path=s.path, field="sinogram")
     if s.angles.shape != s.sinogram.shape[:1]:
         raise InputError(f"expected one angle per view ({s.sinogram.shape[0]}), got shape {s.angles.shape}",
-                         field="angles")
+                         path=s.path, field="angles")
     for name in ("sinogram", "angles"):
         if not np.isfinite(getattr(s, name)).all():
-            raise InputError("has NaN or infinite values", field=name)
+            raise InputError("has NaN or infinite values", path=s.path, field=name)
     if s.geometry not in GEOMETRIES:
-        raise InputError(f"expected one of {GEOMETRIES}, got {s.geometry!r}", field="geometry")
+        raise InputError(f"expected one of {GEOMETRIES}, got {s.geometry!r}", path=s.path, field="geometry")
     if s.quantity not in QUANTITIES:
-        raise InputError(f"expected one of {tuple(QUANTITIES)}, got {s.quantity!r}", field="quantity")
+        raise InputError(f"expected one of {tuple(QUANTITIES)}, got {s.quantity!r}", path=s.path, field="quantity")
     if min(s.image_shape) < 1:
-        raise InputError(f"expected positive sizes, got {s.image_shape}", field="image_shape")
+        raise InputError(f"expected positive sizes, got {s.image_shape}", path=s.path, field="image_shape")
     required = ["detector_spacing_mm", "pixel_spacing_mm"]
     required += ["I0"] if s.quantity == "counts" else []
     required += ["source_distance_mm", "detector_distance_mm"] if s.geometry == "fan" else []
     for name in required:
         value = getattr(s, name)
         if value is None or not (np.isfinite(value) and value > 0):
-            raise InputError(f"expected a positive number, got {value!r}", field=name)
+            raise InputError(f"expected a positive number, got {value!r}", path=s.path, field=name)
     for name in _OPTIONAL:
         value = getattr(s, name)
         if value is not None and not (np.isfinite(value) and value >= 0):
-            raise InputError(f"expected a non-negative number, got {value!r}", field=name)
+            raise InputError(f"expected a non-negative number, got {value!r}", path=s.path, field=name)
     if s.quantity == "counts" and s.sinogram.min() < 0:
-        raise InputError("counts must be non-negative", field="sinogram")
+        raise InputError("counts must be non-negative", path=s.path, field="sinogram")

@@ -1,0 +1,152 @@
+"""DICOM: reading files and series, derived mean/std series, bad input."""
+
+import hashlib
+
+import numpy as np
+import pydicom
+import pytest
+import torch
+from pydicom.data import get_testdata_file
+
+from reddiff import Reconstruction
+from reddiff.datasets import read_dicom, with_geometry, write_dicom
+from reddiff.errors import InputError
+
+CT = get_testdata_file("CT_small.dcm")
+
+
+def _series(folder, z_values, *, series_uid="1.2.3.4", names=None):
+    """Copies of CT_small at the given slice heights, written in the given file order."""
+    ds = pydicom.dcmread(CT)
+    for i, z in enumerate(z_values):
+        ds.ImagePositionPatient = [-158.1, -179.0, float(z)]
+        ds.InstanceNumber = len(z_values) - i  # deliberately disagrees with position
+        ds.SeriesInstanceUID = series_uid
+        ds.SOPInstanceUID = pydicom.uid.generate_uid()
+        ds.PixelData = (ds.pixel_array + i).astype(np.int16).tobytes()
+        ds.save_as(folder / (names[i] if names else f"img{i}.dcm"))
+    return folder
+
+
+def test_ct_file_is_in_hounsfield_units():
+    raw = pydicom.dcmread(CT)
+    vol = read_dicom(CT)
+    expected = raw.pixel_array * float(raw.RescaleSlope) + float(raw.RescaleIntercept)
+    np.testing.assert_array_equal(vol.array[0], expected)
+    assert vol.unit == "HU" and vol.modality == "CT"
+    assert vol.pixel_spacing == (0.661468, 0.661468) and vol.slice_spacing == 5.0
+    np.testing.assert_allclose(vol.normal, [0, 0, 1])
+
+
+def test_series_is_sorted_along_the_normal(tmp_path):
+    _series(tmp_path, [10.0, -5.0, 2.5], names=["a.dcm", "b.dcm", "c.dcm"])
+    (tmp_path / "notes.txt").write_text("not dicom")
+    vol = read_dicom(tmp_path)
+    assert vol.array.shape == (3, 128, 128)
+    np.testing.assert_allclose(vol.slice_locations, [-5.0, 2.5, 10.0])
+    assert [f.name for f in vol.files] == ["b.dcm", "c.dcm", "a.dcm"]
+    assert vol.array[0, 0, 0] - vol.array[2, 0, 0] == 1  # b had +1, a had +0
+    assert vol.spacing == (7.5, 0.661468, 0.661468)
+
+
+def test_folder_with_two_series_needs_a_choice(tmp_path):
+    _series(tmp_path, [0.0, 5.0], series_uid="1.2.3.4", names=["a.dcm", "b.dcm"])
+    _series(tmp_path, [0.0], series_uid="1.2.3.5", names=["c.dcm"])
+    with pytest.raises(InputError, match=r"\[SeriesInstanceUID\] folder holds 2 series"):
+        read_dicom(tmp_path)
+    assert read_dicom(tmp_path, series_uid="1.2.3.5").array.shape == (1, 128, 128)
+
+
+@pytest.mark.parametrize("name", ["J2K_pixelrep_mismatch.dcm", "693_J2KI.dcm"])
+def test_compressed_head_ct_decodes_in_hu(name):
+    vol = read_dicom(get_testdata_file(name))
+    assert vol.array.shape == (1, 512, 512)
+    soft = vol.array[0, 200:300, 200:300]
+    assert -100 < np.median(soft) < 100  # brain is near water, not raw stored values
+    assert vol.array.min() == -1024  # padding outside the scan circle set to air
+
+
+def test_file_without_pixel_data(tmp_path):
+    ds = pydicom.dcmread(CT)
+    del ds.PixelData
+    ds.save_as(tmp_path / "nopix.dcm")
+    with pytest.raises(InputError, match=r"nopix.dcm: \[PixelData\] no pixel data"):
+        read_dicom(tmp_path / "nopix.dcm")
+
+
+def test_empty_folder_and_non_dicom(tmp_path):
+    with pytest.raises(InputError, match="no DICOM files"):
+        read_dicom(tmp_path)
+    (tmp_path / "x.dcm").write_bytes(b"\x00" * 200)
+    with pytest.raises(InputError, match="x.dcm: not a readable DICOM file"):
+        read_dicom(tmp_path / "x.dcm")
+
+
+# -- derived series ---------------------------------------------------------------
+
+def _result(vol, shape=None, *, units="HU"):
+    g = torch.Generator().manual_seed(0)
+    x = torch.from_numpy(vol.array[:1])[None]
+    if shape is not None:
+        x = torch.nn.functional.interpolate(x, size=shape, mode="area")
+    samples = x + 20 * torch.randn((4, *x.shape[1:]), generator=g)
+    return Reconstruction.from_samples(samples, units=units, attrs={"config": {"steps": 5}, "seeds": [1, 2, 3, 4]})
+
+
+def test_derived_series_round_trip(tmp_path):
+    source_hash = hashlib.sha256(open(CT, "rb").read()).hexdigest()
+    vol = read_dicom(CT)
+    rec = _result(vol)
+    out = write_dicom(rec, vol, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["CT_small_mean.dcm", "CT_small_std.dcm"]
+    src = vol.headers[0]
+    uids = set()
+    for name, path in out.items():
+        ds = pydicom.dcmread(path)  # a conformant Part 10 file: no force= needed
+        back = read_dicom(path)
+        expected = rec.dataset[name].values[0]
+        slope = float(ds.RescaleSlope)
+        assert np.abs(back.array[0] - expected).max() <= slope / 2 + 1e-3 * slope
+        assert slope < 1e-2 * (expected.max() - expected.min() + 1)
+        assert list(ds.ImageType[:2]) == ["DERIVED", "SECONDARY"]
+        assert ds.SourceImageSequence[0].ReferencedSOPInstanceUID == src.SOPInstanceUID
+        for keyword in ("StudyInstanceUID", "FrameOfReferenceUID", "PatientID", "Modality"):
+            assert ds[keyword].value == src[keyword].value
+        assert ds.SeriesInstanceUID != src.SeriesInstanceUID and ds.SOPInstanceUID != src.SOPInstanceUID
+        uids |= {ds.SeriesInstanceUID, ds.SOPInstanceUID}
+        np.testing.assert_allclose(back.positions, vol.positions)
+        np.testing.assert_allclose(back.orientation, vol.orientation)
+        assert back.pixel_spacing == vol.pixel_spacing and back.unit == "HU"
+    assert len(uids) == 4
+    assert hashlib.sha256(open(CT, "rb").read()).hexdigest() == source_hash  # input untouched
+
+
+def test_derived_series_on_a_coarser_grid_keeps_the_field_of_view(tmp_path):
+    vol = read_dicom(CT)
+    out = write_dicom(_result(vol, (64, 64)), vol, tmp_path)
+    back = read_dicom(out["mean"])
+    np.testing.assert_allclose(back.pixel_spacing, 2 * np.array(vol.pixel_spacing), rtol=1e-6)
+    # same corner of the field of view: first centre moves by half an old pixel per axis
+    np.testing.assert_allclose(back.positions[0] - vol.positions[0],
+                               [0.5 * vol.pixel_spacing[1], 0.5 * vol.pixel_spacing[0], 0], atol=1e-5)
+    geo = with_geometry(_result(vol, (64, 64)), vol).dataset
+    np.testing.assert_allclose([geo["x"][0], geo["y"][0]], back.positions[0, :2], atol=1e-5)
+    assert geo["x"].attrs["units"] == "mm"
+
+
+def test_attenuation_results_are_written_in_hu(tmp_path):
+    ct = pytest.importorskip("reddiff.operators.ct")
+    vol = read_dicom(CT)
+    mu = Reconstruction.from_samples(torch.from_numpy(np.asarray(ct.hu_to_mu(vol.array[:1]), np.float32))[None]
+                                     .repeat(2, 1, 1, 1), units="1/mm")
+    back = read_dicom(write_dicom(mu, vol, tmp_path)["mean"])
+    np.testing.assert_allclose(back.array, vol.array, atol=0.1)
+
+
+def test_unit_mismatch_and_missing_folder_leave_nothing(tmp_path):
+    vol = read_dicom(CT)
+    with pytest.raises(InputError, match="units"):
+        write_dicom(_result(vol, units="counts"), vol, tmp_path)
+    with pytest.raises(InputError, match="output folder does not exist"):
+        write_dicom(_result(vol), vol, tmp_path / "missing")
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,137 @@
+"""FITS: reading sky images and PSFs, writing results, bad input."""
+
+import numpy as np
+import pytest
+import torch
+from astropy.io import fits
+from astropy.wcs import WCS
+
+from reddiff import Reconstruction
+from reddiff.datasets import read_fits, read_psf, sample_path, with_geometry, write_fits
+from reddiff.errors import InputError
+
+RNG = np.random.default_rng(1)
+
+
+def _wcs_header(shape=(16, 20)):
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval = [150.1, 2.2]
+    w.wcs.crpix = [shape[1] / 2, shape[0] / 2]
+    w.wcs.cdelt = [-1e-4, 1e-4]
+    return w.to_header()
+
+
+def _ccd_file(path, *, blank=True):
+    """An HST-like file: primary header with gain/read noise, SCI extension in ADU with BLANK."""
+    data = RNG.integers(100, 1000, size=(16, 20)).astype(np.int16)
+    primary = fits.PrimaryHDU()
+    primary.header.update({"TELESCOP": "HST", "INSTRUME": "ACS", "CCDGAIN": 2.0, "READNOIS": 4.5,
+                           "EXPTIME": 300.0})
+    sci = fits.ImageHDU(data, header=_wcs_header(), name="SCI")
+    sci.header["BUNIT"] = "ADU"
+    if blank:
+        sci.header["BLANK"] = -32768
+        sci.data[0, :3] = -32768
+    fits.HDUList([primary, sci, fits.BinTableHDU.from_columns([fits.Column("a", "E", array=[1.0])])]
+                 ).writeto(path)
+    return data
+
+
+def test_extension_image_with_blank_gain_and_wcs(tmp_path):
+    data = _ccd_file(tmp_path / "ccd.fits")
+    sky = read_fits(tmp_path / "ccd.fits")
+    assert sky.hdu == 1 and sky.unit == "ADU"
+    assert (sky.gain, sky.read_noise, sky.exposure) == (2.0, 4.5, 300.0)
+    assert sky.header["TELESCOP"] == "HST"  # primary cards merged in
+    assert (~sky.valid).sum() == 3 and not sky.valid[0, :3].any()
+    np.testing.assert_array_equal(sky.array[sky.valid], data[sky.valid])
+    assert sky.array[0, 0] == np.median(data[sky.valid])  # blanks filled
+    np.testing.assert_allclose(sky.electrons(), 2.0 * sky.array)
+    assert sky.wcs.wcs.ctype[0] == "RA---TAN"
+
+
+def test_nan_pixels_are_invalid(tmp_path):
+    data = RNG.random((8, 8)).astype(np.float32)
+    data[2, 3] = np.nan
+    fits.PrimaryHDU(data).writeto(tmp_path / "nan.fits")
+    sky = read_fits(tmp_path / "nan.fits")
+    assert np.isfinite(sky.array).all() and not sky.valid[2, 3] and sky.valid.sum() == 63
+    with pytest.raises(InputError, match="no gain"):
+        sky.electrons()  # unit unknown ("a.u."), no gain
+
+
+def test_psf_is_normalised_and_checked(tmp_path):
+    y, x = np.mgrid[-3:4, -3:4]
+    fits.PrimaryHDU(5 * np.exp(-(x ** 2 + y ** 2) / 2)).writeto(tmp_path / "psf.fits")
+    psf = read_psf(tmp_path / "psf.fits")
+    assert psf.shape == (7, 7) and psf.sum() == pytest.approx(1, abs=1e-6) and psf.argmax() == 24
+    fits.PrimaryHDU(-np.ones((3, 3))).writeto(tmp_path / "neg.fits")
+    with pytest.raises(InputError, match="non-negative"):
+        read_psf(tmp_path / "neg.fits")
+
+
+def test_file_without_image_hdu(tmp_path):
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns([fits.Column("a", "E", array=[1.0])])]
+                 ).writeto(tmp_path / "table.fits")
+    with pytest.raises(InputError, match=r"table.fits: \[HDU\] no image HDU"):
+        read_fits(tmp_path / "table.fits")
+    with pytest.raises(InputError, match=r"\[hdu\] no HDU 'SCI'"):
+        read_fits(tmp_path / "table.fits", hdu="SCI")
+
+
+def _result(sky, units):
+    x = torch.from_numpy(sky.array)[None, None]
+    scale = 1 + 0.05 * torch.randn(5, 1, 1, 1, generator=torch.Generator().manual_seed(0))
+    return Reconstruction.from_samples(x * scale, units=units,
+                                       attrs={"config": {"steps": 50, "prior": {"name": "astro"}}, "seeds": [7] * 5})
+
+
+@pytest.mark.parametrize("variance", [False, True])
+def test_write_read_back_values_wcs_cards_history(tmp_path, variance):
+    _ccd_file(tmp_path / "ccd.fits")
+    sky = read_fits(tmp_path / "ccd.fits")
+    rec = _result(sky, "ADU")
+    out = write_fits(rec, tmp_path / "out.fits", reference=sky, variance=variance)
+    with fits.open(out) as hdul:
+        assert [h.name for h in hdul] == ["PRIMARY", "VAR" if variance else "STD"]
+        mean, spread = hdul[0].data, hdul[1].data
+        valid = sky.valid
+        np.testing.assert_array_equal(mean[valid], rec.mean.values[0][valid])
+        expected = rec.std.values[0] ** 2 if variance else rec.std.values[0]
+        np.testing.assert_allclose(spread[valid], expected[valid], rtol=1e-6)
+        assert np.isnan(mean[~valid]).all()  # blanks stay blank
+        header = hdul[0].header
+        assert (header["TELESCOP"], header["CCDGAIN"], header["EXPTIME"], header["BUNIT"]) == ("HST", 2.0, 300.0, "ADU")
+        history = "\n".join(header["HISTORY"])
+        assert "steps = 50" in history and "prior.name = astro" in history and "seeds = [7, 7, 7, 7, 7]" in history
+        pix = np.array([[0, 0], [19, 15], [7.5, 3.25]])
+        for hdu in hdul:
+            np.testing.assert_allclose(WCS(hdu.header).wcs_pix2world(pix, 0), sky.wcs.wcs_pix2world(pix, 0))
+        assert hdul[1].header["BUNIT"] == ("(ADU)**2" if variance else "ADU")
+
+
+def test_result_wcs_from_with_geometry_is_written(tmp_path):
+    sky = read_fits(sample_path("m13"))
+    rec = with_geometry(_result(sky, "a.u."), sky)
+    assert rec.dataset["ra"].shape == (300, 300)
+    with fits.open(write_fits(rec, tmp_path / "m13.fits")) as hdul:
+        np.testing.assert_allclose(WCS(hdul[0].header).wcs.crval, sky.wcs.wcs.crval)
+
+
+def test_shape_mismatch_writes_nothing(tmp_path):
+    sky = read_fits(sample_path("m13"))
+    small = Reconstruction.from_samples(torch.rand(2, 1, 8, 8))
+    with pytest.raises(InputError, match=r"\[shape\] result shape \(8, 8\)"):
+        write_fits(small, tmp_path / "x.fits", reference=sky)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sip_distortion_survives_in_both_hdus(tmp_path):
+    sky = read_fits(sample_path("star_field"))
+    assert sky.wcs.sip is not None
+    with fits.open(write_fits(_result(sky, "adu"), tmp_path / "sip.fits", reference=sky)) as hdul:
+        pix = np.array([[0.0, 0.0], [99.0, 49.0]])
+        for hdu in hdul:
+            assert hdu.header["A_ORDER"] == 2
+            np.testing.assert_allclose(WCS(hdu.header).all_pix2world(pix, 0), sky.wcs.all_pix2world(pix, 0))
