@@ -8,6 +8,7 @@ Formats: ``"dicom"`` (a file, or a folder holding a series), ``"fits"``, ``"hdf5
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 
 from reddiff.errors import InputError
@@ -93,7 +94,7 @@ def _gunzipped_head(path: Path, n: int = 512) -> bytes:
     try:
         with gzip.open(path, "rb") as f:
             return f.read(n)
-    except (OSError, EOFError):  # not really gzip, or truncated: fall back to the suffix
+    except (OSError, EOFError, zlib.error):  # not really gzip, or truncated: fall back to the suffix
         return b""
 
 

@@ -66,6 +66,14 @@ def test_compressed_head_ct_decodes_in_hu(name):
     assert vol.array.min() == -1024  # padding outside the scan circle set to air
 
 
+def test_rle_compressed_file_reads_like_the_original(tmp_path):
+    ds = pydicom.dcmread(CT)
+    ds.compress(pydicom.uid.RLELossless)
+    ds.save_as(tmp_path / "rle.dcm")
+    assert pydicom.dcmread(tmp_path / "rle.dcm").file_meta.TransferSyntaxUID == pydicom.uid.RLELossless
+    np.testing.assert_array_equal(read_dicom(tmp_path / "rle.dcm").array, read_dicom(CT).array)
+
+
 def test_file_without_pixel_data(tmp_path):
     ds = pydicom.dcmread(CT)
     del ds.PixelData

@@ -96,6 +96,13 @@ def test_write_result_failure_leaves_no_partial_output(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_write_result_os_failure_is_named_and_cleaned_up(tmp_path):
+    (tmp_path / "rec.png").mkdir()  # the last file cannot replace a folder
+    with pytest.raises(InputError, match=r"rec.png: cannot write"):
+        write_result(_rec((8, 8), ""), tmp_path, stem="rec")
+    assert os.listdir(tmp_path) == ["rec.png"]  # the NetCDF written before was removed
+
+
 def test_write_result_output_folder_problems(tmp_path):
     with pytest.raises(InputError, match="missing: output folder does not exist"):
         write_result(_rec((8, 8), ""), tmp_path / "missing")
