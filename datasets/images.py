@@ -94,17 +94,18 @@ def _raster(path: Path, dataset) -> ImageData:
 
     with reading(path, "raster image"), Image.open(path) as im:
         frames = [_gray(np.asarray(frame.convert("RGB") if frame.mode in ("P", "PA", "CMYK", "YCbCr", "LAB", "HSV")
-                                   else frame)) for frame in ImageSequence.Iterator(im)]
+                                   else frame), path) for frame in ImageSequence.Iterator(im)]
         array = np.stack(frames) if len(frames) > 1 else frames[0]
     return ImageData(array, "a.u.", None, "", path)
 
 
-def _gray(array: np.ndarray) -> np.ndarray:
+def _gray(array: np.ndarray, path: Path) -> np.ndarray:
+    """One channel: luma for RGB(A), the grey channel for grey+alpha."""
     if array.ndim == 3:
         if array.shape[-1] not in (2, 3, 4):
-            raise InputError(f"unexpected raster shape {array.shape}")
+            raise InputError(f"unexpected raster shape {array.shape}", path=path)
         return array[..., 0].astype(np.float32) if array.shape[-1] == 2 else array[..., :3].astype(np.float32) @ LUMA
-    return real_float32(array)
+    return real_float32(array, path=path)
 
 
 def _numpy(path: Path, dataset) -> ImageData:
