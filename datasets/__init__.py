@@ -15,6 +15,7 @@ from .outputs import write_result
 from .images import ImageData, read_image
 from .phantoms import ellipse_phantom
 from .sinogram import Sinogram, read_sinogram, write_sinogram
+from .simulate import simulate_fastmri, simulate_sinogram, simulate_sky
 from .samples import SAMPLES, SampleImage, list_samples, sample_image, sample_path
 
 __all__ = ["read_image", "ImageData", "detect_format", "FORMATS", "file_kind", "KINDS",
@@ -22,4 +23,5 @@ __all__ = ["read_image", "ImageData", "detect_format", "FORMATS", "file_kind", "
            "read_dicom", "write_dicom", "DicomVolume", "read_fits", "read_psf", "write_fits", "SkyImage",
            "read_fastmri", "write_fastmri", "MRIData", "MRIHeader",
            "read_sinogram", "write_sinogram", "Sinogram", "with_geometry", "write_result",
+           "simulate_fastmri", "simulate_sinogram", "simulate_sky",
            "sample_image", "sample_path", "list_samples", "SampleImage", "SAMPLES", "ellipse_phantom"]
