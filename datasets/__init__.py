@@ -8,7 +8,7 @@ every failure is a :class:`reddiff.errors.InputError` naming the file and field.
 from .detect import FORMATS, detect_format
 from .dicom import DicomVolume, read_dicom, write_dicom
 from .formats import KINDS, describe, file_kind, read_measurement
-from .fastmri import MRIData, MRIHeader, read_fastmri, write_fastmri
+from .fastmri import MRIData, MRIHeader, column_mask, read_fastmri, write_fastmri
 from .fits import SkyImage, read_fits, read_psf, write_fits
 from .geometry import with_geometry
 from .outputs import write_result
@@ -21,7 +21,7 @@ from .samples import SAMPLES, SampleImage, list_samples, sample_image, sample_pa
 __all__ = ["read_image", "ImageData", "detect_format", "FORMATS", "file_kind", "KINDS",
            "describe", "read_measurement",
            "read_dicom", "write_dicom", "DicomVolume", "read_fits", "read_psf", "write_fits", "SkyImage",
-           "read_fastmri", "write_fastmri", "MRIData", "MRIHeader",
+           "read_fastmri", "write_fastmri", "column_mask", "MRIData", "MRIHeader",
            "read_sinogram", "write_sinogram", "Sinogram", "with_geometry", "write_result",
            "simulate_fastmri", "simulate_sinogram", "simulate_sky",
            "sample_image", "sample_path", "list_samples", "SampleImage", "SAMPLES", "ellipse_phantom"]

@@ -125,8 +125,8 @@ def read_fastmri(path, *, slices=None, acceleration: float | None = None,
         Which slices to read (default all).
     acceleration : float, optional
         Undersample a fully sampled file retrospectively by this factor (random
-        phase-encode lines plus a fully sampled centre, from
-        :func:`reddiff.operators.mri`). Not allowed for a file that has its own mask.
+        phase-encode lines plus a fully sampled centre, :func:`column_mask`). Not
+        allowed for a file that has its own mask.
     center_fraction : float
         Fraction of central lines always kept when undersampling retrospectively.
     seed : int or torch.Generator, optional
@@ -158,14 +158,50 @@ def read_fastmri(path, *, slices=None, acceleration: float | None = None,
         raise InputError("the file is already undersampled (it has a mask); acceleration= is for "
                          "fully sampled files", path=path, field="mask")
     if acceleration is not None:
-        from reddiff.operators.mri import cartesian_mask
-
-        width = data.kspace.shape[-1]
-        data.mask = np.asarray(cartesian_mask(width, acceleration=acceleration,
-                                              center_fraction=center_fraction, seed=seed), dtype=bool)
+        data.mask = column_mask(data.kspace.shape[-2:], acceleration=acceleration,
+                                center_fraction=center_fraction, seed=seed)
         data.kspace = data.kspace * data.mask
         data.retrospective = True
     return data
+
+
+def column_mask(shape, *, acceleration: float, center_fraction: float = 0.08, seed=None) -> np.ndarray:
+    """Random phase-encode columns plus a fully sampled centre (deepinv's ``RandomMaskGenerator``).
+
+    Parameters
+    ----------
+    shape : (int, int)
+        k-space ``(H, W)``; columns (``W``) are phase-encode lines.
+    acceleration : float
+        Undersampling factor, at least 1.
+    center_fraction : float
+        Fraction of central columns always kept, in ``[0, 1]``.
+    seed : int or torch.Generator, optional
+
+    Returns
+    -------
+    numpy.ndarray
+        bool ``(W,)``, True for acquired columns (about ``W / acceleration`` of them).
+
+    Examples
+    --------
+    >>> m = column_mask((16, 64), acceleration=4, seed=0)
+    >>> int(m.sum()), bool(m[32])
+    (16, True)
+    """
+    import torch
+    from deepinv.physics.generator import RandomMaskGenerator
+
+    if not (np.isfinite(acceleration) and acceleration >= 1):
+        raise InputError(f"acceleration must be at least 1, got {acceleration!r}", field="acceleration")
+    if not 0 <= center_fraction <= 1:
+        raise InputError(f"center_fraction must be in [0, 1], got {center_fraction!r}", field="center_fraction")
+    rng = seed if isinstance(seed, torch.Generator) else torch.Generator()
+    if not isinstance(seed, torch.Generator) and seed is not None:
+        rng.manual_seed(int(seed))
+    generator = RandomMaskGenerator(tuple(int(n) for n in shape), acceleration=acceleration,
+                                    center_fraction=center_fraction, rng=rng)
+    return generator.step(batch_size=1)["mask"][0, 0, 0].numpy().astype(bool)
 
 
 def _read(path: Path, slices) -> MRIData:

@@ -72,6 +72,21 @@ def test_slices_are_picked_in_the_order_asked(multicoil_file):
         read_fastmri(multicoil_file, slices=7)
 
 
+def test_retrospective_undersampling_of_a_fully_sampled_file(multicoil_file):
+    full = read_fastmri(multicoil_file)
+    under = read_fastmri(multicoil_file, acceleration=4, center_fraction=0.2, seed=3)
+    assert under.retrospective and under.mask.shape == (W,) and under.mask.sum() == W // 4
+    assert under.mask[W // 2 - 2: W // 2 + 2].all()  # the centre is kept
+    np.testing.assert_array_equal(under.kspace[..., under.mask], full.kspace[..., under.mask])
+    assert (under.kspace[..., ~under.mask] == 0).all()
+    np.testing.assert_array_equal(read_fastmri(multicoil_file, acceleration=4, center_fraction=0.2, seed=3).mask,
+                                  under.mask)
+    assert not np.array_equal(read_fastmri(multicoil_file, acceleration=4, center_fraction=0.2, seed=4).mask,
+                              under.mask)
+    with pytest.raises(InputError, match=r"\[acceleration\]"):
+        read_fastmri(multicoil_file, acceleration=0.5)
+
+
 def test_singlecoil_file_with_its_own_mask(tmp_path):
     mask = np.zeros(W, bool)
     mask[::4] = mask[8:12] = True

@@ -1,6 +1,8 @@
 """file_kind, describe, read_measurement, write_result."""
 
+import hashlib
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,7 +28,7 @@ def files(tmp_path):
                                             1.0, 1.0, (8, 8), sigma=0.1), tmp_path / "s.nc"),
         "result": Reconstruction.from_samples(torch.rand(2, 1, 8, 8)).to_netcdf(tmp_path / "r.nc"),
         "fits": sample_path("star_field"),
-        "dicom": get_testdata_file("CT_small.dcm"),
+        "dicom": Path(get_testdata_file("CT_small.dcm")),
         "image": sample_path("shepp_logan"),
     }
     np.save(tmp_path / "a.npy", np.ones((4, 4)))
@@ -53,6 +55,16 @@ def test_describe_says_what_is_inside(files, kind, expected):
     text = describe(files[kind])
     for part in expected:
         assert part in text
+
+
+def test_reading_never_changes_the_input(files):
+    before = {k: hashlib.sha256(p.read_bytes()).hexdigest() for k, p in files.items() if os.path.isfile(p)}
+    for path in files.values():
+        describe(path)
+        if file_kind(path) in ("fastmri", "sinogram", "fits"):
+            read_measurement(path)
+    after = {k: hashlib.sha256(files[k].read_bytes()).hexdigest() for k in before}
+    assert after == before
 
 
 def test_read_measurement_picks_the_reader(files):
