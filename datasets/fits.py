@@ -24,7 +24,6 @@ from ._io import image_stack, input_file, reading, real_float32, write_file
 GAIN_KEYS = ("GAIN", "EGAIN", "CCDGAIN", "ATODGAIN")
 READ_NOISE_KEYS = ("RDNOISE", "READNOIS", "READNOISE", "RON", "READ_NOISE")
 ELECTRON_UNITS = ("electron", "electrons", "e", "e-")
-ADU_UNITS = ("adu", "dn", "count", "counts")
 
 
 @dataclass

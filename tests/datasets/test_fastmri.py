@@ -4,7 +4,7 @@ import h5py
 import numpy as np
 import pytest
 
-from reddiff.datasets.fastmri import MRIData, MRIHeader, read_fastmri, write_fastmri
+from reddiff.datasets.fastmri import MRIHeader, read_fastmri, write_fastmri
 from reddiff.errors import InputError
 
 # Trimmed from a fastMRI multicoil knee file's ismrmrd_header (same structure and namespace).
