@@ -74,6 +74,17 @@ def test_rle_compressed_file_reads_like_the_original(tmp_path):
     np.testing.assert_array_equal(read_dicom(tmp_path / "rle.dcm").array, read_dicom(CT).array)
 
 
+def test_compression_without_a_decoder_is_a_clear_error():
+    path = get_testdata_file("JPEG-lossy.dcm")  # 12-bit JPEG Extended: Pillow cannot decode it
+    try:
+        pydicom.dcmread(path).pixel_array
+        pytest.skip("a 12-bit JPEG decoder (pylibjpeg-libjpeg or GDCM) is installed")
+    except RuntimeError:
+        pass
+    with pytest.raises(InputError, match=r"JPEG-lossy.dcm: \[PixelData\] not a readable DICOM pixel data"):
+        read_dicom(path)
+
+
 def test_file_without_pixel_data(tmp_path):
     ds = pydicom.dcmread(CT)
     del ds.PixelData
