@@ -89,19 +89,19 @@ def simulate_fastmri(image, path, *, acceleration: float | None = 4.0, center_fr
                           "norm": float(np.linalg.norm(target)), "patient_id": "simulated",
                           **({"acceleration": float(acceleration), "center_fraction": center_fraction}
                              if acceleration is not None else {}),
-                          "sigma": sigma, "seed": seed, "source_unit": unit})
+                          "sigma": sigma, "seed": seed, "source_unit": unit or "a.u."})
     return write_fastmri(data, path)
 
 
 def simulate_sinogram(image, path, *, views: int = 90, geometry: str = "parallel", I0: float | None = 1e5,
-                      sigma: float | None = None, pixel_spacing_mm: float | None = None, seed: int = 0):
+                      sigma: float | None = None, pixel_spacing_mm: float | None = None, unit: str | None = None,
+                      seed: int = 0):
     r"""Write a CT sinogram file (reddiff layout, see :mod:`reddiff.datasets.sinogram`).
 
     Parameters
     ----------
     image : array-like or image object
-        ``(H, W)`` CT image in HU (DICOM) or linear attenuation ``1/mm``; an array is
-        taken as HU unless it has ``unit="1/mm"``.
+        ``(H, W)`` CT image in HU (as read from DICOM) or linear attenuation ``1/mm``.
     path : str or os.PathLike
         Output ``.h5``/``.nc``/``.npz`` file, written atomically.
     views : int
@@ -116,6 +116,8 @@ def simulate_sinogram(image, path, *, views: int = 90, geometry: str = "parallel
         Noise standard deviation of line integrals.
     pixel_spacing_mm : float, optional
         Default: the image's own (square pixels), else 1 mm.
+    unit : {"HU", "1/mm"}, optional
+        Default: the image's ``unit``, else HU.
     seed : int
 
     Returns
@@ -133,7 +135,10 @@ def simulate_sinogram(image, path, *, views: int = 90, geometry: str = "parallel
     """
     from reddiff.operators import ct
 
-    array, unit, spacing = _pixels(image, None if pixel_spacing_mm is None else (pixel_spacing_mm,) * 2)
+    array, image_unit, spacing = _pixels(image, None if pixel_spacing_mm is None else (pixel_spacing_mm,) * 2)
+    unit = unit or image_unit or "HU"
+    if unit not in ("HU", "1/mm"):
+        raise InputError(f"expected a CT image in 'HU' or '1/mm', got {unit!r}", field="unit")
     if array.ndim != 2:
         raise InputError(f"expected one (H, W) image, got shape {array.shape}", field="image")
     if not np.isclose(spacing[0], spacing[1], rtol=1e-3):
@@ -203,7 +208,7 @@ def simulate_sky(image, path, psf_path, *, psf=None, background: float = 10.0, r
 
     from ._io import write_file
 
-    array, unit, _ = _pixels(image, None)
+    array, _, _ = _pixels(image, None)
     if array.ndim != 2:
         raise InputError(f"expected one (H, W) image, got shape {array.shape}", field="image")
     if peak_counts is not None:
@@ -233,7 +238,7 @@ def simulate_sky(image, path, psf_path, *, psf=None, background: float = 10.0, r
 
 
 def _pixels(image, spacing_mm):
-    """``(array float32, unit, (dy, dx))`` from an array or an object with ``.array``."""
+    """``(array float32, unit or None, (dy, dx))`` from an array or an object with ``.array``."""
     array = getattr(image, "array", image)
     if isinstance(array, torch.Tensor):
         array = array.detach().cpu().numpy()
@@ -245,7 +250,7 @@ def _pixels(image, spacing_mm):
         array = array[0]
     if array.ndim not in (2, 3) or min(array.shape) < 2 or not np.isfinite(array).all():
         raise InputError(f"expected a finite (H, W) or (N, H, W) image, got shape {array.shape}", field="image")
-    unit = getattr(image, "unit", "HU" if array.ndim == 2 else "a.u.")
+    unit = getattr(image, "unit", None)
     spacing = spacing_mm if spacing_mm is not None else (getattr(image, "spacing", None) or
                                                          getattr(image, "pixel_spacing", None) or (1.0, 1.0))
     dy, dx = (float(v) for v in tuple(spacing)[-2:])

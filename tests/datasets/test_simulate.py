@@ -20,6 +20,7 @@ from deepinv.physics.generator import RandomMaskGenerator
 import reddiff.operators
 
 from reddiff import Reconstruction
+from reddiff.errors import InputError
 from reddiff.datasets import (read_fastmri, read_fits, read_measurement, read_psf, read_sinogram, sample_image,
                               with_geometry)
 from reddiff.datasets.simulate import simulate_fastmri, simulate_sinogram, simulate_sky
@@ -151,3 +152,16 @@ def test_sky_simulation_reads_back(tmp_path, operators):
     assert psf.sum() == pytest.approx(1, abs=1e-5)
     with fits.open(out) as hdul:
         assert "simulate_sky" in str(hdul[0].header["HISTORY"])
+
+
+def test_simulate_rejects_bad_images(tmp_path, operators):
+    operators("ct")
+    with pytest.raises(InputError, match=r"\[image\] expected a finite"):
+        simulate_sinogram(np.full((8, 8), np.nan), tmp_path / "x.h5")
+    with pytest.raises(InputError, match=r"\[unit\] expected a CT image"):
+        simulate_sinogram(sample_image("shepp_logan"), tmp_path / "x.h5")  # a.u., not HU
+    rectangular = sample_image("ct_small")
+    rectangular.spacing = (0.5, 1.0)
+    with pytest.raises(InputError, match="square pixels"):
+        simulate_sinogram(rectangular, tmp_path / "x.h5")
+    assert list(tmp_path.iterdir()) == []
