@@ -29,7 +29,7 @@ def with_geometry(reconstruction: Reconstruction, source, *, slice_index: int = 
     -------
     Reconstruction
         ``y``/``x`` in mm for medical sources; a WCS (``attrs["wcs_header"]``, ``ra``/``dec``)
-        for sky images.
+        for sky images; ``attrs["source_file"]`` names the source (provenance).
 
     Notes
     -----
@@ -50,6 +50,13 @@ def with_geometry(reconstruction: Reconstruction, source, *, slice_index: int = 
     >>> round(float(rec.dataset["x"][1] - rec.dataset["x"][0]), 6)
     1.322936
     """
+    located = _located(reconstruction, source, slice_index)
+    if getattr(source, "path", None) is not None:
+        located.dataset.attrs["source_file"] = str(source.path)
+    return located
+
+
+def _located(reconstruction: Reconstruction, source, slice_index: int) -> Reconstruction:
     shape = (reconstruction.dataset.sizes["y"], reconstruction.dataset.sizes["x"])
     if isinstance(source, DicomVolume):
         spacing, position = slice_grid(source, shape, slice_index=slice_index)

@@ -150,7 +150,7 @@ def test_derived_series_on_a_coarser_grid_keeps_the_field_of_view(tmp_path):
                                [0.5 * vol.pixel_spacing[1], 0.5 * vol.pixel_spacing[0], 0], atol=1e-5)
     geo = with_geometry(_result(vol, (64, 64)), vol).dataset
     np.testing.assert_allclose([geo["x"][0], geo["y"][0]], back.positions[0, :2], atol=1e-5)
-    assert geo["x"].attrs["units"] == "mm"
+    assert geo["x"].attrs["units"] == "mm" and geo.attrs["source_file"] == CT
 
 
 def test_attenuation_results_are_written_in_hu(tmp_path):
