@@ -7,16 +7,16 @@ every failure is a :class:`reddiff.errors.InputError` naming the file and field.
 
 from .detect import FORMATS, detect_format
 from .dicom import DicomVolume, read_dicom, write_dicom
-from .formats import KINDS, MODALITY, describe, file_kind, read_measurement
 from .fastmri import MRIData, MRIHeader, column_mask, read_fastmri, write_fastmri
 from .fits import SkyImage, read_fits, read_psf, write_fits
+from .formats import KINDS, MODALITY, describe, file_kind, read_measurement
 from .geometry import with_geometry
-from .outputs import write_result
 from .images import ImageData, read_image
+from .outputs import write_result
 from .phantoms import ellipse_phantom
-from .sinogram import Sinogram, read_sinogram, write_sinogram
-from .simulate import simulate_fastmri, simulate_sinogram, simulate_sky
 from .samples import SAMPLES, SampleImage, list_samples, sample_image, sample_path
+from .simulate import simulate_fastmri, simulate_sinogram, simulate_sky
+from .sinogram import Sinogram, read_sinogram, write_sinogram
 
 __all__ = ["read_image", "ImageData", "detect_format", "FORMATS", "file_kind", "KINDS", "MODALITY",
            "describe", "read_measurement",
