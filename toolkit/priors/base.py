@@ -187,6 +187,58 @@ class Prior(torch.nn.Module):
     def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return self.eps(x_t, t)
 
+    def timestep_for_sigma(self, sigma) -> torch.Tensor:
+        r"""The step whose noise level :math:`\sqrt{(1 - \bar\alpha_t)/\bar\alpha_t}` is nearest ``sigma``.
+
+        ``sigma`` is a float or a tensor of shape ``(B,)`` (network units); returns a
+        long tensor of the same shape. Nearness is measured in :math:`\log\sigma`.
+        """
+        sigma = torch.as_tensor(sigma, dtype=torch.float32, device=self.alphas_cumprod.device)
+        if not bool((sigma > 0).all()):
+            raise InputError("sigma must be positive", field="sigma")
+        levels = ((1 - self.alphas_cumprod) / self.alphas_cumprod).sqrt().log()
+        return (levels - sigma.log().unsqueeze(-1)).abs().argmin(-1)
+
+    def denoise(self, y: torch.Tensor, sigma) -> torch.Tensor:
+        r"""Tweedie's estimate of :math:`x_0` from ``y = x_0 + sigma * n`` (network units).
+
+        Parameters
+        ----------
+        y : torch.Tensor
+            Noisy images ``(B, C, H, W)`` in network units.
+        sigma : float or torch.Tensor
+            Noise standard deviation in network units, a float or shape ``(B,)``.
+
+        Returns
+        -------
+        torch.Tensor
+            The denoised images, network units, shape of ``y``. Differentiable in
+            ``y`` (deepinv's DPS backpropagates through it); wrap calls in
+            :func:`torch.no_grad` when no gradient is needed.
+
+        Notes
+        -----
+        With :math:`t` the step whose :math:`\sigma_t = \sqrt{(1-\bar\alpha_t)/\bar\alpha_t}`
+        is nearest :math:`\sigma`, :math:`x_t = \sqrt{\bar\alpha_t}\, y` is a diffusion
+        state at step :math:`t` and
+
+        .. math:: \hat x_0 = \frac{x_t - \sqrt{1-\bar\alpha_t}\,\hat\epsilon(x_t, t)}{\sqrt{\bar\alpha_t}}
+                  = y - \sigma_t\, \hat\epsilon(x_t, t).
+
+        Examples
+        --------
+        >>> import torch
+        >>> from reddiff.priors import GaussianPrior
+        >>> prior = GaussianPrior(mean=0.0, std=1.0)
+        >>> y = torch.ones(1, 1, 2, 2)
+        >>> round(prior.denoise(y, 1.0).mean().item(), 2)  # posterior mean y / (1 + sigma^2)
+        0.5
+        """
+        self.check_image(y, "y")
+        t = self.timestep_for_sigma(sigma).expand(y.shape[0])
+        a = self.alphas_cumprod[t].view(-1, 1, 1, 1)
+        return y - ((1 - a) / a).sqrt() * self.eps(a.sqrt() * y, t)
+
     def check_image(self, x: torch.Tensor, what: str = "image") -> None:
         """Raise :class:`InputError` unless ``x`` is ``(B, channels, H, W)``."""
         if x.ndim != 4 or x.shape[1] != self.channels:

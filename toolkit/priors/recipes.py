@@ -1,0 +1,226 @@
+r"""Training recipes of the shipped priors ``ct``, ``mri`` and ``astro``.
+
+A recipe builds the training images (physical units) from the offline training
+samples of :mod:`reddiff.datasets.samples` only (held-out samples never enter),
+fixes the channels and value transform, and names held-in evaluation images that
+were not trained on. ``reddiff train-prior --recipe NAME --out DIR`` rebuilds a
+default exactly (the command is in each model card).
+
+=======  ========  ==============================================================
+recipe   channels  data (physical units) and value transform
+=======  ========  ==============================================================
+ct       1         two head CT slices (pydicom) at full and half resolution + 48
+                   ellipse phantoms 128x128; HU clipped to [-1000, 3000] then
+                   :math:`\mu = \mu_w (1 + HU/1000)` in 1/mm; network units
+                   :math:`(\mu - \mu_w)/\mu_w = HU/1000`
+mri      2         MNI152 T1 axial slices 15-150 but 60 and 100, at 1 and 2 mm, scaled to
+                   max 1, with a smooth random phase per patch; identity transform
+astro    1         hubble_deep_field luma at 10 counts per grey level (sky about
+                   140 counts) + 16 simulated 128x128 fields (Sersic galaxies,
+                   Moffat stars, sky 100-150 counts);
+                   :math:`z = 0.43\,\operatorname{asinh}(x / 50) - 1`
+=======  ========  ==============================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from ..errors import InputError
+from .base import AffineTransform, AsinhTransform, ValueTransform
+
+#: Linear attenuation of water at about 70 keV, 1/mm (HU = 1000 (mu - MU_WATER) / MU_WATER).
+MU_WATER = 0.0192
+HU_CLIP = (-1000.0, 3000.0)
+#: MNI152 axial slices kept out of the mri prior's training, for its evaluation.
+MRI_EVALUATION_SLICES = (60, 100)
+COUNTS_PER_GREY_LEVEL = 10.0
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a shipped prior is trained.
+
+    Attributes
+    ----------
+    name : str
+    description : str
+        The training data in words (goes into the model card).
+    channels : int
+    transform : ValueTransform
+    images : callable
+        ``images()`` -> list of 2-D training arrays in physical units.
+    evaluation : callable
+        ``evaluation()`` -> dict name -> 2-D array (physical units) of held-in
+        images of the same kind that were not trained on (denoising table).
+    settings : dict
+        Default training settings (patch_size, batch_size, steps, lr, ...).
+    """
+
+    name: str
+    description: str
+    channels: int
+    transform: ValueTransform
+    images: Callable[[], list]
+    evaluation: Callable[[], dict]
+    settings: dict = field(default_factory=dict)
+
+
+def hu_to_mu(hu: np.ndarray) -> np.ndarray:
+    r"""Hounsfield units to linear attenuation in 1/mm, :math:`\mu = \mu_w (1 + HU/1000)`.
+
+    Examples
+    --------
+    >>> hu_to_mu(np.array([-1000.0, 0.0]))
+    array([0.    , 0.0192])
+    """
+    return MU_WATER * (1.0 + np.asarray(hu) / 1000.0)
+
+
+def _half(image: np.ndarray) -> np.ndarray:
+    """2x2 block mean (half resolution)."""
+    h, w = (s // 2 * 2 for s in image.shape)
+    return image[:h, :w].reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
+
+
+def _ct_images() -> list:
+    from reddiff.datasets import ellipse_phantom, sample_image
+
+    slices = [hu_to_mu(np.clip(sample_image(n).array, *HU_CLIP)) for n in ("head_ct_j2k", "head_ct_693")]
+    phantoms = [hu_to_mu(ellipse_phantom((128, 128), seed=seed)) for seed in range(48)]
+    return slices + [_half(s) for s in slices] + phantoms
+
+
+def _ct_evaluation() -> dict:
+    from reddiff.datasets import ellipse_phantom
+
+    return {f"phantom (seed {s})": hu_to_mu(ellipse_phantom((128, 128), seed=s)) for s in (1000, 1001)}
+
+
+def _mri_slices() -> list:
+    from reddiff.datasets import sample_image
+
+    volume = sample_image("mni152_t1").array
+    return [volume[i] / volume[i].max() for i in range(15, 151) if i not in MRI_EVALUATION_SLICES]
+
+
+def _mri_images() -> list:
+    slices = _mri_slices()
+    return slices + [_half(s) for s in slices]
+
+
+def _mri_evaluation() -> dict:
+    """MNI slices left out of training, centre 128x128, with a fixed smooth phase."""
+    from reddiff.datasets import sample_image
+
+    from .data import smooth_random_phase
+
+    volume = sample_image("mni152_t1").array
+    out = {}
+    for index in MRI_EVALUATION_SLICES:
+        magnitude = volume[index] / volume[index].max()
+        magnitude = magnitude[52:180, 34:162]
+        phase = smooth_random_phase(128, np.random.default_rng(index), max_gradient=0.02)
+        out[f"MNI slice {index} (complex)"] = magnitude * np.exp(1j * phase)
+    return out
+
+
+def simulated_sky(size: int = 128, *, seed=None) -> np.ndarray:
+    r"""A noise-free sky field in counts: Sersic galaxies and Moffat stars on a flat sky.
+
+    Parameters
+    ----------
+    size : int
+        Side in pixels.
+    seed : int or numpy.random.Generator, optional
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(size, size)`` float32 counts.
+
+    Notes
+    -----
+    Sky :math:`U[100, 150]`; 3-10 galaxies :math:`I(r) = I_e \exp\{-b_n[(r/r_e)^{1/n} - 1]\}`
+    (astropy ``Sersic2D``, :math:`n \in [0.5, 4]`, :math:`r_e \in [2, 12]` px) and 5-30 stars
+    (``Moffat2D``, :math:`\gamma \in [1, 2.5]` px, :math:`\alpha = 3`), peaks log-uniform
+    in 50-3000 counts.
+
+    Examples
+    --------
+    >>> image = simulated_sky(32, seed=0)
+    >>> image.shape, bool(image.min() >= 100)
+    ((32, 32), True)
+    """
+    from astropy.modeling.models import Moffat2D, Sersic2D
+
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size].astype(np.float64)
+    image = np.full((size, size), rng.uniform(100, 150))
+    for _ in range(rng.integers(3, 11)):
+        galaxy = Sersic2D(amplitude=np.exp(rng.uniform(np.log(20), np.log(500))),
+                          r_eff=rng.uniform(2, 12), n=rng.uniform(0.5, 4),
+                          x_0=rng.uniform(0, size), y_0=rng.uniform(0, size),
+                          ellip=rng.uniform(0, 0.7), theta=rng.uniform(0, np.pi))
+        image += np.minimum(galaxy(x, y), 3000)
+    for _ in range(rng.integers(5, 31)):
+        star = Moffat2D(amplitude=np.exp(rng.uniform(np.log(50), np.log(3000))),
+                        x_0=rng.uniform(0, size), y_0=rng.uniform(0, size),
+                        gamma=rng.uniform(1, 2.5), alpha=3.0)
+        image += star(x, y)
+    return image.astype(np.float32)
+
+
+def _hubble_counts() -> np.ndarray:
+    from reddiff.datasets import sample_image
+
+    return sample_image("hubble_deep_field").array * COUNTS_PER_GREY_LEVEL
+
+
+def _astro_images() -> list:
+    hubble = _hubble_counts()
+    return [hubble[:, :872]] + [simulated_sky(128, seed=s) for s in range(16)]
+
+
+def _astro_evaluation() -> dict:
+    """The right-most 128 columns of hubble_deep_field (not trained on) and a new simulated field."""
+    hubble = _hubble_counts()
+    return {"hubble_deep_field columns 872-999": hubble[300:428, 872:1000],
+            "simulated field (seed 1000)": simulated_sky(128, seed=1000)}
+
+
+RECIPES = {
+    "ct": Recipe("ct", "pydicom head CT slices J2K_pixelrep_mismatch.dcm and 693_J2KI.dcm "
+                 "(512x512, HU clipped to [-1000, 3000], full and half resolution) and 48 random "
+                 "ellipse head phantoms 128x128 (reddiff.datasets.ellipse_phantom seeds 0-47), "
+                 "converted to linear attenuation (1/mm)",
+                 1, AffineTransform(offset=MU_WATER, scale=MU_WATER, unit="1/mm"),
+                 _ct_images, _ct_evaluation),
+    "mri": Recipe("mri", "nilearn MNI152 2009a T1 template, axial slices 15-150 (but 60 and 100) of 233x197 at 1 mm "
+                  "and at 2 mm (2x2 means), each scaled to max magnitude 1, as complex images "
+                  "with a smooth random phase drawn per patch",
+                  2, ValueTransform(), _mri_images, _mri_evaluation),
+    "astro": Recipe("astro", "scikit-image hubble_deep_field (luma, columns 0-871) at "
+                    f"{COUNTS_PER_GREY_LEVEL:g} counts per grey level, and 16 simulated 128x128 "
+                    "fields (reddiff.priors.recipes.simulated_sky seeds 0-15: Sersic galaxies, "
+                    "Moffat stars, flat sky of 100-150 counts)",
+                    1, AsinhTransform(softening=50.0, background=0.0, gain=0.43, shift=-1.0),
+                    _astro_images, _astro_evaluation),
+}
+
+
+def get_recipe(name: str) -> Recipe:
+    """The recipe called ``name`` (one of :data:`RECIPES`).
+
+    Examples
+    --------
+    >>> get_recipe("mri").channels
+    2
+    """
+    if name not in RECIPES:
+        raise InputError(f"unknown recipe {name!r}; expected one of {', '.join(RECIPES)}",
+                         field="recipe")
+    return RECIPES[name]
