@@ -22,6 +22,7 @@ def main() -> None:
 
 @app.command("train-prior")
 def train_prior_command(
+    ctx: typer.Context,
     images: list[str] = typer.Argument(None, help="Image files or folders (PNG/TIFF/NumPy/DICOM/FITS/NIfTI/HDF5), "
                                        "in physical units."),
     out: Path = typer.Option(..., "--out", help="Prior folder to write (resumes from its checkpoint/)."),
@@ -49,7 +50,6 @@ def train_prior_command(
     import json
     import os
     import shlex
-    import sys
 
     import torch
     from tqdm.auto import tqdm
@@ -68,8 +68,13 @@ def train_prior_command(
         chosen = recipes.get_recipe(recipe) if recipe else None
         value_transform = chosen.transform if chosen else transform_from_config(json.loads(transform or "{}"))
         sources = chosen.images() if chosen else images
-        record = {"data": chosen.description if chosen else ", ".join(images),
-                  "command": "reddiff " + shlex.join(sys.argv[1:])}
+        command = ["reddiff", "train-prior", *(images or [])]
+        for param in ctx.command.params:  # the options given, in their canonical spelling
+            if param.name != "images" and ctx.get_parameter_source(param.name).name != "DEFAULT":
+                value = ctx.params[param.name]
+                flag = param.opts[0] if value or not param.secondary_opts else param.secondary_opts[0]
+                command += [flag] if isinstance(value, bool) else [flag, str(value)]
+        record = {"data": chosen.description if chosen else ", ".join(images), "command": shlex.join(command)}
         model_config = {"block_out_channels": [int(c) for c in block_out_channels.split(",")],
                         "layers_per_block": layers_per_block, "attention": attention}
         rank = int(os.environ.get("RANK", "0"))

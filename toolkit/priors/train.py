@@ -4,8 +4,11 @@ One function, :func:`train_prior`, runs on a CPU, one GPU, or several GPUs/nodes
 under PyTorch's own launcher (``torchrun ... -m reddiff train-prior``), where
 each process trains on its share of every batch with DistributedDataParallel.
 
-Randomness is a pure function of ``(seed, rank, step)``: a resumed run repeats
-the uninterrupted one exactly, and no global RNG is touched.
+Randomness is a pure function of ``(seed, step)``: every process draws the whole
+batch of a step (patches, timesteps, noise) and trains on its own slice, and
+DistributedDataParallel averages the gradients, so a run gives the same losses
+and weights (up to float rounding) on any number of processes, a resumed run
+repeats the uninterrupted one exactly, and no global RNG is touched.
 
 Files in ``out_dir``: the prior folder (see :mod:`reddiff.priors.checkpoint`) with
 the EMA weights, and ``checkpoint/`` (``training_state.safetensors`` +
@@ -38,6 +41,8 @@ from .unet import DEFAULT_SCHEDULE, DEFAULT_UNET, UNetPrior, make_unet, schedule
 CHECKPOINT_DIR = "checkpoint"
 STATE_WEIGHTS = "training_state.safetensors"
 STATE_JSON = "training_state.json"
+#: Label of the data stream in the seed sequence ``(seed, DATA_STREAM, step)``.
+DATA_STREAM = 0
 #: Settings a resumed run must share with its checkpoint.
 RESUME_KEYS = ("channels", "patch_size", "batch_size", "lr", "ema_decay", "seed", "model_config",
                "transform")
@@ -165,8 +170,8 @@ def train_prior(sources, out_dir, *, channels: int = 1, transform: ValueTransfor
         alphas = schedule_from_config(DEFAULT_SCHEDULE).to(device)
         started = time.perf_counter()
         for step in range(state["step"], steps):
-            loss = _train_step(net, optimizer, sampler, alphas, batch_size // world,
-                               _step_rngs(seed, rank, step), device)
+            loss = _train_step(net, optimizer, sampler, alphas, batch_size, rank, world,
+                               _step_rngs(seed, step), device)
             decay = _ema_update(ema, model, ema_decay, step)
             state["losses"].append(_mean_over_processes(loss, world))
             state["step"] = step + 1
@@ -228,21 +233,23 @@ def _init_model(channels: int, patch_size: int, model_config: dict, seed: int):
         return make_unet(channels, sample_size=patch_size, **model_config)
 
 
-def _step_rngs(seed: int, rank: int, step: int) -> tuple[np.random.Generator, torch.Generator]:
-    """The random streams of one step of one process, from ``(seed, rank, step)`` only."""
-    sequence = np.random.SeedSequence([seed, rank, step])
+def _step_rngs(seed: int, step: int) -> tuple[np.random.Generator, torch.Generator]:
+    """The random streams of one training step, from ``(seed, step)`` only."""
+    sequence = np.random.SeedSequence([seed, DATA_STREAM, step])
     numpy_rng = np.random.default_rng(sequence)
     torch_rng = torch.Generator().manual_seed(int(sequence.generate_state(1, dtype=np.uint64)[0] >> 1))
     return numpy_rng, torch_rng
 
 
-def _train_step(net, optimizer, sampler: PatchSampler, alphas: torch.Tensor, n: int,
-                rngs, device) -> float:
+def _train_step(net, optimizer, sampler: PatchSampler, alphas: torch.Tensor, batch_size: int,
+                rank: int, world: int, rngs, device) -> float:
+    """One optimiser step on this process's slice of the step's batch; returns its loss."""
     numpy_rng, torch_rng = rngs
-    x0 = sampler.sample(n, numpy_rng)
-    t = torch.randint(0, alphas.shape[0], (n,), generator=torch_rng)
+    x0 = sampler.sample(batch_size, numpy_rng)
+    t = torch.randint(0, alphas.shape[0], (batch_size,), generator=torch_rng)
     noise = torch.randn(x0.shape, generator=torch_rng)
-    x0, t, noise = x0.to(device), t.to(device), noise.to(device)
+    share = slice(rank * batch_size // world, (rank + 1) * batch_size // world)
+    x0, t, noise = x0[share].to(device), t[share].to(device), noise[share].to(device)
     a = alphas[t].view(-1, 1, 1, 1)
     predicted = net(a.sqrt() * x0 + (1 - a).sqrt() * noise, t).sample
     loss = torch.nn.functional.mse_loss(predicted, noise)
