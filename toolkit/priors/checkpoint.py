@@ -24,7 +24,6 @@ import json
 from pathlib import Path
 
 import torch
-from diffusers import UNet2DModel
 
 from ..errors import InputError
 from .base import transform_from_config
@@ -142,7 +141,9 @@ def _resolve(name_or_path) -> Path:
     return folder
 
 
-def _load_unet(unet_dir: Path) -> UNet2DModel:
+def _load_unet(unet_dir: Path):
+    from diffusers import UNet2DModel
+
     config_file = unet_dir / "config.json"
     if not config_file.is_file():
         raise InputError("no config.json: expected a diffusers UNet2DModel folder "

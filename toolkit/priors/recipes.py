@@ -35,6 +35,8 @@ from .base import AffineTransform, AsinhTransform, ValueTransform
 #: Linear attenuation of water at about 70 keV, 1/mm (HU = 1000 (mu - MU_WATER) / MU_WATER).
 MU_WATER = 0.0192
 HU_CLIP = (-1000.0, 3000.0)
+#: Prefix of the evaluation images from the held-out samples (other kinds of data than trained on).
+HELD_OUT = "held out: "
 #: MNI152 axial slices kept out of the mri prior's training, for its evaluation.
 MRI_EVALUATION_SLICES = (60, 100)
 COUNTS_PER_GREY_LEVEL = 10.0
@@ -54,8 +56,9 @@ class Recipe:
     images : callable
         ``images()`` -> list of 2-D training arrays in physical units.
     evaluation : callable
-        ``evaluation()`` -> dict name -> 2-D array (physical units) of held-in
-        images of the same kind that were not trained on (denoising table).
+        ``evaluation()`` -> dict name -> 2-D array (physical units) for the denoising
+        table: held-in images of the same kind that were not trained on, and one
+        held-out sample (name prefixed with :data:`HELD_OUT`).
     settings : dict
         Default training settings (patch_size, batch_size, steps, lr, ...).
     """
@@ -95,9 +98,11 @@ def _ct_images() -> list:
 
 
 def _ct_evaluation() -> dict:
-    from reddiff.datasets import ellipse_phantom
+    from reddiff.datasets import ellipse_phantom, sample_image
 
-    return {f"phantom (seed {s})": hu_to_mu(ellipse_phantom((128, 128), seed=s)) for s in (1000, 1001)}
+    images = {f"phantom (seed {s})": hu_to_mu(ellipse_phantom((128, 128), seed=s)) for s in (1000, 1001)}
+    images[HELD_OUT + "ct_small"] = hu_to_mu(np.clip(sample_image("ct_small").array, *HU_CLIP))
+    return images
 
 
 def _mri_slices() -> list:
@@ -113,7 +118,7 @@ def _mri_images() -> list:
 
 
 def _mri_evaluation() -> dict:
-    """MNI slices left out of training, centre 128x128, with a fixed smooth phase."""
+    """MNI slices left out of training, centre 128x128, with a fixed smooth phase; held out: mr_small."""
     from reddiff.datasets import sample_image
 
     from .data import smooth_random_phase
@@ -125,6 +130,9 @@ def _mri_evaluation() -> dict:
         magnitude = magnitude[52:180, 34:162]
         phase = smooth_random_phase(128, np.random.default_rng(index), max_gradient=0.02)
         out[f"MNI slice {index} (complex)"] = magnitude * np.exp(1j * phase)
+    small = sample_image("mr_small").array
+    phase = smooth_random_phase(64, np.random.default_rng(0), max_gradient=0.02)
+    out[HELD_OUT + "mr_small (complex)"] = small / small.max() * np.exp(1j * phase)
     return out
 
 
@@ -186,10 +194,13 @@ def _astro_images() -> list:
 
 
 def _astro_evaluation() -> dict:
-    """The right-most 128 columns of hubble_deep_field (not trained on) and a new simulated field."""
+    """Right-most 128 columns of hubble_deep_field (not trained on), a new simulated field; held out: M13."""
+    from reddiff.datasets import sample_image
+
     hubble = _hubble_counts()
     return {"hubble_deep_field columns 872-999": hubble[300:428, 872:1000],
-            "simulated field (seed 1000)": simulated_sky(128, seed=1000)}
+            "simulated field (seed 1000)": simulated_sky(128, seed=1000),
+            HELD_OUT + "m13 centre, file values as counts": sample_image("m13").array[86:214, 86:214]}
 
 
 RECIPES = {

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from diffusers import DDPMScheduler, UNet2DModel
 
 from ..errors import InputError
 from .base import Prior, ValueTransform
@@ -44,6 +43,8 @@ def schedule_from_config(config: dict | None = None) -> torch.Tensor:
     >>> schedule_from_config({"num_train_timesteps": 10}).shape
     torch.Size([10])
     """
+    from diffusers import DDPMScheduler  # imported on use: diffusers takes seconds to import
+
     settings = {**DEFAULT_SCHEDULE, **{k: v for k, v in (config or {}).items()
                                        if k in ("num_train_timesteps", "beta_start", "beta_end",
                                                 "beta_schedule", "trained_betas")}}
@@ -56,7 +57,7 @@ def schedule_from_config(config: dict | None = None) -> torch.Tensor:
 
 def make_unet(channels: int, *, sample_size: int = 32, block_out_channels=(16, 32, 64),
               layers_per_block: int = 1, attention: bool = False,
-              norm_num_groups: int = 8) -> UNet2DModel:
+              norm_num_groups: int = 8):
     """A fresh (random) ``UNet2DModel`` mapping ``channels`` to ``channels``.
 
     Parameters
@@ -74,12 +75,18 @@ def make_unet(channels: int, *, sample_size: int = 32, block_out_channels=(16, 3
     norm_num_groups : int
         Group-norm groups; must divide every entry of ``block_out_channels``.
 
+    Returns
+    -------
+    diffusers.UNet2DModel
+
     Examples
     --------
     >>> unet = make_unet(1)
     >>> unet(torch.zeros(1, 1, 16, 16), 10).sample.shape
     torch.Size([1, 1, 16, 16])
     """
+    from diffusers import UNet2DModel
+
     levels = len(block_out_channels)
     if channels < 1 or levels < 1 or any(c % norm_num_groups for c in block_out_channels):
         raise InputError(f"need channels >= 1 and block_out_channels divisible by norm_num_groups="
@@ -127,7 +134,7 @@ class UNetPrior(Prior):
     torch.Size([2, 1, 20, 20])
     """
 
-    def __init__(self, unet: UNet2DModel, *, schedule: dict | None = None,
+    def __init__(self, unet, *, schedule: dict | None = None,
                  transform: ValueTransform | None = None, prediction_type: str = "epsilon",
                  name: str = "unet", info: dict | None = None):
         if prediction_type not in PREDICTION_TYPES:
