@@ -152,6 +152,8 @@ def train_prior(sources, out_dir, *, channels: int = 1, transform: ValueTransfor
     rank, world, own_group = _init_distributed()
     try:
         device = _device(device)
+        if device.type == "cuda":
+            torch.cuda.set_device(device)  # NCCL collectives run on the current device
         if batch_size % world:
             raise InputError(f"batch_size={batch_size} must be divisible by the {world} processes",
                              field="batch_size")
@@ -166,7 +168,10 @@ def train_prior(sources, out_dir, *, channels: int = 1, transform: ValueTransfor
         state = {"step": 0, "losses": [], "wall_time_s": 0.0}
         if resume and (out_dir / CHECKPOINT_DIR / STATE_JSON).is_file():
             state = _load_state(out_dir / CHECKPOINT_DIR, settings, model, ema, optimizer, device)
-        net = (torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model).train()
+        net = model.train()
+        if world > 1:
+            net = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None)
         alphas = schedule_from_config(DEFAULT_SCHEDULE).to(device)
         started = time.perf_counter()
         for step in range(state["step"], steps):
