@@ -203,6 +203,17 @@ def test_deepinv_dps_with_our_prior_fits_the_observed_pixels():
     assert observed_error(100.0) < 0.5 * observed_error(0.0)  # measured 0.021 vs 0.085
 
 
+def test_deepinv_diffpir_runs_on_our_prior_and_fits_the_data():
+    x, physics, y = _inpainting_problem()
+    observed = physics.mask.bool().expand_as(x)
+    diffpir = dinv.sampling.DiffPIR(PriorDenoiser(GaussianPrior(std=0.2)), max_iter=5, sigma=0.01,
+                                    data_fidelity=dinv.optim.data_fidelity.L2())
+    with torch.random.fork_rng():  # DiffPIR draws from the global RNG
+        torch.manual_seed(0)
+        out = diffpir(y, physics)
+    assert float((out - x)[observed].abs().mean()) < 0.02  # measured 0.008; the noise is 0.01
+
+
 # --- Tweedie denoising, sampling, evaluation ------------------------------------------------------
 
 def test_denoise_is_the_gaussian_posterior_mean_on_the_schedule():
@@ -222,6 +233,13 @@ def test_ddim_samples_of_a_gaussian_prior_converge_to_its_statistics():
     few, many = sample(20), sample(100)
     assert abs(float(many.mean()) - 0.3) < 0.03 and abs(float(many.std()) - 0.5) < 0.03
     assert abs(float(many.std()) - 0.5) < abs(float(few.std()) - 0.5)  # first-order solver converges
+
+
+def test_clipped_ddim_samples_stay_in_the_range():
+    x = sample_ddim(tiny_prior(), (2, 1, 16, 16), steps=5, clip=(-1.0, 1.0),
+                    generator=torch.Generator().manual_seed(0))
+    free = sample_ddim(tiny_prior(), (2, 1, 16, 16), steps=5, generator=torch.Generator().manual_seed(0))
+    assert float(x.abs().max()) <= 1.0 < float(free.abs().max())
 
 
 def test_denoising_table_prefers_the_right_prior():

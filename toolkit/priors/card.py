@@ -60,7 +60,7 @@ def write_model_card(prior: UNetPrior, folder, *, evaluation: dict | None = None
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         samples = sample_ddim(prior, (n_samples, prior.channels, sample_size, sample_size),
-                              steps=sample_steps, generator=generator)
+                              steps=sample_steps, clip=prior.info.get("network_range"), generator=generator)
     _save_samples(samples, folder / SAMPLES_FILE, title=f"{prior.name}: {n_samples} DDIM samples "
                   f"({sample_steps} steps, {sample_size}x{sample_size}, network units)")
     rows = denoising_table(prior, evaluation, seed=seed) if evaluation else []
@@ -113,8 +113,13 @@ def _card_text(prior: UNetPrior, rows, n_samples, sample_size, sample_steps) -> 
     lines += ["## Samples", "",
               f"![samples]({SAMPLES_FILE})", "",
               f"{n_samples} unconditional DDIM samples ({sample_steps} steps, {sample_size}x{sample_size}, "
-              "network units, magnitude for complex priors).", ""]
+              "network units, magnitude for complex priors), each x0 estimate clipped to the training data's "
+              f"range {_range(prior.info.get('network_range'))} (diffusers' `clip_sample`).", ""]
     return "\n".join(lines)
+
+
+def _range(bounds) -> str:
+    return "(not recorded)" if bounds is None else f"[{bounds[0]:.3g}, {bounds[1]:.3g}]"
 
 
 def _fmt(value) -> str:

@@ -134,6 +134,8 @@ class PatchSampler:
     >>> batch = sampler.sample(4, np.random.default_rng(0))
     >>> batch.shape, round(float(batch.pow(2).sum(1).sqrt().mean()), 3)  # magnitude kept
     (torch.Size([4, 2, 8, 8]), 1.0)
+    >>> sampler.value_range()  # real and imaginary parts span [-1, 1]
+    (-1.0, 1.0)
     """
 
     def __init__(self, images, *, patch_size: int, channels: int, transform: ValueTransform):
@@ -150,6 +152,13 @@ class PatchSampler:
         positions = np.array([(im.shape[0] - patch_size + 1) * (im.shape[1] - patch_size + 1)
                               for im in images], dtype=np.float64)
         self.weights = positions / positions.sum()
+
+    def value_range(self) -> tuple[float, float]:
+        """Smallest and largest pixel value of the images in network units (per channel part)."""
+        ends = [(-np.abs(im).max(), np.abs(im).max()) if self.channels == 2 else (im.min(), im.max())
+                for im in self.images]
+        z = self.transform.to_model(torch.tensor(ends, dtype=torch.float32))
+        return float(z.min()), float(z.max())
 
     def sample(self, n: int, rng: np.random.Generator) -> torch.Tensor:
         """``n`` patches ``(n, channels, P, P)`` in network units, float32."""

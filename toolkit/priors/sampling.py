@@ -9,7 +9,7 @@ from .base import Prior
 
 
 @torch.no_grad()
-def sample_ddim(prior: Prior, shape, *, steps: int = 50, eta: float = 0.0,
+def sample_ddim(prior: Prior, shape, *, steps: int = 50, eta: float = 0.0, clip=None,
                 generator: torch.Generator | None = None) -> torch.Tensor:
     r"""Draw unconditional samples with DDIM (Song et al., 2021), in network units.
 
@@ -22,6 +22,11 @@ def sample_ddim(prior: Prior, shape, *, steps: int = 50, eta: float = 0.0,
         Number of network calls, timesteps evenly spaced from ``T - 1`` to 0.
     eta : float
         0 for deterministic DDIM, 1 for DDPM-like ancestral noise.
+    clip : (float, float), optional
+        Clamp each :math:`\hat x_0` to this range (network units) and recompute
+        :math:`\hat\epsilon` from it, as diffusers' ``clip_sample`` does: at high noise
+        :math:`\hat x_0` amplifies small errors of :math:`\hat\epsilon` by
+        :math:`1/\sqrt{\bar\alpha_t}` (up to 150 with the DDPM schedule).
     generator : torch.Generator, optional
         Source of the initial noise (and of the ancestral noise when ``eta > 0``).
 
@@ -63,6 +68,9 @@ def sample_ddim(prior: Prior, shape, *, steps: int = 50, eta: float = 0.0,
         a_t = prior.alphas_cumprod[t]
         eps = prior.eps(x, torch.full((shape[0],), t, device=device))
         x0 = (x - (1 - a_t).sqrt() * eps) / a_t.sqrt()
+        if clip is not None:
+            x0 = x0.clamp(*clip)
+            eps = (x - a_t.sqrt() * x0) / (1 - a_t).sqrt()
         if i == len(times) - 1:
             return x0
         a_s = prior.alphas_cumprod[times[i + 1]]

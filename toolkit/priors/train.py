@@ -189,7 +189,8 @@ def train_prior(sources, out_dir, *, channels: int = 1, transform: ValueTransfor
         state["wall_time_s"] += time.perf_counter() - started
         prior = UNetPrior(ema.eval(), schedule=DEFAULT_SCHEDULE, transform=transform,
                           name=name or out_dir.resolve().name)
-        prior.info = _training_record(settings, state, steps, world, device, record)
+        prior.info = _training_record(settings, state, steps, world, device,
+                                      {**(record or {}), "network_range": sampler.value_range()})
         if rank == 0:
             save_prior(prior, out_dir)
         if world > 1:
