@@ -225,11 +225,11 @@ def _init_distributed() -> tuple[int, int, bool]:
 
 
 def _device(device) -> torch.device:
-    if device is not None:
-        return torch.device(device)
-    if torch.cuda.is_available():
+    """The given device, else CUDA if available; ``cuda`` without an index means ``cuda:LOCAL_RANK``."""
+    device = torch.device(device if device is not None else "cuda" if torch.cuda.is_available() else "cpu")
+    if device.type == "cuda" and device.index is None:
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    return torch.device("cpu")
+    return device
 
 
 def _init_model(channels: int, patch_size: int, model_config: dict, seed: int):
