@@ -61,8 +61,9 @@ def train_prior_command(
     if threads:
         torch.set_num_threads(threads)
     try:
-        if recipe and (images or transform):
-            raise ReddiffError("--recipe builds its own images and transform; drop IMAGES/--transform")
+        if recipe and (images or transform or ctx.get_parameter_source("channels").name != "DEFAULT"):
+            raise ReddiffError("--recipe sets its own images, channels and transform; "
+                               "drop IMAGES/--channels/--transform")
         if not recipe and not images:
             raise ReddiffError("give IMAGES (files or folders) or --recipe ct|mri|astro")
         chosen = recipes.get_recipe(recipe) if recipe else None

@@ -106,6 +106,7 @@ def test_cli_writes_a_model_card_with_samples(png_folder, tmp_path):
     ([], "IMAGES"),
     (["--recipe", "cats"], "unknown recipe"),
     (["--recipe", "ct", "x.png"], "--recipe"),
+    (["--recipe", "ct", "--channels", "2"], "--channels"),
     (["x.png", "--transform", "{not json"], "error"),
 ])
 def test_cli_errors_are_one_line_and_exit_1(args, message, tmp_path):
