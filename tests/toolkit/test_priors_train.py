@@ -67,6 +67,8 @@ def test_resume_refuses_other_settings_and_no_resume_starts_over(images, tmp_pat
     train(images, tmp_path, steps=2)
     with pytest.raises(InputError, match="patch_size"):
         train(images, tmp_path, steps=4, patch_size=8)
+    with pytest.raises(InputError, match="data_sha256"):
+        train(images[:2], tmp_path, steps=4)
     assert len(train(images, tmp_path, steps=4, patch_size=8, resume=False).losses) == 4
 
 

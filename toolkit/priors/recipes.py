@@ -16,8 +16,9 @@ ct       1         two head CT slices (pydicom) at full and half resolution + 48
 mri      2         MNI152 T1 axial slices 15-150 but 60 and 100, at 1 and 2 mm, scaled to
                    max 1, with a smooth random phase per patch; identity transform
 astro    1         hubble_deep_field luma at 10 counts per grey level (sky about
-                   140 counts) + 16 simulated 128x128 fields (Sersic galaxies,
-                   Moffat stars, sky 100-150 counts);
+                   140 counts), smoothed 1 px and binned 2x2 + smoothed 0.5 px
+                   (the JPEG's noise is not sky), + 32 simulated 128x128 fields
+                   (Sersic galaxies, Moffat stars, sky 100-150 counts);
                    :math:`z = 0.43\,\operatorname{asinh}(x / 50) - 1`
 =======  ========  ==============================================================
 """
@@ -188,17 +189,25 @@ def _hubble_counts() -> np.ndarray:
     return sample_image("hubble_deep_field").array * COUNTS_PER_GREY_LEVEL
 
 
+def _hubble_clean(hubble: np.ndarray) -> list:
+    """The JPEG's noise (std about 0.1 in network units) suppressed: Gaussian-smoothed at full
+    resolution (1 px) and 2x2-binned then smoothed (0.5 px)."""
+    from scipy.ndimage import gaussian_filter
+
+    return [gaussian_filter(hubble, 1.0), gaussian_filter(_half(hubble), 0.5)]
+
+
 def _astro_images() -> list:
-    hubble = _hubble_counts()
-    return [hubble[:, :872]] + [simulated_sky(128, seed=s) for s in range(16)]
+    return _hubble_clean(_hubble_counts()[:, :872]) + [simulated_sky(128, seed=s) for s in range(32)]
 
 
 def _astro_evaluation() -> dict:
-    """Right-most 128 columns of hubble_deep_field (not trained on), a new simulated field; held out: M13."""
+    """Right-most 128 columns of hubble_deep_field (not trained on, smoothed as in training), a new
+    simulated field; held out: M13."""
     from reddiff.datasets import sample_image
 
-    hubble = _hubble_counts()
-    return {"hubble_deep_field columns 872-999": hubble[300:428, 872:1000],
+    hubble = _hubble_counts()[300:428, 872:1000]
+    return {"hubble_deep_field columns 872-999 (smoothed 1 px)": _hubble_clean(hubble)[0],
             "simulated field (seed 1000)": simulated_sky(128, seed=1000),
             HELD_OUT + "m13 centre, file values as counts": sample_image("m13").array[86:214, 86:214]}
 
@@ -215,9 +224,10 @@ RECIPES = {
                   "with a smooth random phase drawn per patch",
                   2, ValueTransform(), _mri_images, _mri_evaluation),
     "astro": Recipe("astro", "scikit-image hubble_deep_field (luma, columns 0-871) at "
-                    f"{COUNTS_PER_GREY_LEVEL:g} counts per grey level, and 16 simulated 128x128 "
-                    "fields (reddiff.priors.recipes.simulated_sky seeds 0-15: Sersic galaxies, "
-                    "Moffat stars, flat sky of 100-150 counts)",
+                    f"{COUNTS_PER_GREY_LEVEL:g} counts per grey level, its JPEG noise suppressed "
+                    "(Gaussian 1 px at full resolution; 2x2 binned then Gaussian 0.5 px), and 32 "
+                    "simulated 128x128 fields (reddiff.priors.recipes.simulated_sky seeds 0-31: "
+                    "Sersic galaxies, Moffat stars, flat sky of 100-150 counts)",
                     1, AsinhTransform(softening=50.0, background=0.0, gain=0.43, shift=-1.0),
                     _astro_images, _astro_evaluation),
 }

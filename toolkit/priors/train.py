@@ -19,6 +19,7 @@ which ``resume=True`` continues from. Only rank 0 writes.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 import platform
@@ -45,7 +46,7 @@ STATE_JSON = "training_state.json"
 DATA_STREAM = 0
 #: Settings a resumed run must share with its checkpoint.
 RESUME_KEYS = ("channels", "patch_size", "batch_size", "lr", "ema_decay", "seed", "model_config",
-               "transform")
+               "transform", "data_sha256")
 
 
 @dataclass
@@ -161,7 +162,7 @@ def train_prior(sources, out_dir, *, channels: int = 1, transform: ValueTransfor
                                transform=transform)
         settings = {"channels": channels, "patch_size": patch_size, "batch_size": batch_size,
                     "lr": lr, "ema_decay": ema_decay, "seed": seed, "model_config": model_config,
-                    "transform": transform.to_config()}
+                    "transform": transform.to_config(), "data_sha256": _fingerprint(sampler.images)}
         model = _init_model(channels, patch_size, model_config, seed).to(device)
         ema = copy.deepcopy(model).requires_grad_(False)
         optimizer = torch.optim.Adam(model.parameters(), lr=lr)
@@ -321,6 +322,15 @@ def _load_state(folder: Path, settings: dict, model, ema, optimizer, device) -> 
         optim_state.setdefault(int(index), {})[name] = value.cpu() if name == "step" else value
     optimizer.load_state_dict({"state": optim_state, "param_groups": meta["param_groups"]})
     return {"step": meta["step"], "losses": meta["losses"], "wall_time_s": meta["wall_time_s"]}
+
+
+def _fingerprint(images) -> str:
+    """SHA-256 of the training images (dtype, shape and pixels), so a resume notices new data."""
+    digest = hashlib.sha256()
+    for image in images:
+        digest.update(f"{image.dtype}{image.shape}".encode())
+        digest.update(np.ascontiguousarray(image).tobytes())
+    return digest.hexdigest()
 
 
 def _strip(tensors: dict, prefix: str) -> dict:
