@@ -40,7 +40,8 @@ def _check_sampling(acceleration: float, center_fraction: float) -> None:
         raise InputError(f"must be in [0, 1], got {center_fraction!r}", field="center_fraction")
     if center_fraction * acceleration > 1 + 1e-9:
         raise InputError(f"the fully sampled centre ({center_fraction}) exceeds the sampled fraction "
-                         f"1/acceleration = {1 / acceleration:.3g}; lower center_fraction", field="center_fraction")
+                         f"1/acceleration = {1 / acceleration:.3g}; expected center_fraction <= 1/acceleration",
+                         field="center_fraction")
 
 
 def _check_shape(shape) -> tuple[int, int]:
