@@ -286,7 +286,8 @@ class RayProjector(dinv.physics.LinearPhysics):
 
 
 def default_angles(views: int, *, geometry: str = "parallel", limited_angle: float | None = None) -> np.ndarray:
-    r"""``views`` equispaced angles (radians) over :math:`[0, \pi)` (parallel), :math:`[0, 2\pi)` (fan) or ``[0, limited_angle)``.
+    r"""``views`` equispaced angles (radians) over :math:`[0, \pi)` (parallel), :math:`[0, 2\pi)` (fan)
+    or ``[0, limited_angle)``.
 
     Examples
     --------
@@ -508,8 +509,8 @@ def simulate(image_mu: Tensor, *, views: int = 180, angles=None, limited_angle: 
     """
     image = check_image(image_mu, "image_mu", channels=1)
     if image.shape[0] != 1:
-        raise InputError(f"has batch size {image.shape[0]}; simulate one image (1, 1, H, W) at a time",
-                         field="image_mu")
+        raise InputError(f"has batch size {image.shape[0]}; expected one image (1, 1, H, W): simulate "
+                         "images one at a time", field="image_mu")
     if float(image.min()) < -0.1 * MU_WATER:
         raise InputError(f"has attenuation down to {float(image.min()):.4g}/mm; expected >= 0 (1/mm). Convert HU "
                          "with hu_to_mu and clip padding below -1000 HU", field="image_mu")

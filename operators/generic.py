@@ -169,7 +169,8 @@ def super_resolution_physics(*, factor: int = 4, kind: str = "average", image_sh
             raise InputError("bicubic downsampling needs image_shape=(H, W)", field="image_shape")
         height, width = _shape(image_shape)
         if height % factor or width % factor:
-            raise InputError(f"image of {height}x{width} is not a multiple of factor {factor}", field="image_shape")
+            raise InputError(f"image of {height}x{width} is not a multiple of factor {factor}; expected sides "
+                             "divisible by the factor", field="image_shape")
         return dinv.physics.Downsampling(img_size=(channels, height, width), filter="bicubic", factor=factor,
                                          padding="reflect")
     raise InputError(f"unknown kind {kind!r}; expected average or bicubic", field="kind")
@@ -237,7 +238,7 @@ def task_physics(task: str, image_shape, *, channels: int = 1, missing: float | 
     >>> task_physics("colorize", (8, 8))
     Traceback (most recent call last):
     ...
-    reddiff.errors.InputError: [task] unknown task 'colorize'; expected one of inpaint-random, inpaint-box, sr-average, sr-bicubic, deblur-gaussian, deblur-uniform
+    reddiff.errors.InputError: [task] unknown task 'colorize'; expected one of inpaint-random, inpaint-box, ...
     """
     if task not in TASKS:
         raise InputError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}", field="task")
@@ -292,7 +293,8 @@ def simulate(image: Tensor, *, task: str = "inpaint-random", sigma: float = 0.05
     """
     x = check_image(image, "image")
     if x.shape[0] != 1:
-        raise InputError(f"has batch size {x.shape[0]}; simulate one image (1, C, H, W) at a time", field="image")
+        raise InputError(f"has batch size {x.shape[0]}; expected one image (1, C, H, W): simulate "
+                         "images one at a time", field="image")
     if not (sigma >= 0 and math.isfinite(sigma)):
         raise InputError(f"must be finite and >= 0, got {sigma!r}", field="sigma")
     generator = make_generator(seed)

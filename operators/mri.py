@@ -203,7 +203,7 @@ def make_mask(kind: str, shape, *, acceleration: float = 4.0, center_fraction: f
     >>> make_mask("spiral", (8, 8))
     Traceback (most recent call last):
     ...
-    reddiff.errors.InputError: [mask] unknown mask 'spiral'; expected one of random, equispaced, gaussian, variable-density
+    reddiff.errors.InputError: [mask] unknown mask 'spiral'; expected one of random, equispaced, ...
     """
     if kind == "variable-density":
         return variable_density_mask(shape, acceleration=acceleration, center_fraction=center_fraction,
@@ -456,8 +456,8 @@ def mri_physics(mask, *, coil_maps: Tensor | None = None, sigma: float | None = 
 def _complex_image(image: Tensor) -> Tensor:
     image = check_image(image, "image", channels=(1, 2))
     if image.shape[0] != 1:
-        raise InputError(f"has batch size {image.shape[0]}; simulate one image (1, C, H, W) at a time",
-                         field="image")
+        raise InputError(f"has batch size {image.shape[0]}; expected one image (1, C, H, W): simulate "
+                         "images one at a time", field="image")
     if image.shape[1] == 1:
         image = torch.cat([image, torch.zeros_like(image)], dim=1)
     return image

@@ -424,8 +424,8 @@ def simulate(image_counts: Tensor, *, psf, background: float = 10.0, read_noise:
     """
     image = _check_counts(image_counts, "image_counts")
     if image.shape[0] != 1:
-        raise InputError(f"has batch size {image.shape[0]}; simulate one image (1, 1, H, W) at a time",
-                         field="image_counts")
+        raise InputError(f"has batch size {image.shape[0]}; expected one image (1, 1, H, W): simulate "
+                         "images one at a time", field="image_counts")
     background = _nonnegative(background, "background")
     read_noise = _nonnegative(read_noise, "read_noise")
     kernel = as_psf(psf)
