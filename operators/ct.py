@@ -191,14 +191,15 @@ def _csr(crow: Tensor, columns: Tensor, values: Tensor, size) -> Tensor:
 
 @functools.lru_cache(maxsize=4)
 def _backprojection_matrix(geometry: Geometry) -> Tensor:
-    """The exact transpose of :func:`_projection_matrix`, as CSR (built on first use)."""
+    """The exact transpose of :func:`_projection_matrix`, as CSR (built on first use, by scipy's linear-time
+    CSR-to-CSC conversion)."""
+    from scipy.sparse import csr_matrix
+
     matrix = _projection_matrix(geometry)
-    crow, columns, values = matrix.crow_indices().long(), matrix.col_indices(), matrix.values()
-    rows = torch.repeat_interleave(torch.arange(matrix.shape[0], dtype=torch.int32), crow.diff())
-    _, order = torch.sort(columns, stable=True)  # keeps rows ascending within each column
-    transposed_crow = torch.zeros(matrix.shape[1] + 1, dtype=torch.int64)
-    transposed_crow[1:] = torch.bincount(columns.long(), minlength=matrix.shape[1]).cumsum(0)
-    return _csr(transposed_crow, rows[order], values[order], (matrix.shape[1], matrix.shape[0]))
+    transposed = csr_matrix((matrix.values().numpy(), matrix.col_indices().numpy(), matrix.crow_indices().numpy()),
+                            shape=tuple(matrix.shape)).tocsc()
+    return _csr(torch.from_numpy(transposed.indptr), torch.from_numpy(transposed.indices),
+                torch.from_numpy(transposed.data), (matrix.shape[1], matrix.shape[0]))
 
 
 class _SparseProduct(torch.autograd.Function):

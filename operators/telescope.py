@@ -357,9 +357,10 @@ def tiled_blur_physics(psfs, image_shape, *, padding: str = "zeros") -> dinv.phy
         raise InputError(f"PSFs of {tuple(psfs.shape[-2:])} exceed the image {height}x{width}", field="psfs")
     kernels = torch.stack([as_psf(psfs[i, j]) for i in range(ny) for j in range(nx)])
     weights = _tent_weights(ny, height)[:, None, :, None] * _tent_weights(nx, width)[None, :, None, :]
-    return dinv.physics.SpaceVaryingBlur(filters=kernels[None, None], multipliers=weights.reshape(1, 1, -1, height,
-                                                                                                   width),
-                                         padding="constant" if padding == "zeros" else padding)
+    return dinv.physics.SpaceVaryingBlur(filters=kernels[None, None],
+                                         multipliers=weights.reshape(1, 1, -1, height, width),
+                                         padding="constant" if padding == "zeros" else padding,
+                                         use_fft=max(kernels.shape[-2:]) > 15)
 
 
 def _tent_weights(tiles: int, length: int) -> Tensor:
