@@ -183,3 +183,26 @@ def test_espirit_needs_a_calibration_region():
     m = mri.simulate(_phantom(32), acceleration=4, center_fraction=0.0625, mask="equispaced", coils=4, seed=0)
     with pytest.raises(InputError, match="calibration"):
         mri.estimate_sensitivity_maps(m.y)
+
+
+def test_poisson_disc_mask_spreads_samples_evenly():
+    shape = (64, 64)
+    disc = mri.poisson_disc_mask(shape, acceleration=4, center_fraction=0.1, seed=0)
+    bernoulli = mri.variable_density_mask(shape, acceleration=4, center_fraction=0.1, decay=1.0, seed=0)
+    assert abs(float(disc.mean()) - 0.25) < 0.02
+    assert bool(disc[30:34, 30:34].all())
+    assert torch.equal(disc, mri.poisson_disc_mask(shape, acceleration=4, center_fraction=0.1, seed=0))
+
+    def touching(mask):  # kept outer points with a kept 4-neighbour: clusters
+        outer = mask.clone()
+        outer[26:38, 26:38] = 0
+        neighbours = torch.zeros_like(outer)
+        neighbours[1:] += outer[:-1]
+        neighbours[:-1] += outer[1:]
+        neighbours[:, 1:] += outer[:, :-1]
+        neighbours[:, :-1] += outer[:, 1:]
+        return float(((neighbours > 0) & (outer > 0)).sum() / outer.sum())
+
+    assert touching(disc) < 0.5 * touching(bernoulli)  # measured 0.01 vs 0.7
+    assert mri.simulate(torch.rand(1, 1, 16, 16), mask="poisson-disc", center_fraction=0.125, seed=0).y.shape == (
+        1, 2, 16, 16)
