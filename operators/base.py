@@ -171,10 +171,7 @@ def convolution(kernel: Tensor, *, padding: str = "zeros", use_fft: bool | None 
     kernel = normalise_kernel(kernel)
     if use_fft is None:
         use_fft = max(kernel.shape[-2:]) > 15
-    physics = dinv.physics.Blur(filter=kernel, padding="constant" if padding == "zeros" else padding,
-                                use_fft=use_fft)
-    physics.padding_name = padding
-    return physics
+    return dinv.physics.Blur(filter=kernel, padding="constant" if padding == "zeros" else padding, use_fft=use_fft)
 
 
 def normalise_kernel(kernel) -> Tensor:
