@@ -163,7 +163,7 @@ def _joseph_block(shape, spacing, origins, directions):
     return keep.sum(1), pixel[keep].to(torch.int32), weights[keep].to(torch.float32)
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=2)
 def _projection_matrix(geometry: Geometry) -> Tensor:
     """The ``(rays, pixels)`` CSR matrix of Joseph weights (mm), cached per geometry."""
     origins, directions = geometry.rays()
@@ -189,7 +189,7 @@ def _csr(crow: Tensor, columns: Tensor, values: Tensor, size) -> Tensor:
                                        check_invariants=False)
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=2)
 def _backprojection_matrix(geometry: Geometry) -> Tensor:
     """The exact transpose of :func:`_projection_matrix`, as CSR (built on first use, by scipy's linear-time
     CSR-to-CSC conversion)."""
