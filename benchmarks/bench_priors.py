@@ -9,6 +9,9 @@
    only works at its training size would lose its gain at 128x128.
 
 Run: ``python benchmarks/bench_priors.py --steps 400 --threads 1`` (about 6 min on one core).
+Measured (AMD EPYC, 1 thread): forward at 128x128 0.087 s (batch 1) / 0.34 s (batch 4)
+without attention, 0.14 / 0.58 s with it; after 400 steps attention was 0.2-0.5 dB worse
+at both 32x32 and 128x128, so the shipped priors have none.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ def attention_table(steps: int) -> None:
     evaluation = recipe.evaluation()
     sizes = {"32x32 crop": {k: v[48:80, 48:80] for k, v in evaluation.items()}, "128x128": evaluation}
     print(f"\nct recipe, {steps} steps, batch 32, 32x32 patches; PSNR gain (dB) over the best Gaussian filter,"
-          " mean over 2 phantoms")
+          " mean over the recipe's evaluation images (2 phantoms, ct_small)")
     print("| attention | train s | " + " | ".join(f"{size} sigma={s}" for size in sizes for s in (0.05, 0.1, 0.2))
           + " |")
     print("|---|---|" + "---|" * 6)
