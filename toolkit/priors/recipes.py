@@ -11,7 +11,8 @@ recipe   channels  data (physical units) and value transform
 =======  ========  ==============================================================
 ct       1         two head CT slices (pydicom) at full and half resolution + 48
                    ellipse phantoms 128x128; HU clipped to [-1000, 3000] then
-                   :math:`\mu = \mu_w (1 + HU/1000)` in 1/mm; network units
+                   :math:`\mu = \mu_w (1 + HU/1000)` in 1/mm
+                   (:func:`reddiff.operators.ct.hu_to_mu`); network units
                    :math:`(\mu - \mu_w)/\mu_w = HU/1000`
 mri      2         MNI152 T1 axial slices 15-150 but 60 and 100, at 1 and 2 mm, scaled to
                    max 1, with a smooth random phase per patch; identity transform
@@ -30,11 +31,11 @@ from typing import Callable
 
 import numpy as np
 
+from reddiff.operators.ct import MU_WATER, hu_to_mu
+
 from ..errors import InputError
 from .base import AffineTransform, AsinhTransform, ValueTransform
 
-#: Linear attenuation of water at about 70 keV, 1/mm (HU = 1000 (mu - MU_WATER) / MU_WATER).
-MU_WATER = 0.0192
 HU_CLIP = (-1000.0, 3000.0)
 #: Prefix of the evaluation images from the held-out samples (other kinds of data than trained on).
 HELD_OUT = "held out: "
@@ -71,17 +72,6 @@ class Recipe:
     images: Callable[[], list]
     evaluation: Callable[[], dict]
     settings: dict = field(default_factory=dict)
-
-
-def hu_to_mu(hu: np.ndarray) -> np.ndarray:
-    r"""Hounsfield units to linear attenuation in 1/mm, :math:`\mu = \mu_w (1 + HU/1000)`.
-
-    Examples
-    --------
-    >>> hu_to_mu(np.array([-1000.0, 0.0]))
-    array([0.    , 0.0192])
-    """
-    return MU_WATER * (1.0 + np.asarray(hu) / 1000.0)
 
 
 def _half(image: np.ndarray) -> np.ndarray:
