@@ -9,7 +9,7 @@ from .detect import detect_format
 
 KINDS = ("fastmri", "sinogram", "result", "fits", "dicom", "image")
 #: Which imaging problem each measurement kind is.
-MODALITY = {"fastmri": "mri", "sinogram": "ct", "fits": "telescope"}
+MODALITY = {"fastmri": "mri", "sinogram": "ct", "fits": "astro"}
 
 
 def file_kind(path) -> str:

@@ -13,6 +13,9 @@ when given.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -189,8 +192,8 @@ def simulate_sky(image, path, psf_path, *, psf=None, background: float = 10.0, r
     -----
     :math:`y = \mathrm{Poisson}(k * x + b) + \mathcal{N}(0, r^2)` by
     :func:`reddiff.operators.telescope.simulate`. The image header has ``BUNIT =
-    'electron'``, ``GAIN = 1``, ``RDNOISE``, ``SKYLEVEL`` and, for a FITS source,
-    its WCS and observation cards.
+    'electron'``, ``GAIN = 1``, ``RDNOISE``, ``SKYLEVEL``, ``PSFFILE`` (the PSF file's path
+    relative to the image's folder) and, for a FITS source, its WCS and observation cards.
 
     Examples
     --------
@@ -225,7 +228,9 @@ def simulate_sky(image, path, psf_path, *, psf=None, background: float = 10.0, r
         for card in source_header.cards:
             if card.keyword not in STRUCTURAL:
                 header.append(card)
-    header.update({"BUNIT": "electron", "GAIN": 1.0, "RDNOISE": float(read_noise), "SKYLEVEL": float(background)})
+    header.update({"BUNIT": "electron", "GAIN": 1.0, "RDNOISE": float(read_noise), "SKYLEVEL": float(background),
+                   "PSFFILE": (os.path.relpath(Path(psf_path).resolve(), Path(path).resolve().parent),
+                               "PSF file, relative to this one")})
     header.add_history(f"reddiff simulate_sky: Poisson(psf * x + {background}) + N(0, {read_noise}^2), seed {seed}")
     measured = np.asarray(m.y, dtype=np.float32).reshape(array.shape)
     kernel_np = kernel.numpy() / float(kernel.sum())

@@ -1,23 +1,185 @@
 """The ``reddiff`` command line: one typer app, one function per command.
 
-Commands call library functions; errors a user can cause (:class:`ReddiffError`)
-print one line naming the file and the problem and exit with status 1, with the
-traceback only under ``--debug``.
+Commands call library functions; errors a user can cause (:class:`ReddiffError`,
+or a file the system refuses) print one line naming the file and the problem and
+exit with status 1, with the traceback only under ``--debug``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import time
 from pathlib import Path
 
 import typer
 
+from .errors import ReddiffError
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="RED-Diff reconstruction of MRI, CT and telescope images, with uncertainty maps.")
+
+MODALITY_HELP = "mri, ct or astro"
+DEBUG = typer.Option(False, "--debug", help="Show the full traceback on errors.")
 
 
 @app.callback()
 def main() -> None:
     """RED-Diff reconstruction of MRI, CT and telescope images, with uncertainty maps."""
+
+
+@contextlib.contextmanager
+def user_errors(debug: bool):
+    """Turn errors a user can cause into one line on stderr and exit status 1."""
+    try:
+        yield
+    except (ReddiffError, OSError) as err:
+        if debug:
+            raise
+        where = f"{err.filename}: " if isinstance(err, OSError) and err.filename else ""
+        message = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        typer.echo(f"error: {where}{message}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _formats(text: str) -> tuple[str, ...]:
+    return tuple(part.strip().lower() for part in text.split(",") if part.strip())
+
+
+@app.command()
+def reconstruct(
+    input: Path = typer.Argument(..., help="Measurement: fastMRI .h5, sinogram .h5/.nc/.npz or FITS."),
+    out: Path = typer.Option(None, "--out", help="Output folder (default: INPUT's name + '-reddiff')."),
+    modality: str = typer.Option("auto", help=f"{MODALITY_HELP} or auto (from the file)."),
+    prior: str = typer.Option(None, help="Prior name (ct, mri, astro) or folder; default the modality's."),
+    steps: int = typer.Option(None, help="Optimisation steps (one network call each)."),
+    lr: float = typer.Option(None, help="Adam learning rate, network units."),
+    lam: float = typer.Option(None, help="Prior weight against the (sum-reduced) likelihood."),
+    weighting: str = typer.Option(None, help="SNR weighting: linear, sqrt, square, log1p, trunc_linear, constant."),
+    timesteps: str = typer.Option(None, help="descending or random."),
+    sigma_x0: float = typer.Option(None, "--sigma-x0", help="Noise added to the image each step (diversity)."),
+    samples: int = typer.Option(8, help="Stochastic runs for the uncertainty map."),
+    seed: int = typer.Option(0, help="Seed of every random draw."),
+    device: str = typer.Option(None, help="cpu or cuda (default: the GPU when there is one)."),
+    format: str = typer.Option("netcdf,png", "--format", help="Comma-separated: netcdf, dicom, fits, png."),
+    psf: Path = typer.Option(None, help="PSF FITS file (telescope; default the PSFFILE card)."),
+    reference: Path = typer.Option(None, help="Truth image (DICOM/FITS/...): PSNR, and DICOM output geometry."),
+    slice_index: int = typer.Option(0, "--slice", help="fastMRI slice to reconstruct."),
+    acceleration: float = typer.Option(None, help="Undersample a fully sampled fastMRI file by this factor."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    debug: bool = DEBUG,
+) -> None:
+    """Reconstruct a measurement file with RED-Diff: mean, std, figure and report."""
+    from .pipeline import load_problem, reconstruct as run, save_outputs, summary_line
+    from .progress import ProgressBar
+
+    with user_errors(debug):
+        formats = _formats(format)
+        problem = load_problem(input, modality=modality, slice_index=slice_index, psf=psf, reference=reference,
+                               acceleration=acceleration, seed=seed)
+        typer.echo(f"{input}: {problem.description}", err=True)
+        with ProgressBar(desc="RED-Diff", disable=quiet) as bar:
+            result = run(problem, prior=prior, n_samples=samples, seed=seed, device=device, callback=bar,
+                         steps=steps, lr=lr, lam=lam, weighting=weighting, timesteps=timesteps, sigma_x0=sigma_x0)
+        folder = out or input.with_name(input.name.split(".")[0] + "-reddiff")
+        written = save_outputs(result, problem, folder, formats=formats)
+        typer.echo(summary_line(result) + f"; wrote {len(written)} files to {folder}")
+
+
+@app.command()
+def simulate(
+    image: Path = typer.Argument(..., help="Clean image: DICOM (CT/MR), NIfTI, FITS, PNG, NumPy, ..."),
+    modality: str = typer.Option(..., help=MODALITY_HELP),
+    out: Path = typer.Option(..., "--out", help="Measurement file to write (.h5; .fits for astro)."),
+    views: int = typer.Option(30, help="CT: projection angles."),
+    geometry: str = typer.Option("parallel", help="CT: parallel or fan."),
+    i0: float = typer.Option(1e5, "--I0", help="CT: photons per detector bin (transmission noise)."),
+    acceleration: float = typer.Option(4.0, help="MRI: undersampling factor."),
+    center_fraction: float = typer.Option(0.08, help="MRI: fully sampled central fraction."),
+    coils: int = typer.Option(8, help="MRI: receive coils."),
+    sigma: float = typer.Option(0.01, help="MRI: k-space noise, relative to the image maximum 1."),
+    fwhm: float = typer.Option(3.0, help="Astro: Moffat PSF FWHM in pixels."),
+    background: float = typer.Option(10.0, help="Astro: sky electrons per pixel."),
+    read_noise: float = typer.Option(3.0, help="Astro: read noise, electrons."),
+    seed: int = typer.Option(0, help="Seed of the noise (and mask)."),
+    debug: bool = DEBUG,
+) -> None:
+    """Make a measurement file (k-space, sinogram or blurred FITS) from a real image."""
+    from reddiff.datasets import read_image, simulate_fastmri, simulate_sinogram, simulate_sky
+    from reddiff.operators import telescope
+
+    with user_errors(debug):
+        if modality not in ("mri", "ct", "astro"):
+            raise ReddiffError(f"unknown modality {modality!r}; expected {MODALITY_HELP}")
+        if modality == "astro":
+            from reddiff.datasets import detect_format, read_fits
+
+            source = read_fits(image) if detect_format(image) == "fits" else read_image(image)
+            psf_path = out.with_name(out.name.split(".")[0] + "_psf.fits")
+            written = simulate_sky(source, out, psf_path, psf=telescope.moffat_psf(fwhm), background=background,
+                                   read_noise=read_noise, seed=seed)
+            typer.echo(f"wrote {written} and its PSF {psf_path}")
+            return
+        source = read_image(image)
+        if modality == "ct":
+            written = simulate_sinogram(source, out, views=views, geometry=geometry, I0=i0, seed=seed)
+        else:
+            written = simulate_fastmri(source, out, acceleration=acceleration, center_fraction=center_fraction,
+                                       coils=coils, sigma=sigma, seed=seed)
+        typer.echo(f"wrote {written}")
+
+
+@app.command()
+def info(path: Path = typer.Argument(..., help="Any file reddiff reads."), debug: bool = DEBUG) -> None:
+    """Say what is in a file: kind, shapes, units, geometry, metadata."""
+    from reddiff.datasets import describe
+
+    with user_errors(debug):
+        typer.echo(describe(path))
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("reddiff-demo"), "--out", help="Output folder."),
+    modality: str = typer.Option("ct", help=f"{MODALITY_HELP}."),
+    samples: int = typer.Option(4, help="Stochastic runs for the uncertainty map."),
+    steps: int = typer.Option(None, help="Optimisation steps (default: the modality's)."),
+    seed: int = typer.Option(0, help="Seed."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    debug: bool = DEBUG,
+) -> None:
+    """Reconstruct a held-out real image from a simulated measurement, beside its baseline."""
+    from .demo import DEMOS, run_demo
+    from .pipeline import summary_line
+    from .progress import ProgressBar
+
+    with user_errors(debug):
+        if modality not in DEMOS:
+            raise ReddiffError(f"unknown demo {modality!r}; expected one of {', '.join(DEMOS)}")
+        started = time.perf_counter()
+        typer.echo(f"demo: {DEMOS[modality][0]} (held out from training), {DEMOS[modality][1]}", err=True)
+        with ProgressBar(desc="RED-Diff", disable=quiet) as bar:
+            result, written = run_demo(out, modality=modality, n_samples=samples, seed=seed, callback=bar,
+                                       steps=steps)
+        typer.echo(summary_line(result))
+        typer.echo(f"wrote {', '.join(sorted(p.name for p in written.values()))} to {out} "
+                   f"in {time.perf_counter() - started:.0f} s")
+
+
+@app.command()
+def benchmark(
+    size: int = typer.Option(128, help="Image side, pixels."),
+    steps: int = typer.Option(20, help="Solver steps per timing."),
+    samples: int = typer.Option(8, help="Samples for batched vs sequential."),
+    repeats: int = typer.Option(3, help="Repeats (medians are reported)."),
+    device: str = typer.Option(None, help="cpu or cuda (default: the GPU when there is one)."),
+    debug: bool = DEBUG,
+) -> None:
+    """Time the solver against the prior's forward pass, batched vs sequential samples, and memory."""
+    from .benchmark import format_report, solver_benchmark
+
+    with user_errors(debug):
+        typer.echo(format_report(solver_benchmark(size=size, steps=steps, n_samples=samples, repeats=repeats,
+                                                  device=device)))
 
 
 @app.command("train-prior")

@@ -34,6 +34,10 @@ from .errors import InputError
 DEFAULT_QUANTILES = (0.05, 0.5, 0.95)
 
 
+#: Variables holding spreads (scaled, never shifted, by a change of units).
+SPREADS = ("std", "std_calibrated")
+
+
 def channel_names(n_channels: int) -> list[str]:
     """``["intensity"]`` for one channel, ``["real", "imag"]`` for two, else ``c0, c1, ...``."""
     if n_channels == 1:
@@ -153,6 +157,26 @@ class Reconstruction:
         from .uncertainty import calibrate
 
         return calibrate(self, calibration, check=check)
+
+    def in_units(self, *, scale: float, offset: float = 0.0, units: str) -> "Reconstruction":
+        r"""A copy in other units, :math:`v' = s\,v + o` (e.g. 1/mm to HU).
+
+        Images (mean, quantiles, samples, interval bounds) are mapped affinely,
+        spreads (``std``, ``std_calibrated``) scaled by :math:`|s|`.
+
+        Examples
+        --------
+        >>> rec = Reconstruction.from_samples(torch.tensor([0.0, 2.0]).view(2, 1, 1, 1))
+        >>> hu = rec.in_units(scale=10.0, offset=-5.0, units="HU")
+        >>> float(hu.mean), float(hu.std), hu.mean.attrs["units"]
+        (5.0, 10.0, 'HU')
+        """
+        ds = self.dataset.copy()
+        for name in ds.data_vars:
+            spread = name in SPREADS
+            ds[name] = ds[name] * abs(scale) if spread else ds[name] * scale + offset
+            ds[name].attrs = {**self.dataset[name].attrs, "units": units}
+        return Reconstruction(ds)
 
     def tensor(self, name: str = "mean") -> torch.Tensor:
         """A variable as a torch tensor with a leading batch axis, ``(1, C, H, W)``."""

@@ -246,7 +246,7 @@ def red_diff(y: torch.Tensor, physics, prior: Prior, *, data_term=None, steps: i
               "physics": type(physics).__name__, "data_term": repr(nll), "reduction": "sum"}
     attrs = {"config": config, "seeds": seeds, "time_s": elapsed,
              "time_per_step_s": elapsed / (steps * math.ceil(n_samples / batch_size)),
-             "device": str(y.device), "torch_version": torch.__version__,
+             "device": str(y.device), "torch_version": str(torch.__version__),
              "reddiff_version": _version()}
     return Reconstruction.from_samples(samples, quantiles=quantiles, keep_samples=keep_samples,
                                        attrs=attrs)

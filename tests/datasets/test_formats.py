@@ -41,7 +41,7 @@ def test_file_kind(files):
         "fastmri": "fastmri", "sinogram": "sinogram", "result": "result", "fits": "fits",
         "dicom": "dicom", "image": "image", "npy": "image"}
     assert {k: MODALITY.get(file_kind(p)) for k, p in files.items() if k in MODALITY} == {
-        "fastmri": "mri", "sinogram": "ct", "fits": "telescope"}
+        "fastmri": "mri", "sinogram": "ct", "fits": "astro"}
 
 
 @pytest.mark.parametrize("kind, expected", [

@@ -1,0 +1,203 @@
+r"""Solver benchmarks: what RED-Diff costs beyond its network, in time and memory.
+
+Measured on the shipped ``ct`` prior and a random-inpainting problem (cheap
+physics, so the numbers isolate the solver):
+
+- **overhead**: median seconds per solver step over median seconds of one
+  network forward pass (batch 1). RED-Diff calls the network once per step under
+  :func:`torch.no_grad`; the rest is the data-term gradient and Adam. Target ≤ 1.2.
+- **DPS**: deepinv's DPS (:class:`deepinv.sampling.DPS`) on the very same network
+  (:class:`reddiff.priors.PriorDenoiser`), seconds per step over RED-Diff's: DPS
+  differentiates through the network at every step.
+- **batched vs sequential**: ``n`` samples as one batch against one at a time
+  (same seeds, identical results), as a throughput ratio.
+- **peak memory**: on CUDA ``torch.cuda.max_memory_allocated``; on Linux CPUs the
+  peak resident set (``VmHWM``, reset through ``/proc/self/clear_refs``) during
+  the work minus the resident set before it, each probe in a fresh process.
+
+Timings on a shared machine are noisy: every figure is a median over ``repeats``
+runs, and the interesting numbers are the ratios within one run.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+def inpainting_problem(size: int, *, steps: int, device="cpu", prior_name: str = "ct"):
+    """The benchmark's problem: 50 % random inpainting of a flat image with the named prior.
+
+    Returns ``(prior, physics, y, x_physical, x_network, t, dps)``.
+    """
+    import deepinv as dinv
+
+    from .likelihood import GaussianLikelihood
+    from .priors import PriorDenoiser, load_prior
+
+    prior = load_prior(prior_name).to(device).eval()
+    generator = torch.Generator(device).manual_seed(0)
+    physics = dinv.physics.Inpainting((prior.channels, size, size), mask=0.5, device=device, rng=generator)
+    physics.data_term = GaussianLikelihood(0.01)
+    x_phys = prior.transform.to_physical(torch.zeros(1, prior.channels, size, size, device=device))
+    y = physics.A(x_phys)
+    x = torch.randn(1, prior.channels, size, size, device=device, generator=generator)
+    t = torch.full((1,), 500, device=device)
+    dps = dinv.sampling.DPS(PriorDenoiser(prior), num_steps=steps, rng=torch.Generator(device).manual_seed(0),
+                            device=device)
+    return prior, physics, y, x_phys, x, t, dps
+
+
+def _median_seconds(work, repeats: int, sync) -> float:
+    times = []
+    for _ in range(repeats):
+        sync()
+        started = time.perf_counter()
+        work()
+        sync()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def solver_benchmark(*, size: int = 128, steps: int = 20, n_samples: int = 8, repeats: int = 3,
+                     device: str | None = None, memory: bool = True) -> dict:
+    """Time RED-Diff against its network, DPS and itself (batched vs sequential).
+
+    Parameters
+    ----------
+    size : int
+        Image side in pixels.
+    steps : int
+        Solver steps per timed run.
+    n_samples : int
+        Samples for the batched-vs-sequential comparison.
+    repeats : int
+        Timed repeats; medians are reported.
+    device : str, optional
+        Default: CUDA when available.
+    memory : bool
+        Also measure peak memory (CPU: fresh processes).
+
+    Returns
+    -------
+    dict
+        Seconds (``forward_s``, ``step_s``, ``dps_step_s``, ``batched_s``,
+        ``sequential_s``), ratios (``overhead``, ``dps_over_red_diff``,
+        ``batched_speedup``) and, with ``memory``, peak bytes per probe.
+    """
+    from .solver import red_diff
+
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    prior, physics, y, x_phys, x, t, dps = inpainting_problem(size, steps=steps, device=device)
+
+    def forward():
+        with torch.no_grad():
+            prior.eps(x, t)
+
+    forward()  # warm-up (allocations, kernels)
+    solve = dict(steps=steps, init=x_phys, seed=0)
+    red_diff(y, physics, prior, **{**solve, "steps": 2})
+    forward_s = _median_seconds(forward, max(repeats, 5), sync)
+    step_s = _median_seconds(lambda: red_diff(y, physics, prior, **solve), repeats, sync) / steps
+    dps_s = _median_seconds(lambda: dps(y, physics, seed=0), repeats, sync) / steps
+    batched_s = _median_seconds(lambda: red_diff(y, physics, prior, n_samples=n_samples,
+                                                 batch_size=n_samples, **solve), repeats, sync)
+    sequential_s = _median_seconds(lambda: red_diff(y, physics, prior, n_samples=n_samples, batch_size=1,
+                                                    **solve), repeats, sync)
+    report = {"device": str(device), "size": size, "steps": steps, "n_samples": n_samples, "repeats": repeats,
+              "threads": torch.get_num_threads(), "forward_s": forward_s, "step_s": step_s, "dps_step_s": dps_s,
+              "batched_s": batched_s, "sequential_s": sequential_s, "overhead": step_s / forward_s,
+              "dps_over_red_diff": dps_s / step_s, "batched_speedup": sequential_s / batched_s}
+    if memory:
+        report["peak_memory_bytes"] = peak_memory(size, device)
+    return report
+
+
+def peak_memory(size: int, device) -> dict:
+    """Peak memory (bytes) of one forward, a 5-step RED-Diff and a 5-step DPS, beyond what was resident.
+
+    On a CPU each probe runs in a fresh process (``python -m reddiff.benchmark
+    PROBE SIZE``), so memory freed by an earlier probe cannot hide its peak.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        return {name: probe(name, size, device) for name in PROBES}
+    peaks = {}
+    for name in PROBES:
+        out = subprocess.run([sys.executable, "-m", "reddiff.benchmark", name, str(size)], capture_output=True,
+                             text=True, check=True)
+        value = out.stdout.strip().splitlines()[-1]
+        peaks[name] = None if value == "None" else int(value)
+    return peaks
+
+
+#: The work whose peak memory is measured.
+PROBES = ("forward", "red_diff", "dps")
+
+
+def probe(name: str, size: int, device="cpu") -> int | None:
+    """Peak memory growth (bytes) of one probe, after loading the prior and building the problem."""
+    from .solver import red_diff
+
+    device = torch.device(device)
+    prior, physics, y, x_phys, x, t, dps = inpainting_problem(size, steps=5, device=device)
+    works = {"forward": lambda: prior.eps(x, t),
+             "red_diff": lambda: red_diff(y, physics, prior, steps=5, init=x_phys, seed=0),
+             "dps": lambda: dps(y, physics, seed=0)}
+    with torch.no_grad() if name == "forward" else torch.enable_grad():
+        return _cuda_peak(works[name]) if device.type == "cuda" else _cpu_peak(works[name])
+
+
+def _cuda_peak(work) -> int:
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    work()
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated() - base
+
+
+def _cpu_peak(work) -> int | None:
+    """Peak RSS growth during ``work`` (Linux), None where the kernel cannot reset the peak."""
+    def status(key: str) -> int:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith(key))
+
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # resets VmHWM to the current RSS
+        before = status("VmRSS:")
+    except OSError:
+        return None
+    work()
+    return status("VmHWM:") - before
+
+
+def format_report(report: dict) -> str:
+    """The benchmark as a few readable lines."""
+    lines = [f"RED-Diff solver benchmark: {report['size']}x{report['size']} ct prior, inpainting, "
+             f"{report['device']}, {report['threads']} thread(s), medians of {report['repeats']}",
+             f"  network forward (batch 1)   {report['forward_s'] * 1e3:8.1f} ms",
+             f"  RED-Diff step               {report['step_s'] * 1e3:8.1f} ms  = {report['overhead']:.2f} x forward "
+             "(target <= 1.2)",
+             f"  DPS step (same network)     {report['dps_step_s'] * 1e3:8.1f} ms  = "
+             f"{report['dps_over_red_diff']:.2f} x RED-Diff",
+             f"  {report['n_samples']} samples batched         {report['batched_s']:8.2f} s",
+             f"  {report['n_samples']} samples one at a time   {report['sequential_s']:8.2f} s   "
+             f"batched speed-up {report['batched_speedup']:.2f} x"]
+    peaks = report.get("peak_memory_bytes") or {}
+    if peaks and None not in peaks.values():
+        for name, value in peaks.items():
+            lines.append(f"  peak memory {name:<15} {value / 2**20:8.1f} MiB")
+        lines.append(f"  RED-Diff / forward memory   {peaks['red_diff'] / max(peaks['forward'], 1):8.2f} x   "
+                     f"DPS / forward {peaks['dps'] / max(peaks['forward'], 1):.2f} x")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # one CPU memory probe in a fresh process: PROBE SIZE
+    torch.set_num_threads(1)
+    print(probe(sys.argv[1], int(sys.argv[2])))
