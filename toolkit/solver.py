@@ -129,8 +129,10 @@ def red_diff(y: torch.Tensor, physics, prior: Prior, *, data_term=None, steps: i
     physics : deepinv.physics.Physics
         The forward model; ``physics.A(x)`` maps ``(B, C, H, W)`` images in physical
         units to measurements and must be differentiable in ``x``.
-    prior : reddiff.Prior
-        The diffusion prior (noise predictor, schedule, value transform).
+    prior : reddiff.Prior, str or os.PathLike
+        The diffusion prior (noise predictor, schedule, value transform), or a
+        shipped prior's name (``"ct"``, ``"mri"``, ``"astro"``) or a prior folder
+        for :func:`reddiff.priors.load_prior`.
     data_term : callable or float, optional
         Negative log-likelihood ``(y, Ax) -> loss`` (see :mod:`reddiff.likelihood`),
         or a Gaussian sigma. Default: ``physics.data_term`` if present, else
@@ -219,6 +221,10 @@ def red_diff(y: torch.Tensor, physics, prior: Prior, *, data_term=None, steps: i
     nll = as_data_term(data_term) if data_term is not None else default_data_term(physics)
     seeds = _resolve_seeds(seed, n_samples)
     schedule = _timestep_schedule(prior, steps, timesteps)
+    if not isinstance(prior, Prior):
+        from .priors import load_prior
+
+        prior = load_prior(prior)
     prior = prior.to(y.device).eval()
     mu0 = initial_image(y, physics, prior, init)
     if batch_size is None:
