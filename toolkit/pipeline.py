@@ -129,6 +129,8 @@ def load_problem(path, *, modality: str = "auto", slice_index: int = 0, psf=None
     reference : str or os.PathLike, optional
         An image file of the truth (e.g. the DICOM slice a sinogram was simulated
         from), for PSNR and, for DICOM, derived DICOM outputs with its geometry.
+        CT references are read as HU unless their unit is ``1/mm`` or every value
+        is below 1 (attenuation).
     acceleration : float, optional
         Retrospective undersampling of a fully sampled fastMRI file.
     seed : int
@@ -173,7 +175,9 @@ def _attach_reference(problem: Problem, reference) -> None:
     if problem.modality == "ct":
         from reddiff.operators.ct import hu_to_mu
 
-        truth = hu_to_mu(truth) if ref.unit == "HU" else truth
+        # HU unless the file says 1/mm or its values can only be attenuations (below 1/mm everywhere)
+        in_mu = ref.unit == "1/mm" or (ref.unit != "HU" and float(array.max()) < 1.0)
+        truth = truth if in_mu else hu_to_mu(truth)
     elif problem.modality == "mri":
         truth = torch.cat([truth, torch.zeros_like(truth)], dim=1)
     problem.truth = truth
@@ -254,8 +258,8 @@ def _mri_from_file(data) -> Problem:
     y = torch.view_as_real(kspace).permute(3, 0, 1, 2)[None].contiguous()  # (1, 2, coils, H, W)
     sigma = float(data.attrs.get("sigma") or estimate_kspace_noise(kspace, mask))
     if data.multicoil and kspace.shape[0] > 1:
-        # ESPIRiT's kernel must fit the calibration block twice over, or the maps collapse
-        kernel = max(3, min(6, _central_run(columns) // 2))
+        # ESPIRiT's kernel must fit the calibration block several times over, or the maps degrade
+        kernel = max(3, min(6, _central_run(columns) // 3))
         maps = mri.estimate_sensitivity_maps(y, kernel_size=kernel)
         physics = mri.mri_physics(mask, coil_maps=maps, sigma=sigma)
     else:

@@ -168,7 +168,7 @@ class Reconstruction:
         --------
         >>> rec = Reconstruction.from_samples(torch.tensor([0.0, 2.0]).view(2, 1, 1, 1))
         >>> hu = rec.in_units(scale=10.0, offset=-5.0, units="HU")
-        >>> float(hu.mean), float(hu.std), hu.mean.attrs["units"]
+        >>> hu.mean.item(), hu.std.item(), hu.mean.attrs["units"]
         (5.0, 10.0, 'HU')
         """
         ds = self.dataset.copy()

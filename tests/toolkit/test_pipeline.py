@@ -1,0 +1,174 @@
+"""The pipeline: problems from files and simulations, units, outputs all or nothing."""
+
+import numpy as np
+import pytest
+import torch
+
+from reddiff import DEFAULTS, InputError, Reconstruction, load_problem, problem_from_measurement, reconstruct
+from reddiff.datasets import (read_fastmri, read_sinogram, sample_image, sample_path, simulate_fastmri,
+                              simulate_sinogram, simulate_sky)
+from reddiff.defaults import defaults_for
+from reddiff.operators import ct, mri, telescope
+from reddiff.pipeline import estimate_kspace_noise, prior_for, save_outputs, summary_line
+
+
+@pytest.fixture(scope="module")
+def ct_file(tmp_path_factory):
+    hu = sample_image("ct_small").array[::4, ::4]  # 32x32 at 2.6 mm
+    return simulate_sinogram(hu, tmp_path_factory.mktemp("ct") / "sino.h5", views=12, I0=1e5,
+                             pixel_spacing_mm=4 * 0.661468)
+
+
+@pytest.fixture(scope="module")
+def mri_file(tmp_path_factory):
+    return simulate_fastmri(sample_image("mr_small"), tmp_path_factory.mktemp("mri") / "k.h5",
+                            acceleration=4.0, center_fraction=0.16, coils=8, sigma=0.01)
+
+
+@pytest.fixture(scope="module")
+def sky_file(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("sky")
+    sky = sample_image("m13").array[134:166, 134:166]
+    return simulate_sky(sky, folder / "obs.fits", folder / "obs_psf.fits", psf=telescope.moffat_psf(2.0))
+
+
+def test_defaults_table_has_every_modality_and_rejects_others():
+    assert set(DEFAULTS) == {"ct", "mri", "astro"}
+    for modality, row in DEFAULTS.items():
+        assert row.prior == modality and row.steps > 0 and row.lr > 0 and row.lam >= 0
+        assert "prior" not in row.as_kwargs()
+    with pytest.raises(InputError, match="ct, mri, astro"):
+        defaults_for("pet")
+
+
+def test_ct_problem_from_a_sinogram_file_matches_the_file(ct_file):
+    problem = load_problem(ct_file)
+    sino = read_sinogram(ct_file)
+    assert problem.modality == "ct" and problem.truth is None
+    assert problem.y.shape == (1, 1, sino.sinogram.shape[1], sino.sinogram.shape[0])  # (detectors, views)
+    assert torch.equal(problem.y[0, 0].T, torch.from_numpy(sino.sinogram))
+    assert repr(problem.physics.data_term) == "TransmissionLikelihood(I0=100000)"
+    # the physics reproduces the mean of the counts: Poisson noise only (|z| small on average)
+    with_truth = load_problem(ct_file, reference=_ct_reference(ct_file))
+    expected = 1e5 * torch.exp(-with_truth.physics.A(with_truth.truth))
+    z = (with_truth.y - expected) / expected.sqrt()
+    assert abs(float(z.mean())) < 0.1 and 0.8 < float(z.std()) < 1.2
+
+
+def _ct_reference(ct_file):
+    path = ct_file.with_name("reference.npy")
+    np.save(path, sample_image("ct_small").array[::4, ::4])
+    return path
+
+
+def test_mri_problem_from_a_fastmri_file(mri_file):
+    problem = load_problem(mri_file)
+    data = read_fastmri(mri_file)
+    assert problem.modality == "mri" and problem.y.shape == (1, 2, 8, 64, 64)
+    assert problem.info["noise_sigma"] == pytest.approx(0.01)  # the file's own sigma attribute
+    assert problem.truth is not None and problem.truth.shape == (1, 2, 64, 64)  # reconstruction_rss
+    assert problem.image_scale == pytest.approx(float(data.target.max()), rel=0.15)
+    assert float(problem.measurement_image.abs().max()) > 0 and bool(torch.isfinite(problem.baseline).all())
+
+
+def test_mri_sense_baseline_beats_zero_filling_with_known_maps():
+    image = torch.tensor(sample_image("mr_small").array)
+    m = mri.simulate((image / image.max())[None, None], acceleration=4, center_fraction=0.16, coils=8, seed=0)
+    problem = problem_from_measurement(m, "mri")
+    error = {name: float((x.pow(2).sum(1).sqrt() - m.x_true[:, 0]).norm())
+             for name, x in (("zero", problem.measurement_image), ("sense", problem.baseline))}
+    assert error["sense"] < 0.8 * error["zero"]  # measured 2.3 vs 3.2
+
+
+def test_mri_prior_is_rescaled_to_the_data_and_left_alone_otherwise(mri_file):
+    problem = load_problem(mri_file)
+    problem.image_scale = 250.0
+    prior = prior_for(problem)
+    assert prior.transform.to_model(torch.tensor(250.0)) == pytest.approx(1.0)
+    assert prior_for(problem, "ct").transform.to_config()["kind"] == "affine"  # not an identity prior: untouched
+    assert defaults_for("mri").prior == "mri" and prior.channels == 2
+
+
+def test_kspace_noise_estimate_is_close_on_pure_noise_and_never_below_with_signal():
+    g = torch.Generator().manual_seed(1)
+    noise = 0.05 * torch.complex(torch.randn(4, 64, 64, generator=g), torch.randn(4, 64, 64, generator=g))
+    mask = torch.ones(64, 64)
+    assert estimate_kspace_noise(noise, mask) == pytest.approx(0.05, rel=0.1)
+    image = torch.zeros(64, 64)
+    image[16:48, 16:48] = 1.0
+    kspace = torch.fft.fftshift(torch.fft.fft2(image, norm="ortho")).expand(4, 64, 64) + noise
+    assert estimate_kspace_noise(kspace, mask) >= 0.045
+    with pytest.raises(InputError, match="zero"):
+        estimate_kspace_noise(torch.zeros(1, 16, 16, dtype=torch.complex64), torch.ones(16, 16))
+
+
+def test_astro_problem_reads_psf_card_gain_and_sky(sky_file):
+    problem = load_problem(sky_file)
+    term = problem.physics.data_term
+    assert (term.background, term.read_noise) == (10.0, 3.0)  # SKYLEVEL and RDNOISE cards
+    assert problem.physics.filter.shape[-2:] == telescope.moffat_psf(2.0).shape
+    missing = sky_file.with_name("nopsf.fits")
+    from astropy.io import fits
+
+    with fits.open(sky_file) as hdul:
+        header = hdul[0].header.copy()
+        del header["PSFFILE"]
+        fits.PrimaryHDU(hdul[0].data, header=header).writeto(missing)
+    with pytest.raises(InputError, match="--psf"):
+        load_problem(missing)
+    assert load_problem(missing, psf=sky_file.with_name("obs_psf.fits")).modality == "astro"
+
+
+def test_modality_must_agree_with_the_file(ct_file):
+    with pytest.raises(InputError, match="sinogram.*not mri"):
+        load_problem(ct_file, modality="mri")
+    with pytest.raises(InputError, match="not a measurement"):
+        load_problem(sample_path("shepp_logan"))
+
+
+def test_reference_of_the_wrong_shape_is_refused(ct_file):
+    with pytest.raises(InputError, match="reconstruction grid"):
+        load_problem(ct_file, reference=sample_path("ct_small"))  # 128x128 vs the 32x32 grid
+
+
+def test_ct_result_is_in_hu_with_std_scaled_not_shifted():
+    mu = ct.hu_to_mu(torch.tensor(sample_image("ct_small").array[::8, ::8]).clamp_min(-1000))[None, None]
+    problem = problem_from_measurement(ct.simulate(mu, views=8, I0=1e5, pixel_spacing_mm=5.3, seed=0), "ct")
+    result = reconstruct(problem, steps=3, n_samples=2, seed=0)
+    assert result.mean.attrs["units"] == "HU" and result.std.attrs["units"] == "HU"
+    assert -1100 < float(result.mean.mean()) < 1500
+    assert float(result.std.min()) >= 0
+    assert {"psnr_db", "baseline_psnr_db", "modality", "baseline"} <= set(result.dataset.attrs)
+    assert "PSNR" in summary_line(result) and "FBP" in summary_line(result)
+
+
+def test_in_units_maps_images_affinely_and_spreads_by_the_scale():
+    samples = torch.tensor([1.0, 3.0, 5.0]).view(3, 1, 1, 1)
+    rec = Reconstruction.from_samples(samples, keep_samples=True)
+    hu = rec.in_units(scale=-2.0, offset=10.0, units="HU")
+    assert hu.mean.item() == pytest.approx(4.0) and hu.std.item() == pytest.approx(2 * rec.std.item())
+    assert hu.samples.values.ravel().tolist() == [8.0, 4.0, 0.0]
+    assert np.allclose(hu.dataset["quantiles"].values.ravel(), sorted(-2 * rec.dataset["quantiles"].values.ravel()
+                                                                      + 10)[::-1])
+
+
+def test_save_outputs_is_all_or_nothing(tmp_path, ct_file, monkeypatch):
+    problem = load_problem(ct_file)
+    result = reconstruct(problem, steps=2, n_samples=2, seed=0)
+    with pytest.raises(InputError, match="DICOM output needs"):
+        save_outputs(result, problem, tmp_path / "a", formats=("netcdf", "dicom"))
+    with pytest.raises(InputError, match="unknown output format"):
+        save_outputs(result, problem, tmp_path / "a", formats=("netcdf", "jpeg"))
+    import reddiff.report
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("figure failed")
+
+    monkeypatch.setattr(reddiff.report, "write_report", broken)
+    with pytest.raises(RuntimeError):
+        save_outputs(result, problem, tmp_path / "b", formats=("netcdf", "png"))
+    assert list((tmp_path / "b").iterdir()) == []  # the NetCDF written first was removed
+    monkeypatch.undo()
+    written = save_outputs(result, problem, tmp_path / "c")
+    assert {"netcdf", "png", "report"} <= set(written) and all(p.exists() for p in written.values())
+    assert Reconstruction.from_netcdf(written["netcdf"]).mean.attrs["units"] == "HU"

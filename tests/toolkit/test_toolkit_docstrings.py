@@ -1,0 +1,18 @@
+"""Every docstring Example in reddiff's top-level modules runs and gives the shown output."""
+
+import doctest
+import importlib
+import pkgutil
+
+import pytest
+
+import reddiff
+
+MODULES = sorted(m.name for m in pkgutil.iter_modules(reddiff.__path__, "reddiff.")
+                 if not m.ispkg and m.name not in ("reddiff.__main__", "reddiff.cli"))
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_examples_run(name):
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0
