@@ -69,18 +69,18 @@ def reconstruct(
     debug: bool = DEBUG,
 ) -> None:
     """Reconstruct a measurement file with RED-Diff: mean, std, figure and report."""
-    from .pipeline import load_problem, reconstruct as run, save_outputs, summary_line
+    from .pipeline import load_problem, output_folder, reconstruct as run, save_outputs, summary_line
     from .progress import ProgressBar
 
     with user_errors(debug):
         formats = _formats(format)
         problem = load_problem(input, modality=modality, slice_index=slice_index, psf=psf, reference=reference,
                                acceleration=acceleration, seed=seed)
+        folder = output_folder(out or input.with_name(input.name.split(".")[0] + "-reddiff"))
         typer.echo(f"{input}: {problem.description}", err=True)
         with ProgressBar(desc="RED-Diff", disable=quiet) as bar:
             result = run(problem, prior=prior, n_samples=samples, seed=seed, device=device, callback=bar,
                          steps=steps, lr=lr, lam=lam, weighting=weighting, timesteps=timesteps, sigma_x0=sigma_x0)
-        folder = out or input.with_name(input.name.split(".")[0] + "-reddiff")
         written = save_outputs(result, problem, folder, formats=formats)
         typer.echo(summary_line(result) + f"; wrote {len(written)} files to {folder}")
 

@@ -498,11 +498,7 @@ def save_outputs(result: Reconstruction, problem: Problem, out_dir, *, formats=(
                          field="format")
     if "fits" in formats and not isinstance(source, SkyImage):
         raise InputError("FITS output needs a FITS measurement or reference", field="format")
-    out_dir = Path(out_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise InputError(f"cannot create the output folder ({err.strerror})", path=out_dir) from err
+    out_dir = output_folder(out_dir)
     if source is not None:
         result = with_geometry(result, source)
     keep = source if (isinstance(source, DicomVolume) and "dicom" in formats) or \
@@ -522,6 +518,20 @@ def save_outputs(result: Reconstruction, problem: Problem, out_dir, *, formats=(
     return written
 
 
+def output_folder(path) -> Path:
+    """Create ``path`` if needed and check it is a writable folder (before any long work)."""
+    import os
+
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(f"cannot create the output folder ({err.strerror})", path=path) from err
+    if not os.access(path, os.W_OK):
+        raise InputError("output folder is not writable", path=path)
+    return path
+
+
 def summary_line(result: Reconstruction) -> str:
     """One line: samples, time and, when the truth is known, PSNR of RED-Diff and the baseline."""
     attrs = result.dataset.attrs
@@ -533,5 +543,5 @@ def summary_line(result: Reconstruction) -> str:
 
 
 __all__ = ["Problem", "FORMATS", "MODALITIES", "load_problem", "problem_from_measurement", "prior_for",
-           "reconstruct", "save_outputs", "summary_line", "estimate_kspace_noise", "to_display_units",
+           "reconstruct", "save_outputs", "output_folder", "summary_line", "estimate_kspace_noise", "to_display_units",
            "display_image"]
