@@ -78,10 +78,6 @@ class Problem:
     description: str = ""
     info: dict = field(default_factory=dict)
 
-    @property
-    def display_units(self) -> str:
-        """Units of the saved result: HU for CT, electrons for sky images, a.u. for MRI."""
-        return {"ct": "HU", "astro": "electron"}.get(self.modality, "a.u.")
 
 
 # -- building problems ---------------------------------------------------------------
@@ -442,12 +438,32 @@ def reconstruct(problem: Problem, *, prior=None, n_samples: int = 8, seed: int |
 
 
 def to_display_units(result: Reconstruction, problem: Problem) -> Reconstruction:
-    """CT results from 1/mm to HU; other modalities unchanged."""
+    """CT results from 1/mm to HU, sky images labelled in electrons; MRI unchanged."""
+    if problem.modality == "astro":
+        return result.in_units(scale=1.0, units="electron")
     if problem.modality != "ct":
         return result
     from reddiff.operators.ct import MU_WATER
 
     return result.in_units(scale=1000.0 / MU_WATER, offset=-1000.0, units="HU")
+
+
+def reference_for(result: Reconstruction, problem: Problem) -> torch.Tensor | None:
+    r"""The truth in the result's units, ready for error maps and coverage.
+
+    A magnitude-only MRI reference (fastMRI's ``reconstruction_rss``, a magnitude
+    image) has no phase, while the reconstruction carries the coil maps' phase: the
+    reference is given the mean's phase, :math:`x = |x_{ref}|\, \hat x / |\hat x|`,
+    so errors and coverage measure magnitude and noise, not an unknowable phase.
+    """
+    if problem.truth is None:
+        return None
+    truth = display_image(problem.truth, problem)
+    if problem.modality == "mri" and not bool(truth[:, 1].any()):
+        mean = result.tensor("mean")
+        phase = torch.atan2(mean[:, 1], mean[:, 0])
+        truth = torch.stack([truth[:, 0] * torch.cos(phase), truth[:, 0] * torch.sin(phase)], dim=1)
+    return truth
 
 
 def display_image(image: torch.Tensor, problem: Problem) -> torch.Tensor:
@@ -503,7 +519,7 @@ def save_outputs(result: Reconstruction, problem: Problem, out_dir, *, formats=(
         result = with_geometry(result, source)
     keep = source if (isinstance(source, DicomVolume) and "dicom" in formats) or \
         (isinstance(source, SkyImage) and "fits" in formats) else None
-    truth = None if problem.truth is None else display_image(problem.truth, problem)
+    truth = reference_for(result, problem)
     written = write_result(result, out_dir, source=keep, stem=stem, figure=False)
     if "png" in formats:
         try:
@@ -544,4 +560,5 @@ def summary_line(result: Reconstruction) -> str:
 
 __all__ = ["Problem", "FORMATS", "MODALITIES", "load_problem", "problem_from_measurement", "prior_for",
            "reconstruct", "save_outputs", "output_folder", "summary_line", "estimate_kspace_noise", "to_display_units",
+           "reference_for",
            "display_image"]

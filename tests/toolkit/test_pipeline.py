@@ -172,3 +172,17 @@ def test_save_outputs_is_all_or_nothing(tmp_path, ct_file, monkeypatch):
     written = save_outputs(result, problem, tmp_path / "c")
     assert {"netcdf", "png", "report"} <= set(written) and all(p.exists() for p in written.values())
     assert Reconstruction.from_netcdf(written["netcdf"]).mean.attrs["units"] == "HU"
+
+
+def test_magnitude_mri_reference_takes_the_phase_of_the_mean(mri_file):
+    from reddiff.pipeline import reference_for
+
+    problem = load_problem(mri_file)
+    result = reconstruct(problem, steps=3, n_samples=2, seed=0)
+    truth = reference_for(result, problem)
+    mean = result.tensor("mean")
+    magnitude = lambda x: x.pow(2).sum(1).sqrt()  # noqa: E731
+    assert torch.allclose(magnitude(truth), problem.truth[:, 0].abs(), atol=1e-6)
+    # the complex error is then the magnitude error: phase is not counted as error
+    assert torch.allclose(magnitude(mean - truth), (magnitude(mean) - magnitude(truth)).abs(), atol=1e-5)
+    assert result.mean.attrs["units"] == "a.u."
