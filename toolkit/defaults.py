@@ -34,11 +34,11 @@ class SolverDefaults:
 
 #: Modality name -> settings. Measured PSNRs are in ``benchmarks/tune_defaults.py``.
 DEFAULTS = {
-    "ct": SolverDefaults(prior="ct", steps=100, lr=0.05, lam=1.0, weighting="linear",
+    "ct": SolverDefaults(prior="ct", steps=100, lr=0.1, lam=100.0, weighting="sqrt",
                          timesteps="descending", sigma_x0=0.0),
-    "mri": SolverDefaults(prior="mri", steps=100, lr=0.05, lam=1.0, weighting="linear",
+    "mri": SolverDefaults(prior="mri", steps=100, lr=0.1, lam=100.0, weighting="sqrt",
                           timesteps="descending", sigma_x0=0.0),
-    "astro": SolverDefaults(prior="astro", steps=100, lr=0.05, lam=1.0, weighting="linear",
+    "astro": SolverDefaults(prior="astro", steps=50, lr=0.00333, lam=100.0, weighting="linear",
                             timesteps="descending", sigma_x0=0.0),
 }
 MODALITIES = tuple(DEFAULTS)
