@@ -80,8 +80,9 @@ def test_telescope_fits_end_to_end(tmp_path):
     assert red_diff_db > rl_db + MARGIN_DB["astro"]
 
 
-#: Measured PSNR gains over the baseline, less a safety margin (see the README's table).
-MARGIN_DB = {"ct": 1.0, "mri": 0.5, "astro": 0.5}
+#: PSNR gains over the baseline required; measured (2 samples, seed 0): CT +4.6 dB over
+#: FBP, MRI +1.75 dB over SENSE-CG, sky +0.59 dB over Richardson-Lucy (96x96 M13 cutout).
+MARGIN_DB = {"ct": 3.0, "mri": 1.0, "astro": 0.3}
 
 
 def test_info_describes_a_measurement_file(tmp_path):

@@ -15,31 +15,55 @@ from .errors import InputError
 
 @dataclass(frozen=True)
 class SolverDefaults:
-    """RED-Diff settings for one modality (see :func:`reddiff.red_diff` for their meaning)."""
+    r"""RED-Diff settings for one modality (see :func:`reddiff.red_diff` for their meaning).
+
+    ``lam`` is the best weight at the noise level ``noise_reference`` (in the measure
+    of :func:`reddiff.pipeline.noise_level`). The best weight was measured to scale as
+    :math:`1/\sigma` over a decade of noise in every modality, so
+    :meth:`lam_for` scales it: :math:`\lambda(\sigma) = \lambda\,\sigma_\text{ref}/\sigma`.
+    """
 
     prior: str
     steps: int
     lr: float
     lam: float
+    noise_reference: float
     weighting: str
     timesteps: str
     sigma_x0: float
 
-    def as_kwargs(self) -> dict:
-        """The settings as keyword arguments for :func:`reddiff.red_diff` (without ``prior``)."""
+    def lam_for(self, noise: float) -> float:
+        """The default ``lam`` for a measurement with noise level ``noise``.
+
+        Examples
+        --------
+        >>> DEFAULTS["mri"].lam_for(0.02) == DEFAULTS["mri"].lam / 2
+        True
+        """
+        if not noise > 0:
+            raise InputError(f"noise level must be positive, got {noise!r}", field="noise")
+        return self.lam * self.noise_reference / noise
+
+    def as_kwargs(self, noise: float | None = None) -> dict:
+        """Keyword arguments for :func:`reddiff.red_diff` (``lam`` scaled to ``noise`` when given)."""
         kwargs = asdict(self)
-        kwargs.pop("prior")
+        del kwargs["prior"], kwargs["noise_reference"]
+        if noise is not None:
+            kwargs["lam"] = self.lam_for(noise)
         return kwargs
 
 
-#: Modality name -> settings. Measured PSNRs are in ``benchmarks/tune_defaults.py``.
+#: Modality name -> settings. Measured PSNRs are in ``benchmarks/tune_defaults.py``;
+#: the reference noise levels are those of the tuning problems: CT 1e5 photons per
+#: bin (:math:`1/\sqrt{I_0}`), MRI k-space sigma 0.01 of the image maximum, sky
+#: 10 electrons of background and 3 of read noise (:math:`\sqrt{b + r^2}`).
 DEFAULTS = {
-    "ct": SolverDefaults(prior="ct", steps=100, lr=0.1, lam=100.0, weighting="sqrt",
-                         timesteps="descending", sigma_x0=0.0),
-    "mri": SolverDefaults(prior="mri", steps=100, lr=0.1, lam=100.0, weighting="sqrt",
-                          timesteps="descending", sigma_x0=0.0),
-    "astro": SolverDefaults(prior="astro", steps=50, lr=0.00333, lam=100.0, weighting="linear",
-                            timesteps="descending", sigma_x0=0.0),
+    "ct": SolverDefaults(prior="ct", steps=100, lr=0.1, lam=100.0, noise_reference=1e5 ** -0.5,
+                         weighting="sqrt", timesteps="descending", sigma_x0=0.0),
+    "mri": SolverDefaults(prior="mri", steps=100, lr=0.1, lam=100.0, noise_reference=0.01,
+                          weighting="sqrt", timesteps="descending", sigma_x0=0.0),
+    "astro": SolverDefaults(prior="astro", steps=100, lr=0.001, lam=100.0, noise_reference=19 ** 0.5,
+                            weighting="sqrt", timesteps="descending", sigma_x0=0.0),
 }
 MODALITIES = tuple(DEFAULTS)
 

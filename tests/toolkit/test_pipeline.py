@@ -36,7 +36,9 @@ def test_defaults_table_has_every_modality_and_rejects_others():
     assert set(DEFAULTS) == {"ct", "mri", "astro"}
     for modality, row in DEFAULTS.items():
         assert row.prior == modality and row.steps > 0 and row.lr > 0 and row.lam >= 0
-        assert "prior" not in row.as_kwargs()
+        assert not {"prior", "noise_reference"} & set(row.as_kwargs())
+        assert row.as_kwargs(noise=row.noise_reference)["lam"] == pytest.approx(row.lam)
+        assert row.as_kwargs(noise=10 * row.noise_reference)["lam"] == pytest.approx(row.lam / 10)
     with pytest.raises(InputError, match="ct, mri, astro"):
         defaults_for("pet")
 
@@ -186,3 +188,18 @@ def test_magnitude_mri_reference_takes_the_phase_of_the_mean(mri_file):
     # the complex error is then the magnitude error: phase is not counted as error
     assert torch.allclose(magnitude(mean - truth), (magnitude(mean) - magnitude(truth)).abs(), atol=1e-5)
     assert result.mean.attrs["units"] == "a.u."
+
+
+def test_default_lam_follows_the_noise_and_a_given_lam_is_kept():
+    from reddiff.pipeline import noise_level
+
+    mu = ct.hu_to_mu(torch.tensor(sample_image("ct_small").array[::8, ::8]).clamp_min(-1000))[None, None]
+    quiet, loud = (problem_from_measurement(ct.simulate(mu, views=8, I0=I0, pixel_spacing_mm=5.3, seed=0), "ct")
+                   for I0 in (1e6, 1e4))
+    assert noise_level(quiet) == pytest.approx(1e-3) and noise_level(loud) == pytest.approx(1e-2)
+    lams = [reconstruct(p, steps=1, n_samples=1).dataset.attrs["config"] for p in (quiet, loud)]
+    import json
+
+    lam_quiet, lam_loud = (json.loads(c)["lam"] for c in lams)
+    assert lam_quiet == pytest.approx(10 * lam_loud)
+    assert json.loads(reconstruct(loud, steps=1, n_samples=1, lam=7.0).dataset.attrs["config"])["lam"] == 7.0
