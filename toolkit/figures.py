@@ -23,7 +23,7 @@ MAX_SCATTER_POINTS = 20_000
 
 def uncertainty_figure(reconstruction: Reconstruction, *, measurement_image=None, baseline=None,
                        truth=None, title: str | None = None, path=None,
-                       level: float = 0.9) -> Figure:
+                       level: float = 0.9, labels: dict | None = None) -> Figure:
     r"""One figure: measurement, baseline, truth, mean, std, \|error\| and std-vs-error.
 
     Panels appear only for what is given: the measurement image (e.g. a zero-filled
@@ -46,6 +46,9 @@ def uncertainty_figure(reconstruction: Reconstruction, *, measurement_image=None
         Also write the figure there as PNG (atomically).
     level : float
         Central level of the nominal half-width line in the scatter panel.
+    labels : dict, optional
+        Panel titles for ``"measurement"``, ``"baseline"`` and ``"truth"`` (e.g.
+        ``{"baseline": "FBP (Hann)"}``); default their capitalised names.
 
     Returns
     -------
@@ -78,7 +81,8 @@ def uncertainty_figure(reconstruction: Reconstruction, *, measurement_image=None
     spread_max = float(max(np.percentile(std, 99.5),
                            np.percentile(error, 99.5) if error is not None else 0.0)) or 1.0
     units = reconstruction.mean.attrs.get("units", "")
-    panels = [(n.capitalize(), v, IMAGE_CMAP, image_range) for n, v in shown.items()]
+    labels = labels or {}
+    panels = [(labels.get(n, n.capitalize()), v, IMAGE_CMAP, image_range) for n, v in shown.items()]
     panels.append(("Mean", mean, IMAGE_CMAP, image_range))
     std_label = "Std (calibrated)" if std_name == "std_calibrated" else "Std"
     panels.append((std_label, std, ERROR_CMAP, (0.0, spread_max)))

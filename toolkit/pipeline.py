@@ -54,6 +54,8 @@ class Problem:
         Starting image for RED-Diff, physical units.
     measurement_image : torch.Tensor
         The naive image of the measurement (zero-filled, FBP, the raw frame), for figures.
+    measurement_name : str
+        What ``measurement_image`` is.
     truth : torch.Tensor, optional
         Reference image ``(1, C, H, W)`` (simulation truth or the file's reference).
     source : object, optional
@@ -74,6 +76,7 @@ class Problem:
     measurement_image: torch.Tensor
     truth: torch.Tensor | None = None
     source: object = None
+    measurement_name: str = "Measurement"
     image_scale: float = 1.0
     description: str = ""
     info: dict = field(default_factory=dict)
@@ -199,7 +202,8 @@ def _ct_problem(y, physics, *, truth=None, source=None, info=None) -> Problem:
     baseline = ct.fbp(sinogram, physics, filter="hann")
     views = int(physics.angles.numel())
     return Problem("ct", y, physics, baseline, "FBP (Hann)", init=baseline.clamp_min(0),
-                   measurement_image=ct.fbp(sinogram, physics, filter="ramp"), truth=truth, source=source,
+                   measurement_image=ct.fbp(sinogram, physics, filter="ramp"), measurement_name="FBP (ramp)",
+                   truth=truth, source=source,
                    description=f"CT, {physics.geometry.kind} beam, {views} views, {term!r}", info=info or {})
 
 
@@ -235,7 +239,8 @@ def _mri_problem(y, physics, *, truth=None, source=None, info=None) -> Problem:
     coils = "multi-coil" if y.ndim == 5 else "single-coil"
     fraction = float(getattr(physics, "mask", torch.ones(1)).float().mean())
     return Problem("mri", y, physics, baseline, f"SENSE-CG ({SENSE_ITERATIONS} it.)", init=zero_filled,
-                   measurement_image=zero_filled, truth=truth, source=source, image_scale=scale,
+                   measurement_image=zero_filled, measurement_name="Zero-filled", truth=truth, source=source,
+                   image_scale=scale,
                    description=f"MRI, {coils}, {fraction:.0%} of k-space sampled, {physics.data_term!r}",
                    info=info or {})
 
@@ -340,7 +345,8 @@ def _astro_problem(y, physics, *, truth=None, source=None, info=None) -> Problem
     baseline = telescope.richardson_lucy(y, physics, background=term.background, read_noise=term.read_noise,
                                          iterations=RL_ITERATIONS - RL_INIT_ITERATIONS, init=start)
     return Problem("astro", y, physics, baseline, f"Richardson-Lucy ({RL_ITERATIONS} it.)", init=start,
-                   measurement_image=y - term.background, truth=truth, source=source,
+                   measurement_image=y - term.background, measurement_name="Frame - sky", truth=truth,
+                   source=source,
                    description=f"telescope, PSF {tuple(physics.filter.shape[-2:])}, {term!r}", info=info or {})
 
 
@@ -563,7 +569,8 @@ def save_outputs(result: Reconstruction, problem: Problem, out_dir, *, formats=(
         try:
             report = write_report(result, out_dir, truth=truth, baseline=display_image(problem.baseline, problem),
                                   measurement_image=display_image(problem.measurement_image, problem),
-                                  title=f"RED-Diff: {problem.description}")
+                                  title=f"RED-Diff: {problem.description}",
+                                  labels={"measurement": problem.measurement_name, "baseline": problem.baseline_name})
         except BaseException:
             for path in written.values():
                 path.unlink(missing_ok=True)

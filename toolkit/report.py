@@ -55,7 +55,8 @@ def image_quality(truth, image) -> dict[str, float]:
 
 def write_report(reconstruction: Reconstruction, out_dir, *, truth=None, baseline=None,
                  measurement_image=None, calibration: Calibration | None = None,
-                 level: float = 0.9, title: str = "RED-Diff reconstruction") -> Path:
+                 level: float = 0.9, title: str = "RED-Diff reconstruction",
+                 labels: dict | None = None) -> Path:
     """Write ``report.md`` and ``uncertainty.png`` for one result into ``out_dir``.
 
     Parameters
@@ -73,6 +74,8 @@ def write_report(reconstruction: Reconstruction, out_dir, *, truth=None, baselin
         Central level of the reported intervals.
     title : str
         Heading of the report and the figure.
+    labels : dict, optional
+        Names of the measurement image and the baseline (figure titles, report rows).
 
     Returns
     -------
@@ -96,20 +99,20 @@ def write_report(reconstruction: Reconstruction, out_dir, *, truth=None, baselin
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     uncertainty_figure(reconstruction, measurement_image=measurement_image, baseline=baseline,
-                       truth=truth, title=title, path=out_dir / FIGURE_NAME, level=level)
+                       truth=truth, title=title, path=out_dir / FIGURE_NAME, level=level, labels=labels)
     lines = [f"# {title}", "", f"![uncertainty figure]({FIGURE_NAME})", ""]
     if truth is not None:
-        lines += _quality_section(reconstruction, truth, baseline)
+        lines += _quality_section(reconstruction, truth, baseline, (labels or {}).get("baseline", "baseline"))
     lines += _uncertainty_section(reconstruction, truth, level, calibration)
     lines += _settings_section(reconstruction)
     text = "\n".join(lines) + "\n"
     return atomic_write(out_dir / REPORT_NAME, lambda tmp: Path(tmp).write_text(text))
 
 
-def _quality_section(reconstruction, truth, baseline) -> list[str]:
-    rows = [("mean", image_quality(truth, reconstruction.tensor("mean")))]
+def _quality_section(reconstruction, truth, baseline, baseline_name) -> list[str]:
+    rows = [("RED-Diff mean", image_quality(truth, reconstruction.tensor("mean")))]
     if baseline is not None:
-        rows.append(("baseline", image_quality(truth, baseline)))
+        rows.append((baseline_name, image_quality(truth, baseline)))
     return ["## Image quality (against the truth)", "", "| image | PSNR (dB) | SSIM |",
             "|---|---|---|", *(f"| {name} | {q['psnr']:.2f} | {q['ssim']:.4f} |" for name, q in rows),
             ""]

@@ -48,7 +48,7 @@ def test_report_with_truth_and_calibration(runs, tmp_path):
     assert path.name == "report.md" and (tmp_path / "uncertainty.png").is_file()
     assert text.startswith("# Inpainting test")
     mean_q = image_quality(truth, rec.tensor())
-    assert f"| mean | {mean_q['psnr']:.2f} | {mean_q['ssim']:.4f} |" in text
+    assert f"| RED-Diff mean | {mean_q['psnr']:.2f} | {mean_q['ssim']:.4f} |" in text
     assert f"| baseline | {image_quality(truth, y)['psnr']:.2f} |" in text
     raw = uncertainty_metrics(rec, truth)
     after = uncertainty_metrics(rec, truth, calibration=calibration)
