@@ -14,6 +14,11 @@ as the CT projection matrix included). ``ct``: our Joseph projector
 :class:`deepinv.physics.Tomography` (same views, exact adjoint via autograd,
 ``normalize=False``): build, forward, adjoint, and the adjointness error of each.
 Not run by the tests; CPU only.
+
+Measured (``--sizes 256 --repeats 3 --threads 2``, AMD EPYC, shared 2-core machine):
+reddiff's parallel-beam projector 12.1 ms forward / 11.7 ms adjoint (build 1.09 s),
+deepinv Tomography 146 ms / 368 ms (build 0.50 s): 12x and 31.5x faster per call,
+adjointness error 2.9e-6 vs 6.1e-8 (float32 sparse sums).
 """
 
 from __future__ import annotations
