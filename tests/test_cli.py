@@ -154,3 +154,11 @@ def test_simulated_files_hold_what_the_cli_promised(tmp_path):
         assert f["kspace"].shape == (1, 4, 64, 64) and np.iscomplexobj(f["kspace"][()])
         assert f["mask"][()].mean() == pytest.approx(0.5, abs=0.1)
     assert sample_image("mr_small").held_out
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a GPU is present")
+def test_asking_for_a_missing_gpu_is_one_line(tmp_path):
+    sino = tmp_path / "s.h5"
+    run("simulate", sample_path("ct_small"), "--modality", "ct", "--views", 8, "--out", sino)
+    result = run("reconstruct", sino, "--device", "cuda", "--steps", 1, "--quiet", "--out", tmp_path / "o", code=1)
+    assert "no CUDA GPU" in result.output.splitlines()[-1]
