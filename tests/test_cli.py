@@ -81,7 +81,7 @@ def test_telescope_fits_end_to_end(tmp_path):
 
 
 #: PSNR gains over the baseline required; measured (2 samples, seed 0): CT +4.6 dB over
-#: FBP, MRI +1.75 dB over SENSE-CG, sky +0.59 dB over Richardson-Lucy (96x96 M13 cutout).
+#: FBP, MRI +1.74 dB over SENSE-CG, sky +0.59 dB over Richardson-Lucy (96x96 M13 cutout).
 MARGIN_DB = {"ct": 3.0, "mri": 1.0, "astro": 0.3}
 
 

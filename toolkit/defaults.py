@@ -60,7 +60,7 @@ class SolverDefaults:
 DEFAULTS = {
     "ct": SolverDefaults(prior="ct", steps=100, lr=0.1, lam=100.0, noise_reference=1e5 ** -0.5,
                          weighting="sqrt", timesteps="descending", sigma_x0=0.0),
-    "mri": SolverDefaults(prior="mri", steps=100, lr=0.1, lam=100.0, noise_reference=0.01,
+    "mri": SolverDefaults(prior="mri", steps=200, lr=0.05, lam=100.0, noise_reference=0.01,
                           weighting="sqrt", timesteps="descending", sigma_x0=0.0),
     "astro": SolverDefaults(prior="astro", steps=100, lr=0.001, lam=100.0, noise_reference=19 ** 0.5,
                             weighting="sqrt", timesteps="descending", sigma_x0=0.0),
