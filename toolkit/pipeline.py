@@ -181,9 +181,10 @@ def _attach_reference(problem: Problem, reference) -> None:
         truth = torch.cat([truth, torch.zeros_like(truth)], dim=1)
     problem.truth = truth
     fmt = detect_format(reference)
-    if problem.source is None or fmt in ("dicom", "fits"):
-        problem.source = read_dicom(reference) if fmt == "dicom" else read_fits(reference) if fmt == "fits" \
-            else problem.source
+    if fmt == "dicom":  # DICOM outputs in the reference's geometry
+        problem.source = read_dicom(reference)
+    elif fmt == "fits" and problem.source is None:  # a measured FITS frame keeps its own header and WCS
+        problem.source = read_fits(reference)
 
 
 # -- CT ------------------------------------------------------------------------------
