@@ -4,7 +4,11 @@ batched vs sequential samples, peak memory (see :mod:`reddiff.benchmark`).
 Run: ``python benchmarks/bench_solver.py`` (the same as ``reddiff benchmark``;
 options: ``--size --steps --samples --repeats --threads --device``).
 
-Measured results are in the README ("Performance").
+Measured (``reddiff benchmark --size 128 --steps 20 --samples 8 --repeats 5``, torch's
+default 2 threads, AMD EPYC 2-core machine): network forward 52.1 ms, RED-Diff step
+52.1 ms (1.00x a forward), deepinv DPS step on the same network 106.2 ms (2.04x);
+8 samples batched 7.34 s vs one at a time 7.78 s (1.06x); peak memory beyond the loaded
+model: forward 38.6 MiB, RED-Diff 42.7 MiB (1.11x), DPS 111.5 MiB (2.89x).
 """
 
 from __future__ import annotations

@@ -162,3 +162,23 @@ def test_asking_for_a_missing_gpu_is_one_line(tmp_path):
     run("simulate", sample_path("ct_small"), "--modality", "ct", "--views", 8, "--out", sino)
     result = run("reconstruct", sino, "--device", "cuda", "--steps", 1, "--quiet", "--out", tmp_path / "o", code=1)
     assert "no CUDA GPU" in result.output.splitlines()[-1]
+
+
+def test_output_problems_are_caught_before_solving_and_leave_no_folder(tmp_path):
+    sino = tmp_path / "s.h5"
+    run("simulate", sample_path("ct_small"), "--modality", "ct", "--views", 8, "--out", sino)
+    for options, message in ((["--format", "netcdf,bogus"], "unknown output format"),
+                             (["--format", "dicom"], "DICOM output needs"),
+                             (["--device", "foo"], "unknown device"),
+                             (["--psf", sino], "PSF applies to FITS"),
+                             (["--slice", 3], "fastMRI files only")):
+        out = tmp_path / "never"
+        result = run("reconstruct", sino, "--quiet", "--out", out, *options, code=1)
+        assert message in result.output.splitlines()[-1] and "Traceback" not in result.output
+        assert not out.exists()
+
+
+def test_train_prior_errors_are_one_line(tmp_path):
+    result = run("train-prior", sample_path("ct_small"), "--out", tmp_path / "p", "--block-out-channels", "16,a",
+                 code=1)
+    assert result.output.startswith("error:") and "block-out-channels" in result.output

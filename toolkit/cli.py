@@ -41,6 +41,22 @@ def user_errors(debug: bool):
         raise typer.Exit(1) from None
 
 
+@contextlib.contextmanager
+def new_folder(path: Path):
+    """Create the output folder before long work (so an unwritable one fails fast), and
+    remove it again if the work fails and leaves it empty."""
+    from .pipeline import output_folder
+
+    created = not path.exists()
+    output_folder(path)
+    try:
+        yield
+    except BaseException:
+        if created and path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+        raise
+
+
 def _formats(text: str) -> tuple[str, ...]:
     return tuple(part.strip().lower() for part in text.split(",") if part.strip())
 
@@ -69,19 +85,22 @@ def reconstruct(
     debug: bool = DEBUG,
 ) -> None:
     """Reconstruct a measurement file with RED-Diff: mean, std, figure and report."""
-    from .pipeline import load_problem, output_folder, reconstruct as run, save_outputs, summary_line
+    from .pipeline import check_outputs, load_problem, reconstruct as run, save_outputs, summary_line
     from .progress import ProgressBar
 
     with user_errors(debug):
         formats = _formats(format)
         problem = load_problem(input, modality=modality, slice_index=slice_index, psf=psf, reference=reference,
                                acceleration=acceleration, seed=seed)
-        folder = output_folder(out or input.with_name(input.name.split(".")[0] + "-reddiff"))
-        typer.echo(f"{input}: {problem.description}", err=True)
-        with ProgressBar(desc="RED-Diff", disable=quiet) as bar:
-            result = run(problem, prior=prior, n_samples=samples, seed=seed, device=device, callback=bar,
-                         steps=steps, lr=lr, lam=lam, weighting=weighting, timesteps=timesteps, sigma_x0=sigma_x0)
-        written = save_outputs(result, problem, folder, formats=formats)
+        check_outputs(problem, formats)
+        folder = out or input.with_name(input.name.split(".")[0] + "-reddiff")
+        with new_folder(folder):
+            typer.echo(f"{input}: {problem.description}", err=True)
+            with ProgressBar(desc="RED-Diff", disable=quiet) as bar:
+                result = run(problem, prior=prior, n_samples=samples, seed=seed, device=device, callback=bar,
+                             steps=steps, lr=lr, lam=lam, weighting=weighting, timesteps=timesteps,
+                             sigma_x0=sigma_x0)
+            written = save_outputs(result, problem, folder, formats=formats)
         typer.echo(summary_line(result) + f"; wrote {len(written)} files to {folder}")
 
 
@@ -143,7 +162,7 @@ def demo(
     modality: str = typer.Option("ct", help=f"{MODALITY_HELP}."),
     samples: int = typer.Option(4, help="Stochastic runs for the uncertainty map."),
     steps: int = typer.Option(None, help="Optimisation steps (default: the modality's)."),
-    seed: int = typer.Option(0, help="Seed."),
+    seed: int = typer.Option(0, help="Seed of the simulated noise and of the solver."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     debug: bool = DEBUG,
 ) -> None:
@@ -170,7 +189,7 @@ def benchmark(
     size: int = typer.Option(128, help="Image side, pixels."),
     steps: int = typer.Option(20, help="Solver steps per timing."),
     samples: int = typer.Option(8, help="Samples for batched vs sequential."),
-    repeats: int = typer.Option(3, help="Repeats (medians are reported)."),
+    repeats: int = typer.Option(5, help="Repeats (medians are reported)."),
     device: str = typer.Option(None, help="cpu or cuda (default: the GPU when there is one)."),
     debug: bool = DEBUG,
 ) -> None:
@@ -207,6 +226,7 @@ def train_prior_command(
     attention: bool = typer.Option(False, help="Self-attention at the lowest resolution."),
     name: str = typer.Option("", help="Prior name (default: the folder name)."),
     card: bool = typer.Option(True, help="Write MODEL_CARD.md and samples.png."),
+    debug: bool = DEBUG,
 ) -> None:
     """Train a diffusion prior on your own images (also under torchrun for several GPUs)."""
     import json
@@ -216,29 +236,33 @@ def train_prior_command(
     import torch
     from tqdm.auto import tqdm
 
-    from .errors import ReddiffError
     from .priors import recipes, transform_from_config, train_prior
     from .priors.card import write_model_card
 
     if threads:
         torch.set_num_threads(threads)
-    try:
+    with user_errors(debug):
         if recipe and (images or transform or ctx.get_parameter_source("channels").name != "DEFAULT"):
             raise ReddiffError("--recipe sets its own images, channels and transform; "
                                "drop IMAGES/--channels/--transform")
         if not recipe and not images:
             raise ReddiffError("give IMAGES (files or folders) or --recipe ct|mri|astro")
         chosen = recipes.get_recipe(recipe) if recipe else None
-        value_transform = chosen.transform if chosen else transform_from_config(json.loads(transform or "{}"))
+        try:
+            value_transform = chosen.transform if chosen else transform_from_config(json.loads(transform or "{}"))
+            widths = [int(c) for c in block_out_channels.split(",")]
+        except ValueError as err:  # JSONDecodeError is a ValueError
+            raise ReddiffError(f"--transform must be a JSON object and --block-out-channels integers "
+                               f"separated by commas ({err})") from err
         sources = chosen.images() if chosen else images
         command = ["reddiff", "train-prior", *(images or [])]
         for param in ctx.command.params:  # the options given, in their canonical spelling
-            if param.name != "images" and ctx.get_parameter_source(param.name).name != "DEFAULT":
+            if param.name not in ("images", "debug") and ctx.get_parameter_source(param.name).name != "DEFAULT":
                 value = ctx.params[param.name]
                 flag = param.opts[0] if value or not param.secondary_opts else param.secondary_opts[0]
                 command += [flag] if isinstance(value, bool) else [flag, str(value)]
         record = {"data": chosen.description if chosen else ", ".join(images), "command": shlex.join(command)}
-        model_config = {"block_out_channels": [int(c) for c in block_out_channels.split(",")],
+        model_config = {"block_out_channels": widths,
                         "layers_per_block": layers_per_block, "attention": attention}
         rank = int(os.environ.get("RANK", "0"))
         with tqdm(total=steps, desc="train-prior", unit="step", disable=rank != 0) as bar:
@@ -255,6 +279,3 @@ def train_prior_command(
                                  callback=show)
         if card and rank == 0:
             write_model_card(result.prior, out, evaluation=chosen.evaluation() if chosen else None)
-    except (ReddiffError, json.JSONDecodeError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(1) from err

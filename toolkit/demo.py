@@ -21,8 +21,8 @@ DEMOS = {
 }
 
 
-def simulate_demo_measurement(modality: str, out_dir) -> tuple[Path, dict]:
-    """Write the demo's measurement file into ``out_dir``.
+def simulate_demo_measurement(modality: str, out_dir, *, seed: int = 0) -> tuple[Path, dict]:
+    """Write the demo's measurement file into ``out_dir`` (``seed`` seeds its noise and mask).
 
     Returns
     -------
@@ -37,15 +37,17 @@ def simulate_demo_measurement(modality: str, out_dir) -> tuple[Path, dict]:
     out_dir = Path(out_dir)
     sample = DEMOS[modality][0]
     if modality == "ct":
-        path = simulate_sinogram(sample_image(sample), out_dir / "measurement_sinogram.h5", views=30, I0=1e5)
+        path = simulate_sinogram(sample_image(sample), out_dir / "measurement_sinogram.h5", views=30, I0=1e5,
+                                 seed=seed)
         return path, {"reference": sample_path(sample)}
     if modality == "mri":
         return simulate_fastmri(sample_image(sample), out_dir / "measurement_kspace.h5", acceleration=4.0,
-                                center_fraction=0.16, coils=8), {}
+                                center_fraction=0.16, coils=8, seed=seed), {}
     cutout = _sky_cutout(sample_path(sample), out_dir / "reference_sky.fits", size=128)
     from reddiff.datasets import read_fits, simulate_sky
 
-    path = simulate_sky(read_fits(cutout), out_dir / "measurement_sky.fits", out_dir / "measurement_psf.fits")
+    path = simulate_sky(read_fits(cutout), out_dir / "measurement_sky.fits", out_dir / "measurement_psf.fits",
+                        seed=seed)
     return path, {"reference": cutout}
 
 
@@ -78,6 +80,7 @@ def run_demo(out_dir, *, modality: str = "ct", n_samples: int = 4, seed: int = 0
     n_samples : int
         RED-Diff runs for the uncertainty map.
     seed : int
+        Seeds the simulated measurement and the solver.
     callback : callable, optional
         Progress callback for the solver.
     **overrides
@@ -92,7 +95,7 @@ def run_demo(out_dir, *, modality: str = "ct", n_samples: int = 4, seed: int = 0
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    path, options = simulate_demo_measurement(modality, out_dir)
+    path, options = simulate_demo_measurement(modality, out_dir, seed=seed)
     problem = load_problem(path, **options)
     result = reconstruct(problem, n_samples=n_samples, seed=seed, callback=callback, **overrides)
     formats = {"ct": ("netcdf", "dicom", "png"), "mri": ("netcdf", "png"), "astro": ("netcdf", "fits", "png")}

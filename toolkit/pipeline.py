@@ -12,7 +12,9 @@ uncertainty figure and the report, all or nothing.
 Units. CT is reconstructed as linear attenuation (1/mm, the prior's unit) and
 reported in HU. MRI images are in the file's k-space units: the prior, trained on
 images of maximum magnitude 1, is rescaled to the zero-filled image's maximum.
-Telescope images are in electrons (ADU times the ``GAIN`` card).
+Telescope images are in electrons: as read for ``BUNIT = 'electron'``, else ADU times
+the ``GAIN`` card (a file in ADU without one is refused); ``RDNOISE`` and reddiff's
+``SKYLEVEL`` card are in electrons, and the sky is estimated (sigma-clipped median) without it.
 """
 
 from __future__ import annotations
@@ -149,6 +151,11 @@ def load_problem(path, *, modality: str = "auto", slice_index: int = 0, psf=None
     if modality not in ("auto", found):
         raise InputError(f"is a {kind} file ({found}), not {modality}; drop --modality or pick {found}",
                          path=path, field="modality")
+    if psf is not None and found != "astro":
+        raise InputError(f"is a {kind} file: a PSF applies to FITS sky images only", path=path, field="psf")
+    if (slice_index or acceleration is not None) and found != "mri":
+        raise InputError(f"is a {kind} file: slice and acceleration apply to fastMRI files only", path=path,
+                         field="slice")
     if found == "mri":
         problem = _mri_from_file(read_fastmri(path, slices=[slice_index], acceleration=acceleration, seed=seed))
     elif found == "ct":
@@ -364,16 +371,15 @@ def _astro_from_file(sky, psf) -> Problem:
             raise InputError("has no PSFFILE card; give the PSF with --psf FILE", path=sky.path, field="PSFFILE")
         psf = Path(sky.path).parent / str(name)
     kernel = telescope.psf_from_fits(psf) if isinstance(psf, (str, Path)) else telescope.as_psf(psf)
-    gain = float(sky.gain or 1.0)
-    electrons = np.where(sky.valid, sky.array, np.nan) * gain
+    electrons = np.where(sky.valid, sky.electrons(), np.nan)  # ADU x GAIN, or as is if in electrons
     _, sky_median, sky_std = sigma_clipped_stats(electrons[np.isfinite(electrons)], sigma=3.0)
-    background = float(sky.header.get("SKYLEVEL", sky_median))
-    read_noise = sky.read_noise * gain if sky.read_noise is not None else \
+    background = float(sky.header.get("SKYLEVEL", sky_median))  # reddiff's card, in electrons
+    read_noise = sky.read_noise if sky.read_noise is not None else \
         math.sqrt(max(float(sky_std) ** 2 - max(background, 0.0), 1.0))
     y = torch.from_numpy(np.nan_to_num(electrons, nan=background).astype(np.float32))[None, None]
     physics = telescope.blur_physics(kernel)
     physics.data_term = ShiftedPoissonLikelihood(max(background, 0.0), read_noise)
-    return _astro_problem(y, physics, source=sky, info={"path": str(sky.path), "gain": gain})
+    return _astro_problem(y, physics, source=sky, info={"path": str(sky.path), "gain": sky.gain})
 
 
 # -- solving -------------------------------------------------------------------------
@@ -462,7 +468,10 @@ def reconstruct(problem: Problem, *, prior=None, n_samples: int = 8, seed: int |
 
     settings = defaults_for(problem.modality).as_kwargs(noise=noise_level(problem))
     settings.update({k: v for k, v in overrides.items() if v is not None})
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    try:
+        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    except RuntimeError as err:
+        raise InputError(f"unknown device {device!r}; expected cpu, cuda or cuda:N", field="device") from err
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InputError("--device cuda asked for, but torch sees no CUDA GPU", field="device")
     chosen = prior_for(problem, prior)
@@ -549,16 +558,8 @@ def save_outputs(result: Reconstruction, problem: Problem, out_dir, *, formats=(
 
     from .report import write_report
 
-    unknown = sorted(set(formats) - set(FORMATS))
-    if unknown:
-        raise InputError(f"unknown output format(s) {', '.join(unknown)}; expected {', '.join(FORMATS)}",
-                         field="format")
+    check_outputs(problem, formats)
     source = problem.source
-    if "dicom" in formats and not isinstance(source, DicomVolume):
-        raise InputError("DICOM output needs a DICOM source: pass the original slice as the reference",
-                         field="format")
-    if "fits" in formats and not isinstance(source, SkyImage):
-        raise InputError("FITS output needs a FITS measurement or reference", field="format")
     out_dir = output_folder(out_dir)
     if source is not None:
         result = with_geometry(result, source)
@@ -578,6 +579,32 @@ def save_outputs(result: Reconstruction, problem: Problem, out_dir, *, formats=(
             raise
         written.update({"report": report, "png": report.parent / "uncertainty.png"})
     return written
+
+
+def check_outputs(problem: Problem, formats) -> None:
+    """Refuse output formats the problem cannot give, before any long work.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from reddiff.operators import ct
+    >>> m = ct.simulate(torch.full((1, 1, 16, 16), ct.MU_WATER), views=8, I0=1e4, seed=0)
+    >>> check_outputs(problem_from_measurement(m, "ct"), ("netcdf", "dicom"))
+    Traceback (most recent call last):
+    ...
+    reddiff.errors.InputError: [format] DICOM output needs a DICOM source: pass the original slice as the reference
+    """
+    from reddiff.datasets import DicomVolume, SkyImage
+
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown:
+        raise InputError(f"unknown output format(s) {', '.join(unknown)}; expected {', '.join(FORMATS)}",
+                         field="format")
+    if "dicom" in formats and not isinstance(problem.source, DicomVolume):
+        raise InputError("DICOM output needs a DICOM source: pass the original slice as the reference",
+                         field="format")
+    if "fits" in formats and not isinstance(problem.source, SkyImage):
+        raise InputError("FITS output needs a FITS measurement or reference", field="format")
 
 
 def output_folder(path) -> Path:
@@ -605,6 +632,6 @@ def summary_line(result: Reconstruction) -> str:
 
 
 __all__ = ["Problem", "FORMATS", "MODALITIES", "load_problem", "problem_from_measurement", "prior_for",
-           "reconstruct", "save_outputs", "output_folder", "summary_line", "estimate_kspace_noise", "to_display_units",
+           "reconstruct", "save_outputs", "check_outputs", "output_folder", "summary_line", "estimate_kspace_noise", "to_display_units",
            "reference_for", "noise_level",
            "display_image"]

@@ -203,3 +203,22 @@ def test_default_lam_follows_the_noise_and_a_given_lam_is_kept():
     lam_quiet, lam_loud = (json.loads(c)["lam"] for c in lams)
     assert lam_quiet == pytest.approx(10 * lam_loud)
     assert json.loads(reconstruct(loud, steps=1, n_samples=1, lam=7.0).dataset.attrs["config"])["lam"] == 7.0
+
+
+def test_sky_frames_in_adu_are_converted_with_the_gain_and_electrons_are_not(sky_file, tmp_path):
+    from astropy.io import fits
+
+    electrons = load_problem(sky_file)
+    with fits.open(sky_file) as hdul:
+        header, data = hdul[0].header.copy(), hdul[0].data
+    for unit, name in (("electron", "e.fits"), ("adu", "adu.fits")):
+        header["BUNIT"], header["GAIN"] = unit, 2.0
+        header["PSFFILE"] = str(sky_file.with_name("obs_psf.fits"))
+        fits.PrimaryHDU(data if unit == "electron" else data / 2.0, header=header).writeto(tmp_path / name)
+        problem = load_problem(tmp_path / name)
+        assert torch.allclose(problem.y, electrons.y, rtol=1e-5)  # the same electrons either way
+        assert problem.physics.data_term.read_noise == 3.0  # RDNOISE is in electrons: not scaled
+    del header["GAIN"]
+    fits.PrimaryHDU(data, header=header).writeto(tmp_path / "nogain.fits")
+    with pytest.raises(InputError, match="no gain"):
+        load_problem(tmp_path / "nogain.fits")
