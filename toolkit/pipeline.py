@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .defaults import MODALITIES, defaults_for
+from .defaults import defaults_for
 from .errors import InputError
 from .likelihood import GaussianLikelihood, ShiftedPoissonLikelihood, TransmissionLikelihood
 from .priors.base import AffineTransform, Prior
@@ -270,18 +270,15 @@ def _mri_from_file(data) -> Problem:
         # ESPIRiT's kernel must fit the calibration block several times over, or the maps degrade
         kernel = max(3, min(6, _central_run(columns) // 3))
         maps = mri.estimate_sensitivity_maps(y, kernel_size=kernel)
-        physics = mri.mri_physics(mask, coil_maps=maps, sigma=sigma)
+        physics = mri.mri_physics(mask, coil_maps=maps, sigma=sigma)  # sets the Gaussian data term
     else:
         y = y[:, :, 0]
         physics = mri.mri_physics(mask, sigma=sigma)
-    physics.data_term = GaussianLikelihood(sigma)
     truth = None
     if data.target is not None and data.target.shape[-2:] == shape:
         target = torch.from_numpy(data.target[0])[None, None]
         truth = torch.cat([target, torch.zeros_like(target)], dim=1)
-    problem = _mri_problem(y, physics, truth=truth, source=data, info={"path": str(data.path)})
-    problem.info["noise_sigma"] = sigma
-    return problem
+    return _mri_problem(y, physics, truth=truth, source=data, info={"path": str(data.path)})
 
 
 def _central_run(columns: np.ndarray) -> int:
@@ -631,7 +628,7 @@ def summary_line(result: Reconstruction) -> str:
     return line
 
 
-__all__ = ["Problem", "FORMATS", "MODALITIES", "load_problem", "problem_from_measurement", "prior_for",
+__all__ = ["Problem", "FORMATS", "load_problem", "problem_from_measurement", "prior_for",
            "reconstruct", "save_outputs", "check_outputs", "output_folder", "summary_line", "estimate_kspace_noise", "to_display_units",
            "reference_for", "noise_level",
            "display_image"]

@@ -67,7 +67,7 @@ def test_mri_problem_from_a_fastmri_file(mri_file):
     problem = load_problem(mri_file)
     data = read_fastmri(mri_file)
     assert problem.modality == "mri" and problem.y.shape == (1, 2, 8, 64, 64)
-    assert problem.info["noise_sigma"] == pytest.approx(0.01)  # the file's own sigma attribute
+    assert problem.physics.data_term.sigma == pytest.approx(0.01)  # the file's own sigma attribute
     assert problem.truth is not None and problem.truth.shape == (1, 2, 64, 64)  # reconstruction_rss
     assert problem.image_scale == pytest.approx(float(data.target.max()), rel=0.15)
     assert float(problem.measurement_image.abs().max()) > 0 and bool(torch.isfinite(problem.baseline).all())
