@@ -13,7 +13,7 @@ from .formats import KINDS, MODALITY, describe, file_kind, read_measurement
 from .geometry import with_geometry
 from .images import ImageData, read_image
 from .outputs import write_result
-from .phantoms import ellipse_phantom
+from .phantoms import ellipse_phantom, synthetic_mr_contrast, tissue_maps
 from .samples import SAMPLES, SampleImage, list_samples, sample_image, sample_path
 from .simulate import simulate_fastmri, simulate_sinogram, simulate_sky
 from .sinogram import Sinogram, read_sinogram, write_sinogram
@@ -24,4 +24,5 @@ __all__ = ["read_image", "ImageData", "detect_format", "FORMATS", "file_kind", "
            "read_fastmri", "write_fastmri", "column_mask", "MRIData", "MRIHeader",
            "read_sinogram", "write_sinogram", "Sinogram", "with_geometry", "write_result",
            "simulate_fastmri", "simulate_sinogram", "simulate_sky",
-           "sample_image", "sample_path", "list_samples", "SampleImage", "SAMPLES", "ellipse_phantom"]
+           "sample_image", "sample_path", "list_samples", "SampleImage", "SAMPLES", "ellipse_phantom",
+           "synthetic_mr_contrast", "tissue_maps"]

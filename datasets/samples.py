@@ -10,6 +10,8 @@ name                      modality  unit   role      source
 head_ct_j2k               CT        HU     training  pydicom ``J2K_pixelrep_mismatch.dcm``
 head_ct_693               CT        HU     training  pydicom ``693_J2KI.dcm``
 mni152_t1                 MR        a.u.   training  nilearn MNI152 2009a T1 template (volume)
+mni152_gm                 MR        prob.  training  nilearn MNI152 2009a grey-matter probability map
+mni152_wm                 MR        prob.  training  nilearn MNI152 2009a white-matter probability map
 hubble_deep_field         sky       a.u.   training  scikit-image ``hubble_deep_field.jpg``
 ct_small                  CT        HU     held out  pydicom ``CT_small.dcm``
 shepp_logan               CT        a.u.   held out  scikit-image Shepp-Logan phantom
@@ -87,6 +89,10 @@ _SPECS = (
                "head CT slice, 512x512, 0.48 mm, JPEG 2000"),
     SampleSpec("mni152_t1", "nilearn", "datasets/data/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz", "MR",
                False, "MNI152 2009a symmetric T1 template, 189 axial slices of 233x197, 1 mm"),
+    SampleSpec("mni152_gm", "nilearn", "datasets/data/mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz", "MR",
+               False, "MNI152 2009a grey-matter probability (x255), same grid as mni152_t1"),
+    SampleSpec("mni152_wm", "nilearn", "datasets/data/mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz", "MR",
+               False, "MNI152 2009a white-matter probability (x255), same grid as mni152_t1"),
     SampleSpec("hubble_deep_field", "skimage", "data/hubble_deep_field.jpg", "sky", False,
                "Hubble deep field (colour JPEG as luma), 872x1000"),
     SampleSpec("ct_small", "pydicom", "data/test_files/CT_small.dcm", "CT", True,

@@ -14,8 +14,12 @@ ct       1         two head CT slices (pydicom) at full and half resolution + 48
                    :math:`\mu = \mu_w (1 + HU/1000)` in 1/mm
                    (:func:`reddiff.operators.ct.hu_to_mu`); network units
                    :math:`(\mu - \mu_w)/\mu_w = HU/1000`
-mri      2         MNI152 T1 axial slices 15-150 but 60 and 100, at 1 and 2 mm, scaled to
-                   max 1, with a smooth random phase per patch; identity transform
+mri      2         MNI152 T1 slices in all three orientations (axial 15-150 every 2nd,
+                   away from the evaluation slices 60 and 100; coronal and sagittal every
+                   3rd) and 2 synthetic head contrasts per slice from the tissue maps
+                   (:func:`reddiff.datasets.synthetic_mr_contrast`: random tissue intensities,
+                   skull and scalp shells, bias field, blur), at 1 and 2 mm, scaled
+                   to max 1, with a smooth random phase per patch; identity transform
 astro    1         hubble_deep_field luma at 10 counts per grey level (sky about
                    140 counts), smoothed 1 px and binned 2x2 + smoothed 0.5 px
                    (the JPEG's noise is not sky), + 32 simulated 128x128 fields
@@ -96,16 +100,37 @@ def _ct_evaluation() -> dict:
     return images
 
 
-def _mri_slices() -> list:
-    from reddiff.datasets import sample_image
+def _mni_volumes() -> tuple:
+    """The MNI152 T1 (scaled to [0, 1]) and its tissue maps, ``(N, H, W)`` axial-first."""
+    from reddiff.datasets import sample_image, tissue_maps
 
-    volume = sample_image("mni152_t1").array
-    return [volume[i] / volume[i].max() for i in range(15, 151) if i not in MRI_EVALUATION_SLICES]
+    t1, gm, wm = (sample_image(n).array / 255.0 for n in ("mni152_t1", "mni152_gm", "mni152_wm"))
+    return t1.astype(np.float32), tissue_maps(gm, wm)
+
+
+#: Slices per orientation (axis of the ``(axial, coronal, sagittal)`` volume, indices).
+MRI_SLICES = ((0, [i for i in range(15, 151, 2) if abs(i - 60) > 2 and abs(i - 100) > 2]),
+              (1, range(30, 200, 3)),
+              (2, range(25, 175, 3)))
+#: Synthetic contrasts drawn per slice besides the T1 itself.
+MRI_CONTRASTS_PER_SLICE = 2
 
 
 def _mri_images() -> list:
-    slices = _mri_slices()
-    return slices + [_half(s) for s in slices]
+    """T1 slices in three orientations plus synthetic contrasts, at 1 and 2 mm, max 1."""
+    from reddiff.datasets import synthetic_mr_contrast
+
+    t1, maps = _mni_volumes()
+    images = []
+    for axis, indices in MRI_SLICES:
+        for index in indices:
+            t1_slice = np.take(t1, index, axis=axis)
+            slice_maps = {k: np.take(v, index, axis=axis) for k, v in maps.items()}
+            images.append(t1_slice / max(float(t1_slice.max()), 1e-6))
+            images += [synthetic_mr_contrast(slice_maps, seed=(axis, index, k))
+                       for k in range(MRI_CONTRASTS_PER_SLICE)]
+    images = [im for im in images if im.max() > 0]
+    return images + [_half(im) for im in images]
 
 
 def _mri_evaluation() -> dict:
@@ -209,9 +234,11 @@ RECIPES = {
                  "converted to linear attenuation (1/mm)",
                  1, AffineTransform(offset=MU_WATER, scale=MU_WATER, unit="1/mm"),
                  _ct_images, _ct_evaluation),
-    "mri": Recipe("mri", "nilearn MNI152 2009a T1 template, axial slices 15-150 (but 60 and 100) of 233x197 at 1 mm "
-                  "and at 2 mm (2x2 means), each scaled to max magnitude 1, as complex images "
-                  "with a smooth random phase drawn per patch",
+    "mri": Recipe("mri", "nilearn MNI152 2009a T1 template in three orientations (axial slices 15-150 "
+                  "every 2nd away from 60 and 100, coronal 30-199 and sagittal 25-174 every 3rd) and "
+                  f"{MRI_CONTRASTS_PER_SLICE} synthetic contrasts per slice from the MNI152 grey/white-matter "
+                  "maps (random tissue intensities, skull and scalp shells, bias field, blur), at 1 mm and 2 mm (2x2 means), "
+                  "each scaled to max magnitude 1, as complex images with a smooth random phase drawn per patch",
                   2, ValueTransform(), _mri_images, _mri_evaluation),
     "astro": Recipe("astro", "scikit-image hubble_deep_field (luma, columns 0-871) at "
                     f"{COUNTS_PER_GREY_LEVEL:g} counts per grey level, its JPEG noise suppressed "
