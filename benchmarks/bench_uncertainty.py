@@ -310,7 +310,7 @@ def solver_settings(modality: str, args) -> dict:
     """Solver settings per modality (the same for calibration and test images): the
     pipeline's defaults for MRI/CT/sky, with ``--modality-steps`` steps."""
     if modality in ("mri", "ct", "astro"):
-        from reddiff.defaults import defaults_for
+        from reddiff.modalities import defaults_for
 
         return {**defaults_for(modality).as_kwargs(), "steps": args.modality_steps}
     return {"steps": args.steps, "sigma_x0": args.sigma_x0, "timesteps": args.timesteps}

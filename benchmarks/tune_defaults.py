@@ -1,4 +1,4 @@
-"""Tune RED-Diff's per-modality defaults (``reddiff.defaults.DEFAULTS``) on held-out images.
+"""Tune RED-Diff's per-modality defaults (``reddiff.DEFAULTS``) on held-out images.
 
 Run: ``python benchmarks/tune_defaults.py [--modality ct|mri|astro] [--quick]``
 (one thread; ``--quick`` is a smoke test with a tiny grid, not a measurement).

@@ -9,7 +9,7 @@ from .detect import FORMATS, detect_format
 from .dicom import DicomVolume, read_dicom, write_dicom
 from .fastmri import MRIData, MRIHeader, column_mask, read_fastmri, write_fastmri
 from .fits import SkyImage, read_fits, read_psf, write_fits
-from .formats import KINDS, MODALITY, describe, file_kind, read_measurement
+from .formats import KINDS, describe, file_kind, read_measurement
 from .geometry import with_geometry
 from .images import ImageData, read_image
 from .outputs import write_result
@@ -18,7 +18,7 @@ from .samples import SAMPLES, SampleImage, list_samples, sample_image, sample_pa
 from .simulate import simulate_fastmri, simulate_sinogram, simulate_sky
 from .sinogram import Sinogram, read_sinogram, write_sinogram
 
-__all__ = ["read_image", "ImageData", "detect_format", "FORMATS", "file_kind", "KINDS", "MODALITY",
+__all__ = ["read_image", "ImageData", "detect_format", "FORMATS", "file_kind", "KINDS",
            "describe", "read_measurement",
            "read_dicom", "write_dicom", "DicomVolume", "read_fits", "read_psf", "write_fits", "SkyImage",
            "read_fastmri", "write_fastmri", "column_mask", "MRIData", "MRIHeader",

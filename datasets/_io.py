@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from reddiff.errors import InputError, ReddiffError
-from reddiff.result import atomic_write
+from reddiff.files import atomic_write
 
 
 def input_file(path, *, folder_ok: bool = False) -> Path:
@@ -68,7 +68,7 @@ def image_stack(array: np.ndarray, *, path=None, field: str | None = None) -> np
 
 
 def write_file(path, write) -> Path:
-    """:func:`reddiff.result.atomic_write`, with OS failures reported by :func:`writing`."""
+    """:func:`reddiff.files.atomic_write`, with OS failures reported by :func:`writing`."""
     with writing(path):
         return atomic_write(path, write)
 

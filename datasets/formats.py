@@ -8,8 +8,6 @@ from ._io import input_file, reading
 from .detect import detect_format
 
 KINDS = ("fastmri", "sinogram", "result", "fits", "dicom", "image")
-#: Which imaging problem each measurement kind is.
-MODALITY = {"fastmri": "mri", "sinogram": "ct", "fits": "astro"}
 
 
 def file_kind(path) -> str:

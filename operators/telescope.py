@@ -30,7 +30,7 @@ from reddiff.likelihood import ShiftedPoissonLikelihood
 
 from .base import Measurement, check_finite, check_image, convolution, make_generator, normalise_kernel
 
-__all__ = ["airy_psf", "moffat_psf", "gaussian_psf", "zernike_psf", "psf_from_fits", "as_psf", "blur_physics",
+__all__ = ["airy_psf", "moffat_psf", "gaussian_psf", "zernike_psf", "as_psf", "blur_physics",
            "tiled_blur_physics", "simulate", "wiener", "richardson_lucy"]
 
 ARCSEC = math.pi / (180 * 3600)
@@ -274,23 +274,6 @@ def as_psf(psf) -> Tensor:
     if low < -1e-3 * max(peak, 0.0) or not peak > 0:
         raise InputError(f"has values down to {low:g} (peak {peak:g}); expected a non-negative PSF", field="psf")
     return normalise_kernel(psf.clamp_min(0))[0, 0]
-
-
-def psf_from_fits(path, *, hdu=None) -> Tensor:
-    """Read a PSF from a FITS file (via :func:`reddiff.datasets.read_psf`) as a tensor.
-
-    Examples
-    --------
-    >>> import tempfile, os
-    >>> from astropy.io import fits
-    >>> path = os.path.join(tempfile.mkdtemp(), "psf.fits")
-    >>> fits.PrimaryHDU(gaussian_psf(2.0).numpy()).writeto(path)
-    >>> psf_from_fits(path).shape
-    torch.Size([13, 13])
-    """
-    from reddiff.datasets import read_psf
-
-    return as_psf(read_psf(path, hdu=hdu))
 
 
 def blur_physics(psf, *, padding: str = "zeros") -> dinv.physics.Blur:

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from reddiff.cli import app
 from reddiff.datasets import sample_image, sample_path
-from reddiff.demo import _sky_cutout
+from reddiff.modalities.astro import _sky_cutout
 
 runner = CliRunner()
 
@@ -170,8 +170,9 @@ def test_output_problems_are_caught_before_solving_and_leave_no_folder(tmp_path)
     for options, message in ((["--format", "netcdf,bogus"], "unknown output format"),
                              (["--format", "dicom"], "DICOM output needs"),
                              (["--device", "foo"], "unknown device"),
-                             (["--psf", sino], "PSF applies to FITS"),
-                             (["--slice", 3], "fastMRI files only")):
+                             (["--format", "fits"], "fits output is not available for ct"),
+                             (["--psf", sino], "--psf applies to astro only"),
+                             (["--slice", 3], "--slice applies to mri only")):
         out = tmp_path / "never"
         result = run("reconstruct", sino, "--quiet", "--out", out, *options, code=1)
         assert message in result.output.splitlines()[-1] and "Traceback" not in result.output

@@ -8,18 +8,62 @@ exit with status 1, with the traceback only under ``--debug``.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import time
+import typing
 from pathlib import Path
 
 import typer
 
+from . import modalities
 from .errors import ReddiffError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="RED-Diff reconstruction of MRI, CT and telescope images, with uncertainty maps.")
 
-MODALITY_HELP = "mri, ct or astro"
+MODALITY_HELP = ", ".join(modalities.names())
 DEBUG = typer.Option(False, "--debug", help="Show the full traceback on errors.")
+
+
+def modality_options(attribute: str):
+    """Decorator: add every registered modality's options (``Modality.<attribute>``) as
+    command-line options of the command; they arrive in ``**options`` only when given."""
+    def wrap(func):
+        signature = inspect.signature(func)
+        hints = typing.get_type_hints(func)
+        params = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in signature.parameters.values()
+                  if p.kind is not inspect.Parameter.VAR_KEYWORD]
+        seen = {p.name for p in params}
+        for name in modalities.names():
+            for option in getattr(modalities.get(name), attribute):
+                if option.name in seen:
+                    continue
+                seen.add(option.name)
+                default = "" if option.default is None else f" [default: {option.default}]"
+                params.append(inspect.Parameter(
+                    option.name, inspect.Parameter.KEYWORD_ONLY,
+                    default=typer.Option(None, option.cli_flag, help=option.help + default, show_default=False),
+                    annotation=typing.Optional[option.value_type]))
+        func.__signature__ = signature.replace(parameters=params)
+        func.__annotations__ = {p.name: p.annotation for p in params}
+        return func
+    return wrap
+
+
+def given(options: dict) -> dict:
+    """The modality options the user gave (typer passes None for the others)."""
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def check_modality_options(modality, options: dict, attribute: str, command: str) -> None:
+    """Refuse options of other modalities, naming whose they are."""
+    own = {o.name for o in getattr(modality, attribute)}
+    foreign = sorted(set(options) - own)
+    if foreign:
+        owners = {o.name: (o.cli_flag, m) for m in map(modalities.get, modalities.names())
+                  for o in getattr(m, attribute)}
+        said = ", ".join(f"{owners[k][0]} ({owners[k][1].name})" for k in foreign)
+        raise ReddiffError(f"{said}: not an option of {command} for {modality.name}")
 
 
 @app.callback()
@@ -62,6 +106,7 @@ def _formats(text: str) -> tuple[str, ...]:
 
 
 @app.command()
+@modality_options("load_options")
 def reconstruct(
     input: Path = typer.Argument(..., help="Measurement: fastMRI .h5, sinogram .h5/.nc/.npz or FITS."),
     out: Path = typer.Option(None, "--out", help="Output folder (default: INPUT's name + '-reddiff')."),
@@ -77,12 +122,10 @@ def reconstruct(
     seed: int = typer.Option(0, help="Seed of every random draw."),
     device: str = typer.Option(None, help="cpu or cuda (default: the GPU when there is one)."),
     format: str = typer.Option("netcdf,png", "--format", help="Comma-separated: netcdf, dicom, fits, png."),
-    psf: Path = typer.Option(None, help="PSF FITS file (telescope; default the PSFFILE card)."),
     reference: Path = typer.Option(None, help="Truth image (DICOM/FITS/...): PSNR, and DICOM output geometry."),
-    slice_index: int = typer.Option(0, "--slice", help="fastMRI slice to reconstruct."),
-    acceleration: float = typer.Option(None, help="Undersample a fully sampled fastMRI file by this factor."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     debug: bool = DEBUG,
+    **options,
 ) -> None:
     """Reconstruct a measurement file with RED-Diff: mean, std, figure and report."""
     from .pipeline import check_outputs, load_problem, reconstruct as run, save_outputs, summary_line
@@ -90,8 +133,7 @@ def reconstruct(
 
     with user_errors(debug):
         formats = _formats(format)
-        problem = load_problem(input, modality=modality, slice_index=slice_index, psf=psf, reference=reference,
-                               acceleration=acceleration, seed=seed)
+        problem = load_problem(input, modality=modality, reference=reference, seed=seed, **given(options))
         check_outputs(problem, formats)
         folder = out or input.with_name(input.name.split(".")[0] + "-reddiff")
         with new_folder(folder):
@@ -105,46 +147,22 @@ def reconstruct(
 
 
 @app.command()
+@modality_options("simulate_options")
 def simulate(
     image: Path = typer.Argument(..., help="Clean image: DICOM (CT/MR), NIfTI, FITS, PNG, NumPy, ..."),
     modality: str = typer.Option(..., help=MODALITY_HELP),
     out: Path = typer.Option(..., "--out", help="Measurement file to write (.h5; .fits for astro)."),
-    views: int = typer.Option(30, help="CT: projection angles."),
-    geometry: str = typer.Option("parallel", help="CT: parallel or fan."),
-    i0: float = typer.Option(1e5, "--I0", help="CT: photons per detector bin (transmission noise)."),
-    acceleration: float = typer.Option(4.0, help="MRI: undersampling factor."),
-    center_fraction: float = typer.Option(0.08, help="MRI: fully sampled central fraction."),
-    coils: int = typer.Option(8, help="MRI: receive coils."),
-    sigma: float = typer.Option(0.01, help="MRI: k-space noise, relative to the image maximum 1."),
-    fwhm: float = typer.Option(3.0, help="Astro: Moffat PSF FWHM in pixels."),
-    background: float = typer.Option(10.0, help="Astro: sky electrons per pixel."),
-    read_noise: float = typer.Option(3.0, help="Astro: read noise, electrons."),
     seed: int = typer.Option(0, help="Seed of the noise (and mask)."),
     debug: bool = DEBUG,
+    **options,
 ) -> None:
     """Make a measurement file (k-space, sinogram or blurred FITS) from a real image."""
-    from reddiff.datasets import read_image, simulate_fastmri, simulate_sinogram, simulate_sky
-    from reddiff.operators import telescope
-
     with user_errors(debug):
-        if modality not in ("mri", "ct", "astro"):
-            raise ReddiffError(f"unknown modality {modality!r}; expected {MODALITY_HELP}")
-        if modality == "astro":
-            from reddiff.datasets import detect_format, read_fits
-
-            source = read_fits(image) if detect_format(image) == "fits" else read_image(image)
-            psf_path = out.with_name(out.name.split(".")[0] + "_psf.fits")
-            written = simulate_sky(source, out, psf_path, psf=telescope.moffat_psf(fwhm), background=background,
-                                   read_noise=read_noise, seed=seed)
-            typer.echo(f"wrote {written} and its PSF {psf_path}")
-            return
-        source = read_image(image)
-        if modality == "ct":
-            written = simulate_sinogram(source, out, views=views, geometry=geometry, I0=i0, seed=seed)
-        else:
-            written = simulate_fastmri(source, out, acceleration=acceleration, center_fraction=center_fraction,
-                                       coils=coils, sigma=sigma, seed=seed)
-        typer.echo(f"wrote {written}")
+        chosen = modalities.get(modality)
+        options = given(options)
+        check_modality_options(chosen, options, "simulate_options", "simulate")
+        written = chosen.simulate_file(image, out, seed=seed, **options)
+        typer.echo(f"wrote {', '.join(map(str, written))}")
 
 
 @app.command()
@@ -167,17 +185,16 @@ def demo(
     debug: bool = DEBUG,
 ) -> None:
     """Reconstruct a held-out real image from a simulated measurement, beside its baseline."""
-    from .demo import DEMOS, run_demo
+    from .demo import run_demo
     from .pipeline import summary_line
     from .progress import ProgressBar
 
     with user_errors(debug):
-        if modality not in DEMOS:
-            raise ReddiffError(f"unknown demo {modality!r}; expected one of {', '.join(DEMOS)}")
+        chosen = modalities.get(modality)
         started = time.perf_counter()
-        typer.echo(f"demo: {DEMOS[modality][0]} (held out from training), {DEMOS[modality][1]}", err=True)
+        typer.echo(f"demo: {chosen.demo.sample} (held out from training), {chosen.demo.description}", err=True)
         with ProgressBar(desc="RED-Diff", disable=quiet) as bar:
-            result, written = run_demo(out, modality=modality, n_samples=samples, seed=seed, callback=bar,
+            result, written = run_demo(out, modality=chosen.name, n_samples=samples, seed=seed, callback=bar,
                                        steps=steps)
         typer.echo(summary_line(result))
         typer.echo(f"wrote {', '.join(sorted(p.name for p in written.values()))} to {out} "

@@ -1,9 +1,10 @@
-"""Solver settings per modality, chosen by measurement (``benchmarks/tune_defaults.py``).
+"""The RED-Diff settings a modality ships with, chosen by measurement (``benchmarks/tune_defaults.py``).
 
-One table, used by :func:`reddiff.reconstruct`, the command line and the README.
-Each row was tuned on held-out sample images (never the priors' training data) with
-the measurement the modality's ``simulate`` writer makes by default; the
-benchmark's docstring records the grid and the winning PSNRs.
+Each modality holds one :class:`SolverDefaults` (``reddiff.modalities.get(name).defaults``;
+all of them: :data:`reddiff.DEFAULTS`), used by :func:`reddiff.reconstruct`, the command
+line and the README. Each row was tuned on held-out sample images (never the priors'
+training data) with the measurement the modality's ``simulate`` writer makes by
+default; the benchmark's docstring records the grid and the winning PSNRs.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ class SolverDefaults:
     r"""RED-Diff settings for one modality (see :func:`reddiff.red_diff` for their meaning).
 
     ``lam`` is the best weight at the noise level ``noise_reference`` (in the measure
-    of :func:`reddiff.pipeline.noise_level`). The best weight was measured to scale as
+    of the modality's ``noise_level``). The best weight was measured to scale as
     :math:`1/\sigma` over a decade of noise in every modality, so
     :meth:`lam_for` scales it: :math:`\lambda(\sigma) = \lambda\,\sigma_\text{ref}/\sigma`.
     """
@@ -37,8 +38,10 @@ class SolverDefaults:
 
         Examples
         --------
-        >>> DEFAULTS["mri"].lam_for(0.02) == DEFAULTS["mri"].lam / 2
-        True
+        >>> row = SolverDefaults(prior="mri", steps=200, lr=0.05, lam=100.0, noise_reference=0.01,
+        ...                      weighting="sqrt", timesteps="descending", sigma_x0=0.0)
+        >>> row.lam_for(0.02)
+        50.0
         """
         if not noise > 0:
             raise InputError(f"noise level must be positive, got {noise!r}", field="noise")
@@ -51,32 +54,3 @@ class SolverDefaults:
         if noise is not None:
             kwargs["lam"] = self.lam_for(noise)
         return kwargs
-
-
-#: Modality name -> settings. Measured PSNRs are in ``benchmarks/tune_defaults.py``;
-#: the reference noise levels are those of the tuning problems: CT 1e5 photons per
-#: bin (:math:`1/\sqrt{I_0}`), MRI k-space sigma 0.01 of the image maximum, sky
-#: 10 electrons of background and 3 of read noise (:math:`\sqrt{b + r^2}`).
-DEFAULTS = {
-    "ct": SolverDefaults(prior="ct", steps=100, lr=0.1, lam=100.0, noise_reference=1e5 ** -0.5,
-                         weighting="sqrt", timesteps="descending", sigma_x0=0.0),
-    "mri": SolverDefaults(prior="mri", steps=200, lr=0.05, lam=100.0, noise_reference=0.01,
-                          weighting="sqrt", timesteps="descending", sigma_x0=0.0),
-    "astro": SolverDefaults(prior="astro", steps=100, lr=0.001, lam=100.0, noise_reference=19 ** 0.5,
-                            weighting="sqrt", timesteps="descending", sigma_x0=0.0),
-}
-MODALITIES = tuple(DEFAULTS)
-
-
-def defaults_for(modality: str) -> SolverDefaults:
-    """The settings row for ``modality`` (``"ct"``, ``"mri"`` or ``"astro"``).
-
-    Examples
-    --------
-    >>> defaults_for("ct").prior
-    'ct'
-    """
-    if modality not in DEFAULTS:
-        raise InputError(f"unknown modality {modality!r}; expected one of {', '.join(MODALITIES)}",
-                         field="modality")
-    return DEFAULTS[modality]

@@ -13,7 +13,8 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from .errors import InputError
-from .result import Reconstruction, atomic_write
+from .files import atomic_write
+from .result import Reconstruction
 from .uncertainty import normal_quantile, std_error_correlation
 
 IMAGE_CMAP = "gray"

@@ -1,88 +1,30 @@
 r"""From a measurement file to a saved, reported reconstruction: the job behind the CLI.
 
-:func:`load_problem` reads a fastMRI k-space file, a sinogram or a FITS image and
-builds a :class:`Problem`: the measurement, the forward model with its data term,
-a classical baseline (SENSE-CG, FBP, Richardson-Lucy), the starting image and,
-where the file has one, the reference image. :func:`problem_from_measurement` does
-the same for an in-memory simulation. :func:`reconstruct` runs RED-Diff with the
-modality's measured defaults (:data:`reddiff.defaults.DEFAULTS`) and
-:func:`save_outputs` writes the NetCDF (plus DICOM/FITS next to such a source), the
-uncertainty figure and the report, all or nothing.
-
-Units. CT is reconstructed as linear attenuation (1/mm, the prior's unit) and
-reported in HU. MRI images are in the file's k-space units: the prior, trained on
-images of maximum magnitude 1, is rescaled to the zero-filled image's maximum.
-Telescope images are in electrons: as read for ``BUNIT = 'electron'``, else ADU times
-the ``GAIN`` card (a file in ADU without one is refused); ``RDNOISE`` and reddiff's
-``SKYLEVEL`` card are in electrons, and the sky is estimated (sigma-clipped median) without it.
+Generic over modalities (:mod:`reddiff.modalities`): :func:`load_problem` finds the
+modality that reads a file and lets it build the :class:`Problem` (measurement,
+physics with its data term, classical baseline, starting image, reference);
+:func:`problem_from_measurement` does the same for an in-memory simulation;
+:func:`reconstruct` runs RED-Diff with the modality's measured defaults, ``lam``
+scaled to the measurement's noise, and gives the result in the modality's display
+units; :func:`save_outputs` writes the NetCDF (plus DICOM/FITS next to such a
+source), the uncertainty figure and the report, all or nothing.
 """
 
 from __future__ import annotations
 
-import copy
-import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .defaults import defaults_for
+from . import modalities
 from .errors import InputError
-from .likelihood import GaussianLikelihood, ShiftedPoissonLikelihood, TransmissionLikelihood
-from .priors.base import AffineTransform, Prior
+from .modalities import Problem
 from .result import Reconstruction
 
-#: Output formats :func:`save_outputs` knows.
+#: Output formats :func:`save_outputs` knows (a modality offers a subset).
 FORMATS = ("netcdf", "dicom", "fits", "png")
-
-
-@dataclass(eq=False)
-class Problem:
-    """One reconstruction problem: the measurement, its physics and what surrounds it.
-
-    Attributes
-    ----------
-    modality : {"ct", "mri", "astro"}
-    y : torch.Tensor
-        The measurement ``(1, ...)`` as ``physics.A`` returns it.
-    physics : deepinv.physics.Physics
-        Forward model in physical units, with its ``data_term``.
-    baseline : torch.Tensor
-        ``(1, C, H, W)`` classical reconstruction, physical units.
-    baseline_name : str
-    init : torch.Tensor
-        Starting image for RED-Diff, physical units.
-    measurement_image : torch.Tensor
-        The naive image of the measurement (zero-filled, FBP, the raw frame), for figures.
-    measurement_name : str
-        What ``measurement_image`` is.
-    truth : torch.Tensor, optional
-        Reference image ``(1, C, H, W)`` (simulation truth or the file's reference).
-    source : object, optional
-        What the measurement was read from (:class:`reddiff.datasets.MRIData`,
-        ``Sinogram``, ``SkyImage``) or a DICOM/FITS reference, for geometry and outputs.
-    image_scale : float
-        Physical value mapped to 1 by the prior (MRI: the zero-filled maximum).
-    description : str
-        One line saying what the problem is.
-    """
-
-    modality: str
-    y: torch.Tensor
-    physics: object
-    baseline: torch.Tensor
-    baseline_name: str
-    init: torch.Tensor
-    measurement_image: torch.Tensor
-    truth: torch.Tensor | None = None
-    source: object = None
-    measurement_name: str = "Measurement"
-    image_scale: float = 1.0
-    description: str = ""
-    info: dict = field(default_factory=dict)
-
 
 
 # -- building problems ---------------------------------------------------------------
@@ -94,7 +36,8 @@ def problem_from_measurement(measurement, modality: str, *, source=None) -> Prob
     ----------
     measurement : reddiff.operators.Measurement
         From ``reddiff.operators.ct|mri|telescope.simulate``.
-    modality : {"ct", "mri", "astro"}
+    modality : str
+        A registered modality name (:func:`reddiff.modalities.names`).
     source : object, optional
         The image it was simulated from (geometry, DICOM/FITS outputs).
 
@@ -106,68 +49,52 @@ def problem_from_measurement(measurement, modality: str, *, source=None) -> Prob
     >>> problem_from_measurement(m, "ct").baseline_name
     'FBP (Hann)'
     """
-    defaults_for(modality)
-    info = dict(measurement.info)
-    builder = {"ct": _ct_problem, "mri": _mri_problem, "astro": _astro_problem}[modality]
-    return builder(measurement.y, measurement.physics, truth=measurement.x_true, source=source, info=info)
+    return modalities.get(modality).from_measurement(measurement, source=source)
 
 
-def load_problem(path, *, modality: str = "auto", slice_index: int = 0, psf=None, reference=None,
-                 acceleration: float | None = None, seed: int = 0) -> Problem:
+def load_problem(path, *, modality: str = "auto", reference=None, seed: int = 0, **options) -> Problem:
     """Read a measurement file and build its :class:`Problem`.
 
     Parameters
     ----------
     path : str or os.PathLike
-        fastMRI HDF5 (MRI), reddiff sinogram ``.h5``/``.nc``/``.npz`` (CT) or FITS (telescope).
-    modality : {"auto", "mri", "ct", "astro"}
+        A measurement file of a registered modality (fastMRI HDF5, reddiff sinogram
+        ``.h5``/``.nc``/``.npz``, FITS frame, ...).
+    modality : str
         ``"auto"`` takes it from the file; otherwise it must agree with the file.
-    slice_index : int
-        fastMRI slice to reconstruct.
-    psf : str or array-like, optional
-        Telescope PSF (a FITS file or an array); default the file named by the
-        image's ``PSFFILE`` card, next to it.
     reference : str or os.PathLike, optional
         An image file of the truth (e.g. the DICOM slice a sinogram was simulated
         from), for PSNR and, for DICOM, derived DICOM outputs with its geometry.
-        CT references are read as HU unless their unit is ``1/mm`` or every value
-        is below 1 (attenuation).
-    acceleration : float, optional
-        Retrospective undersampling of a fully sampled fastMRI file.
     seed : int
-        Seeds the retrospective mask.
+        Seeds anything random in reading (a retrospective MRI mask).
+    **options
+        The modality's own options (``Modality.load_options``: ``slice_index`` and
+        ``acceleration`` for MRI, ``psf`` for astro); None values are ignored.
 
     Returns
     -------
     Problem
     """
-    from reddiff.datasets import MODALITY, file_kind, read_fastmri, read_fits, read_sinogram
-
-    kind = file_kind(path)
-    if kind not in MODALITY:
-        raise InputError(f"holds a {kind}, not a measurement (fastMRI k-space, sinogram or FITS); "
-                         "make one from an image with `reddiff simulate`", path=path)
-    found = MODALITY[kind]
-    if modality not in ("auto", found):
-        raise InputError(f"is a {kind} file ({found}), not {modality}; drop --modality or pick {found}",
-                         path=path, field="modality")
-    if psf is not None and found != "astro":
-        raise InputError(f"is a {kind} file: a PSF applies to FITS sky images only", path=path, field="psf")
-    if (slice_index or acceleration is not None) and found != "mri":
-        raise InputError(f"is a {kind} file: slice and acceleration apply to fastMRI files only", path=path,
-                         field="slice")
-    if found == "mri":
-        problem = _mri_from_file(read_fastmri(path, slices=[slice_index], acceleration=acceleration, seed=seed))
-    elif found == "ct":
-        problem = _ct_from_file(read_sinogram(path))
-    else:
-        problem = _astro_from_file(read_fits(path), psf)
+    found = modalities.for_file(path)
+    if modality != "auto" and modalities.get(modality) is not found:
+        raise InputError(f"is a {found.title} measurement ({found.name}), not {modality}; "
+                         f"drop --modality or pick {found.name}", path=path, field="modality")
+    given = {k: v for k, v in options.items() if v is not None}
+    unknown = sorted(set(given) - {o.name for o in found.load_options})
+    if unknown:
+        owners = {o.name: f"{o.cli_flag} applies to {m.name} only" for m in map(modalities.get, modalities.names())
+                  for o in m.load_options}
+        said = "; ".join(owners.get(k, f"{k} is not an option") for k in unknown)
+        raise InputError(f"is a {found.title} measurement ({found.name}): {said}", path=path, field=unknown[0])
+    problem = found.load(path, seed=seed, **given)
     if reference is not None:
-        _attach_reference(problem, reference)
+        attach_reference(problem, reference)
     return problem
 
 
-def _attach_reference(problem: Problem, reference) -> None:
+def attach_reference(problem: Problem, reference) -> None:
+    """Read a reference image file into ``problem.truth`` (and a DICOM/FITS one as the
+    geometry source of the outputs)."""
     from reddiff.datasets import detect_format, read_dicom, read_fits, read_image
 
     ref = read_image(reference)
@@ -177,16 +104,7 @@ def _attach_reference(problem: Problem, reference) -> None:
     shape = tuple(problem.baseline.shape[-2:])
     if array.shape != shape:
         raise InputError(f"has shape {array.shape}; expected the reconstruction grid {shape}", path=reference)
-    truth = torch.from_numpy(array)[None, None]
-    if problem.modality == "ct":
-        from reddiff.operators.ct import hu_to_mu
-
-        # HU unless the file says 1/mm or its values can only be attenuations (below 1/mm everywhere)
-        in_mu = ref.unit == "1/mm" or (ref.unit != "HU" and float(array.max()) < 1.0)
-        truth = truth if in_mu else hu_to_mu(truth)
-    elif problem.modality == "mri":
-        truth = torch.cat([truth, torch.zeros_like(truth)], dim=1)
-    problem.truth = truth
+    problem.truth = modalities.get(problem.modality).reference_truth(array, ref.unit)
     fmt = detect_format(reference)
     if fmt == "dicom":  # DICOM outputs in the reference's geometry
         problem.source = read_dicom(reference)
@@ -194,205 +112,15 @@ def _attach_reference(problem: Problem, reference) -> None:
         problem.source = read_fits(reference)
 
 
-# -- CT ------------------------------------------------------------------------------
-
-def _ct_problem(y, physics, *, truth=None, source=None, info=None) -> Problem:
-    from reddiff.operators import ct
-
-    term = getattr(physics, "data_term", None)
-    if isinstance(term, TransmissionLikelihood):
-        sinogram = ct.line_integrals(y, term.I0)
-    elif isinstance(term, GaussianLikelihood):
-        sinogram = y
-    else:
-        raise InputError("a CT problem needs physics.data_term: TransmissionLikelihood (counts) or "
-                         "GaussianLikelihood (line integrals)", field="data_term")
-    baseline = ct.fbp(sinogram, physics, filter="hann")
-    views = int(physics.angles.numel())
-    return Problem("ct", y, physics, baseline, "FBP (Hann)", init=baseline.clamp_min(0),
-                   measurement_image=ct.fbp(sinogram, physics, filter="ramp"), measurement_name="FBP (ramp)",
-                   truth=truth, source=source,
-                   description=f"CT, {physics.geometry.kind} beam, {views} views, {term!r}", info=info or {})
-
-
-def _ct_from_file(sino) -> Problem:
-    from reddiff.operators import ct
-
-    physics = ct.ct_physics(sino.image_shape, geometry=sino.geometry, angles=sino.angles,
-                            pixel_spacing_mm=sino.pixel_spacing_mm, detector_spacing_mm=sino.detector_spacing_mm,
-                            n_detectors=sino.sinogram.shape[1],
-                            **({"source_distance_mm": sino.source_distance_mm,
-                                "detector_distance_mm": sino.detector_distance_mm} if sino.geometry == "fan" else {}))
-    y = torch.from_numpy(np.ascontiguousarray(sino.sinogram.T))[None, None]
-    if sino.quantity == "counts":
-        physics.data_term = TransmissionLikelihood(sino.I0)
-    elif sino.sigma:
-        physics.data_term = GaussianLikelihood(sino.sigma)
-    else:
-        raise InputError("holds line integrals without a noise level; add the sigma attribute "
-                         "(standard deviation of the line integrals)", path=sino.path, field="sigma")
-    return _ct_problem(y, physics, source=sino, info={"path": str(sino.path)})
-
-
-# -- MRI -----------------------------------------------------------------------------
-
-def _mri_problem(y, physics, *, truth=None, source=None, info=None) -> Problem:
-    from reddiff.operators import mri
-
-    zero_filled = mri.zero_filled(y, physics)
-    baseline = mri.sense_cg(y, physics, iterations=SENSE_ITERATIONS)
-    scale = float(_magnitude(zero_filled).max())
-    if not scale > 0:
-        raise InputError("the k-space is all zeros", field="kspace")
-    coils = "multi-coil" if y.ndim == 5 else "single-coil"
-    fraction = float(getattr(physics, "mask", torch.ones(1)).float().mean())
-    return Problem("mri", y, physics, baseline, f"SENSE-CG ({SENSE_ITERATIONS} it.)", init=zero_filled,
-                   measurement_image=zero_filled, measurement_name="Zero-filled", truth=truth, source=source,
-                   image_scale=scale,
-                   description=f"MRI, {coils}, {fraction:.0%} of k-space sampled, {physics.data_term!r}",
-                   info=info or {})
-
-
-#: CG iterations of the SENSE baseline (early stopping is its regulariser).
-SENSE_ITERATIONS = 10
-
-
-def _mri_from_file(data) -> Problem:
-    from reddiff.operators import mri
-
-    kspace = torch.from_numpy(data.kspace[0])  # (coils, H, W) complex
-    shape = tuple(kspace.shape[-2:])
-    columns = np.ones(shape[1], bool) if data.mask is None else data.mask
-    mask = torch.from_numpy(np.broadcast_to(columns[None, :], shape).astype(np.float32).copy())
-    y = torch.view_as_real(kspace).permute(3, 0, 1, 2)[None].contiguous()  # (1, 2, coils, H, W)
-    sigma = float(data.attrs.get("sigma") or estimate_kspace_noise(kspace, mask))
-    if data.multicoil and kspace.shape[0] > 1:
-        # ESPIRiT's kernel must fit the calibration block several times over, or the maps degrade
-        kernel = max(3, min(6, _central_run(columns) // 3))
-        maps = mri.estimate_sensitivity_maps(y, kernel_size=kernel)
-        physics = mri.mri_physics(mask, coil_maps=maps, sigma=sigma)  # sets the Gaussian data term
-    else:
-        y = y[:, :, 0]
-        physics = mri.mri_physics(mask, sigma=sigma)
-    truth = None
-    if data.target is not None and data.target.shape[-2:] == shape:
-        target = torch.from_numpy(data.target[0])[None, None]
-        truth = torch.cat([target, torch.zeros_like(target)], dim=1)
-    return _mri_problem(y, physics, truth=truth, source=data, info={"path": str(data.path)})
-
-
-def _central_run(columns: np.ndarray) -> int:
-    """Length of the contiguous run of sampled columns through the centre."""
-    centre = len(columns) // 2
-    left = right = centre
-    while left > 0 and columns[left - 1]:
-        left -= 1
-    while right < len(columns) - 1 and columns[right + 1]:
-        right += 1
-    return right - left + 1 if columns[centre] else 0
-
-
-def estimate_kspace_noise(kspace: torch.Tensor, mask: torch.Tensor, *, edge: float = 0.1) -> float:
-    r"""Noise standard deviation of k-space from its outermost sampled rows.
-
-    The readout edges of k-space hold little signal; the noise per real/imaginary
-    part is estimated robustly there as :math:`\hat\sigma = 1.4826\,\mathrm{MAD}`.
-    Residual signal makes this an over-estimate, never an under-estimate.
-
-    Parameters
-    ----------
-    kspace : torch.Tensor
-        ``(coils, H, W)`` complex.
-    mask : torch.Tensor
-        ``(H, W)`` sampling mask.
-    edge : float
-        Fraction of rows at each readout end used.
-
-    Examples
-    --------
-    >>> g = torch.Generator().manual_seed(0)
-    >>> k = torch.complex(torch.randn(2, 64, 64, generator=g), torch.randn(2, 64, 64, generator=g))
-    >>> round(estimate_kspace_noise(0.1 * k, torch.ones(64, 64)), 2)
-    0.1
-    """
-    rows = max(1, int(edge * kspace.shape[-2]))
-    picked = torch.cat([kspace[..., :rows, :], kspace[..., -rows:, :]], dim=-2)
-    sampled = torch.cat([mask[:rows], mask[-rows:]], dim=0).bool().expand_as(picked)
-    values = torch.view_as_real(picked[sampled]).flatten()
-    if values.numel() < 8:
-        raise InputError("too few sampled k-space values to estimate the noise", field="kspace")
-    sigma = 1.4826 * float((values - values.median()).abs().median())
-    if not sigma > 0:
-        raise InputError("k-space edges are exactly zero: cannot estimate the noise level", field="kspace")
-    return sigma
-
-
-def _magnitude(x: torch.Tensor) -> torch.Tensor:
-    return x.pow(2).sum(1, keepdim=True).sqrt() if x.shape[1] == 2 else x.abs()
-
-
-# -- telescope -----------------------------------------------------------------------
-
-#: Richardson-Lucy iterations of the telescope baseline, and of RED-Diff's starting image
-#: (an under-converged RL start measured 0.8-1.6 dB better than the converged one).
-RL_ITERATIONS = 30
-RL_INIT_ITERATIONS = 10
-
-
-def _astro_problem(y, physics, *, truth=None, source=None, info=None) -> Problem:
-    from reddiff.operators import telescope
-
-    term = getattr(physics, "data_term", None)
-    if not isinstance(term, ShiftedPoissonLikelihood):
-        raise InputError("a telescope problem needs physics.data_term = ShiftedPoissonLikelihood", field="data_term")
-    start = telescope.richardson_lucy(y, physics, background=term.background, read_noise=term.read_noise,
-                                      iterations=RL_INIT_ITERATIONS)
-    baseline = telescope.richardson_lucy(y, physics, background=term.background, read_noise=term.read_noise,
-                                         iterations=RL_ITERATIONS - RL_INIT_ITERATIONS, init=start)
-    return Problem("astro", y, physics, baseline, f"Richardson-Lucy ({RL_ITERATIONS} it.)", init=start,
-                   measurement_image=y - term.background, measurement_name="Frame - sky", truth=truth,
-                   source=source,
-                   description=f"telescope, PSF {tuple(physics.filter.shape[-2:])}, {term!r}", info=info or {})
-
-
-def _astro_from_file(sky, psf) -> Problem:
-    from astropy.stats import sigma_clipped_stats
-
-    from reddiff.operators import telescope
-
-    if sky.array.ndim != 2:
-        raise InputError(f"holds a cube of shape {sky.array.shape}; expected one 2-D image", path=sky.path)
-    if psf is None:
-        name = sky.header.get("PSFFILE")
-        if not name:
-            raise InputError("has no PSFFILE card; give the PSF with --psf FILE", path=sky.path, field="PSFFILE")
-        psf = Path(sky.path).parent / str(name)
-    kernel = telescope.psf_from_fits(psf) if isinstance(psf, (str, Path)) else telescope.as_psf(psf)
-    electrons = np.where(sky.valid, sky.electrons(), np.nan)  # ADU x GAIN, or as is if in electrons
-    _, sky_median, sky_std = sigma_clipped_stats(electrons[np.isfinite(electrons)], sigma=3.0)
-    background = float(sky.header.get("SKYLEVEL", sky_median))  # reddiff's card, in electrons
-    read_noise = sky.read_noise if sky.read_noise is not None else \
-        math.sqrt(max(float(sky_std) ** 2 - max(background, 0.0), 1.0))
-    y = torch.from_numpy(np.nan_to_num(electrons, nan=background).astype(np.float32))[None, None]
-    physics = telescope.blur_physics(kernel)
-    physics.data_term = ShiftedPoissonLikelihood(max(background, 0.0), read_noise)
-    return _astro_problem(y, physics, source=sky, info={"path": str(sky.path), "gain": sky.gain})
-
-
 # -- solving -------------------------------------------------------------------------
 
 def noise_level(problem: Problem) -> float:
-    r"""The measurement's noise level in the modality's reference measure.
+    r"""The measurement's noise level in its modality's reference measure.
 
     ``lam`` was tuned at one noise level per modality and the best ``lam`` was
     measured to scale as :math:`1/\sigma` across a decade of noise (see
     ``benchmarks/tune_defaults.py``), so :func:`reconstruct` scales the default by
-    this level. The measures:
-
-    - CT, transmission counts: :math:`1/\sqrt{I_0}`, the std of a line integral
-      through air; Gaussian line integrals: their :math:`\sigma`.
-    - MRI: :math:`\sigma` of the k-space noise over the image scale (the prior's units).
-    - Sky: :math:`\sqrt{b + r^2}` electrons (sky photon noise and read noise), at least 1.
+    this level (``Modality.noise_level`` says what it measures).
 
     Examples
     --------
@@ -402,31 +130,14 @@ def noise_level(problem: Problem) -> float:
     >>> round(noise_level(problem_from_measurement(m, "ct")), 4)
     0.01
     """
-    term = problem.physics.data_term
-    if isinstance(term, TransmissionLikelihood):
-        return float(term.I0.float().mean()) ** -0.5
-    if isinstance(term, ShiftedPoissonLikelihood):
-        return max(math.sqrt(term.background + term.read_noise**2), 1.0)
-    if isinstance(term, GaussianLikelihood):
-        return term.sigma / problem.image_scale
-    raise InputError(f"no noise level for the data term {term!r}; pass lam explicitly", field="lam")
+    return modalities.get(problem.modality).noise_level(problem)
 
 
-def prior_for(problem: Problem, prior=None) -> Prior:
-    """The prior for a problem: the modality's default, a name or a folder, or a :class:`Prior`.
-
-    MRI priors are rescaled so the problem's ``image_scale`` maps to the
-    magnitude 1 they were trained on.
-    """
-    from .priors import load_prior
-
-    chosen = prior if isinstance(prior, Prior) else load_prior(prior or defaults_for(problem.modality).prior)
-    if problem.modality == "mri" and problem.image_scale != 1.0:
-        if chosen.transform.to_config().get("kind") != "identity":
-            return chosen
-        chosen = copy.copy(chosen)
-        chosen.transform = AffineTransform(0.0, problem.image_scale, unit="a.u.")
-    return chosen
+def prior_for(problem: Problem, prior=None):
+    """The prior for a problem: the modality's default, a name or a folder, or a
+    :class:`reddiff.priors.Prior`, adapted to the problem by its modality (MRI: rescaled
+    to the image scale)."""
+    return modalities.get(problem.modality).prior(problem, prior)
 
 
 def reconstruct(problem: Problem, *, prior=None, n_samples: int = 8, seed: int | None = 0,
@@ -438,7 +149,7 @@ def reconstruct(problem: Problem, *, prior=None, n_samples: int = 8, seed: int |
     ----------
     problem : Problem
     prior : str, path or Prior, optional
-        Default: the modality's shipped prior (:data:`reddiff.defaults.DEFAULTS`).
+        Default: the modality's shipped prior (:data:`reddiff.DEFAULTS`).
     n_samples : int
         Stochastic runs, for the uncertainty map.
     seed : int, optional
@@ -458,12 +169,14 @@ def reconstruct(problem: Problem, *, prior=None, n_samples: int = 8, seed: int |
     Returns
     -------
     Reconstruction
-        In HU for CT, electrons for sky images; ``attrs`` also record the modality,
-        the baseline and, when the truth is known, PSNR of mean and baseline.
+        In the modality's display units (HU for CT, electrons for sky images); ``attrs``
+        also record the modality, the baseline and, when the truth is known, PSNR of
+        mean and baseline.
     """
     from .solver import red_diff
 
-    settings = defaults_for(problem.modality).as_kwargs(noise=noise_level(problem))
+    modality = modalities.get(problem.modality)
+    settings = modality.defaults.as_kwargs(noise=modality.noise_level(problem))
     settings.update({k: v for k, v in overrides.items() if v is not None})
     try:
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -471,59 +184,37 @@ def reconstruct(problem: Problem, *, prior=None, n_samples: int = 8, seed: int |
         raise InputError(f"unknown device {device!r}; expected cpu, cuda or cuda:N", field="device") from err
     if device.type == "cuda" and not torch.cuda.is_available():
         raise InputError("--device cuda asked for, but torch sees no CUDA GPU", field="device")
-    chosen = prior_for(problem, prior)
+    chosen = modality.prior(problem, prior)
     physics = problem.physics.to(device) if hasattr(problem.physics, "to") else problem.physics
     started = time.perf_counter()
     result = red_diff(problem.y.to(device), physics, chosen, init=problem.init.to(device), n_samples=n_samples,
                       seed=seed, callback=callback, keep_samples=keep_samples, **settings)
     result.dataset.attrs.update({"modality": problem.modality, "baseline": problem.baseline_name,
                                  "problem": problem.description, "wall_time_s": time.perf_counter() - started})
-    result = to_display_units(result, problem)
+    result = modality.to_display_units(result)
     if problem.truth is not None:
         from .report import image_quality
 
-        truth, baseline = display_image(problem.truth, problem), display_image(problem.baseline, problem)
+        truth, baseline = modality.display_image(problem.truth), modality.display_image(problem.baseline)
         result.dataset.attrs["psnr_db"] = image_quality(truth, result.tensor("mean"))["psnr"]
         result.dataset.attrs["baseline_psnr_db"] = image_quality(truth, baseline)["psnr"]
     return result
 
 
 def to_display_units(result: Reconstruction, problem: Problem) -> Reconstruction:
-    """CT results from 1/mm to HU, sky images labelled in electrons; MRI unchanged."""
-    if problem.modality == "astro":
-        return result.in_units(scale=1.0, units="electron")
-    if problem.modality != "ct":
-        return result
-    from reddiff.operators.ct import MU_WATER
-
-    return result.in_units(scale=1000.0 / MU_WATER, offset=-1000.0, units="HU")
+    """A result in physical units, in the problem's display units (CT: HU; sky: electrons)."""
+    return modalities.get(problem.modality).to_display_units(result)
 
 
 def reference_for(result: Reconstruction, problem: Problem) -> torch.Tensor | None:
-    r"""The truth in the result's units, ready for error maps and coverage.
-
-    A magnitude-only MRI reference (fastMRI's ``reconstruction_rss``, a magnitude
-    image) has no phase, while the reconstruction carries the coil maps' phase: the
-    reference is given the mean's phase, :math:`x = |x_{ref}|\, \hat x / |\hat x|`,
-    so errors and coverage measure magnitude and noise, not an unknowable phase.
-    """
-    if problem.truth is None:
-        return None
-    truth = display_image(problem.truth, problem)
-    if problem.modality == "mri" and not bool(truth[:, 1].any()):
-        mean = result.tensor("mean")
-        phase = torch.atan2(mean[:, 1], mean[:, 0])
-        truth = torch.stack([truth[:, 0] * torch.cos(phase), truth[:, 0] * torch.sin(phase)], dim=1)
-    return truth
+    """The truth in the result's units, ready for error maps and coverage (MRI magnitude
+    references take the mean's phase; see ``Modality.reference_for``)."""
+    return modalities.get(problem.modality).reference_for(result, problem)
 
 
 def display_image(image: torch.Tensor, problem: Problem) -> torch.Tensor:
     """An image of the problem (baseline, truth, init) in the result's display units."""
-    if problem.modality == "ct":
-        from reddiff.operators.ct import mu_to_hu
-
-        return mu_to_hu(image)
-    return image
+    return modalities.get(problem.modality).display_image(image)
 
 
 # -- writing -------------------------------------------------------------------------
@@ -556,18 +247,19 @@ def save_outputs(result: Reconstruction, problem: Problem, out_dir, *, formats=(
     from .report import write_report
 
     check_outputs(problem, formats)
+    modality = modalities.get(problem.modality)
     source = problem.source
     out_dir = output_folder(out_dir)
     if source is not None:
         result = with_geometry(result, source)
     keep = source if (isinstance(source, DicomVolume) and "dicom" in formats) or \
         (isinstance(source, SkyImage) and "fits" in formats) else None
-    truth = reference_for(result, problem)
+    truth = modality.reference_for(result, problem)
     written = write_result(result, out_dir, source=keep, stem=stem, figure=False)
     if "png" in formats:
         try:
-            report = write_report(result, out_dir, truth=truth, baseline=display_image(problem.baseline, problem),
-                                  measurement_image=display_image(problem.measurement_image, problem),
+            report = write_report(result, out_dir, truth=truth, baseline=modality.display_image(problem.baseline),
+                                  measurement_image=modality.display_image(problem.measurement_image),
                                   title=f"RED-Diff: {problem.description}",
                                   labels={"measurement": problem.measurement_name, "baseline": problem.baseline_name})
         except BaseException:
@@ -597,6 +289,11 @@ def check_outputs(problem: Problem, formats) -> None:
     if unknown:
         raise InputError(f"unknown output format(s) {', '.join(unknown)}; expected {', '.join(FORMATS)}",
                          field="format")
+    offered = modalities.get(problem.modality).output_formats
+    unavailable = sorted(set(formats) - set(offered))
+    if unavailable:
+        raise InputError(f"{', '.join(unavailable)} output is not available for {problem.modality}; "
+                         f"expected {', '.join(offered)}", field="format")
     if "dicom" in formats and not isinstance(problem.source, DicomVolume):
         raise InputError("DICOM output needs a DICOM source: pass the original slice as the reference",
                          field="format")
@@ -628,7 +325,6 @@ def summary_line(result: Reconstruction) -> str:
     return line
 
 
-__all__ = ["Problem", "FORMATS", "load_problem", "problem_from_measurement", "prior_for",
-           "reconstruct", "save_outputs", "check_outputs", "output_folder", "summary_line", "estimate_kspace_noise", "to_display_units",
-           "reference_for", "noise_level",
-           "display_image"]
+__all__ = ["Problem", "FORMATS", "load_problem", "problem_from_measurement", "attach_reference", "prior_for",
+           "reconstruct", "save_outputs", "check_outputs", "output_folder", "summary_line", "to_display_units",
+           "reference_for", "noise_level", "display_image"]

@@ -17,7 +17,8 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from .errors import InputError
 from .figures import _magnitude, uncertainty_figure
-from .result import Reconstruction, atomic_write
+from .files import atomic_write
+from .result import Reconstruction
 from .uncertainty import Calibration, uncertainty_metrics
 
 FIGURE_NAME = "uncertainty.png"

@@ -20,8 +20,6 @@ any result can be reproduced from its file; :meth:`Reconstruction.calibrated` ad
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +28,7 @@ import torch
 import xarray as xr
 
 from .errors import InputError
+from .files import atomic_write
 
 DEFAULT_QUANTILES = (0.05, 0.5, 0.95)
 
@@ -45,25 +44,6 @@ def channel_names(n_channels: int) -> list[str]:
     if n_channels == 2:
         return ["real", "imag"]
     return [f"c{i}" for i in range(n_channels)]
-
-
-def atomic_write(path, write) -> Path:
-    """Call ``write(tmp_path)`` then rename the temporary file onto ``path``.
-
-    Nothing is left at ``path`` (nor a stray temporary file) if ``write`` fails.
-    """
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise InputError("output folder does not exist", path=path.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 @dataclass

@@ -231,7 +231,7 @@ class Calibration:
 
     def save(self, path) -> Path:
         """Write the calibration as JSON (atomically)."""
-        from .result import atomic_write
+        from .files import atomic_write
 
         text = json.dumps(self.to_dict(), indent=2)
         return atomic_write(path, lambda tmp: Path(tmp).write_text(text))

@@ -113,9 +113,11 @@ def test_detect_format_reads_magic_not_names(tmp_path):
 # -- samples ---------------------------------------------------------------------
 
 def test_training_sets_are_exactly_the_agreed_sources():
-    assert list_samples(modality="CT", held_out=False) == ["head_ct_j2k", "head_ct_693"]
-    assert list_samples(modality="MR", held_out=False) == ["mni152_t1"]
-    assert list_samples(modality="sky", held_out=False) == ["hubble_deep_field"]
+    assert list_samples(modality="ct", held_out=False) == ["head_ct_j2k", "head_ct_693"]
+    assert list_samples(modality="mri", held_out=False) == ["mni152_t1", "mni152_gm", "mni152_wm"]
+    assert list_samples(modality="astro", held_out=False) == ["hubble_deep_field"]
+    with pytest.warns(DeprecationWarning, match="'ct'"):
+        assert list_samples(modality="CT", held_out=False) == ["head_ct_j2k", "head_ct_693"]
     held_out = set(list_samples(held_out=True))
     assert held_out.isdisjoint(list_samples(held_out=False))
     assert held_out | set(list_samples(held_out=False)) == set(SAMPLES)
@@ -127,9 +129,9 @@ def test_every_sample_reads_as_finite_float32(name):
     assert sample.array.dtype == np.float32 and sample.array.ndim in (2, 3)
     assert np.isfinite(sample.array).all() and sample.array.std() > 0
     assert sample.path == sample_path(name) and sample.path.is_file()
-    if sample.modality == "CT" and sample.unit == "HU":
+    if sample.modality == "ct" and sample.unit == "HU":
         assert -1024 <= sample.array.min() < -500 and sample.array.max() > 500  # air and bone
-    if sample.modality in ("CT", "MR") and sample.spacing is not None:
+    if sample.modality in ("ct", "mri") and sample.spacing is not None:
         assert len(sample.spacing) == sample.array.ndim and all(0.1 < s < 5 for s in sample.spacing)
 
 

@@ -71,10 +71,12 @@ def test_zernike_psf_refuses_undersampled_pixels():
 
 
 def test_psf_from_fits_round_trip(tmp_path):
+    from reddiff.datasets import read_psf
+
     psf = telescope.moffat_psf(3.0)
     path = tmp_path / "psf.fits"
     fits.PrimaryHDU((psf * 1234.0).numpy()).writeto(path)
-    torch.testing.assert_close(telescope.psf_from_fits(path), psf)
+    torch.testing.assert_close(telescope.as_psf(read_psf(path)), psf)
 
 
 def test_psf_arrays_are_accepted_and_checked():

@@ -7,9 +7,10 @@ import torch
 from reddiff import DEFAULTS, InputError, Reconstruction, load_problem, problem_from_measurement, reconstruct
 from reddiff.datasets import (read_fastmri, read_sinogram, sample_image, sample_path, simulate_fastmri,
                               simulate_sinogram, simulate_sky)
-from reddiff.defaults import defaults_for
+from reddiff.modalities import defaults_for
+from reddiff.modalities.mri import estimate_kspace_noise
 from reddiff.operators import ct, mri, telescope
-from reddiff.pipeline import estimate_kspace_noise, prior_for, save_outputs, summary_line
+from reddiff.pipeline import prior_for, save_outputs, summary_line
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +123,7 @@ def test_astro_problem_reads_psf_card_gain_and_sky(sky_file):
 
 
 def test_modality_must_agree_with_the_file(ct_file):
-    with pytest.raises(InputError, match="sinogram.*not mri"):
+    with pytest.raises(InputError, match="X-ray CT measurement.*not mri"):
         load_problem(ct_file, modality="mri")
     with pytest.raises(InputError, match="not a measurement"):
         load_problem(sample_path("shepp_logan"))

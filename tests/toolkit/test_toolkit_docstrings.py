@@ -1,4 +1,4 @@
-"""Every docstring Example in reddiff's top-level modules runs and gives the shown output."""
+"""Every docstring Example in reddiff's top-level modules and modalities runs and gives the shown output."""
 
 import doctest
 import importlib
@@ -8,8 +8,10 @@ import pytest
 
 import reddiff
 
-MODULES = sorted(m.name for m in pkgutil.iter_modules(reddiff.__path__, "reddiff.")
-                 if not m.ispkg and m.name not in ("reddiff.__main__", "reddiff.cli"))
+MODULES = sorted([m.name for m in pkgutil.iter_modules(reddiff.__path__, "reddiff.")
+                  if not m.ispkg and m.name not in ("reddiff.__main__", "reddiff.cli")]
+                 + ["reddiff.modalities"]
+                 + [m.name for m in pkgutil.iter_modules(reddiff.modalities.__path__, "reddiff.modalities.")])
 
 
 @pytest.mark.parametrize("name", MODULES)

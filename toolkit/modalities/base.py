@@ -1,0 +1,223 @@
+r"""What every modality is: a :class:`Problem` to solve and a :class:`Modality` that builds it.
+
+A modality owns all of its own knowledge: which measurement files it reads, the
+physics and data term it builds from them or from a simulation, its noise measure
+(for scaling ``lam``), its classical baseline and starting image, its display units,
+its solver defaults and prior, its output formats, its simulate writer, its canonical
+problem (demo, tuning, benchmarks) and its options on the command line. The pipeline,
+the CLI, the demo and the benchmarks only ever talk to this interface.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..defaults import SolverDefaults
+from ..errors import InputError
+
+
+@dataclass(eq=False)
+class Problem:
+    """One reconstruction problem: the measurement, its physics and what surrounds it.
+
+    Attributes
+    ----------
+    modality : str
+        Registry name of the modality that built it (see :func:`reddiff.modalities.get`).
+    y : torch.Tensor
+        The measurement ``(1, ...)`` as ``physics.A`` returns it.
+    physics : deepinv.physics.Physics
+        Forward model in physical units, with its ``data_term``.
+    baseline : torch.Tensor
+        ``(1, C, H, W)`` classical reconstruction, physical units.
+    baseline_name : str
+    init : torch.Tensor
+        Starting image for RED-Diff, physical units.
+    measurement_image : torch.Tensor
+        The naive image of the measurement (zero-filled, FBP, the raw frame), for figures.
+    truth : torch.Tensor, optional
+        Reference image ``(1, C, H, W)`` (simulation truth or the file's reference).
+    source : object, optional
+        What the measurement was read from (:class:`reddiff.datasets.MRIData`,
+        ``Sinogram``, ``SkyImage``) or a DICOM/FITS reference, for geometry and outputs.
+    measurement_name : str
+        What ``measurement_image`` is.
+    image_scale : float
+        Physical value mapped to 1 by the prior (MRI: the zero-filled maximum).
+    description : str
+        One line saying what the problem is.
+    info : dict
+        Provenance (input path, simulation settings).
+    """
+
+    modality: str
+    y: torch.Tensor
+    physics: object
+    baseline: torch.Tensor
+    baseline_name: str
+    init: torch.Tensor
+    measurement_image: torch.Tensor
+    truth: torch.Tensor | None = None
+    source: object = None
+    measurement_name: str = "Measurement"
+    image_scale: float = 1.0
+    description: str = ""
+    info: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Option:
+    """A modality-specific command-line option (``reddiff simulate`` / ``reconstruct``).
+
+    Attributes
+    ----------
+    name : str
+        Python keyword passed to the modality (``views``, ``psf``).
+    default : object
+        Default value; its type is the option's type (``None`` needs ``type``).
+    help : str
+    flag : str, optional
+        The command-line flag (default ``--name`` with ``-`` for ``_``).
+    type : type, optional
+        Needed when ``default`` is None.
+    """
+
+    name: str
+    default: Any
+    help: str
+    flag: str | None = None
+    type: type | None = None
+
+    @property
+    def cli_flag(self) -> str:
+        return self.flag or "--" + self.name.replace("_", "-")
+
+    @property
+    def value_type(self) -> type:
+        return self.type or type(self.default)
+
+
+@dataclass(frozen=True)
+class Demo:
+    """What ``reddiff demo`` runs for a modality: a held-out sample and the measurement simulated."""
+
+    sample: str
+    description: str
+    formats: tuple[str, ...] = ("netcdf", "png")
+
+
+class Modality:
+    """Base class of a modality; subclasses fill the attributes and the methods marked so.
+
+    Attributes
+    ----------
+    name : str
+        The one name of the modality (CLI, prior, defaults).
+    aliases : tuple of str
+        Old names, accepted with a :class:`DeprecationWarning`.
+    title : str
+        What users call it, for help texts.
+    file_kinds : tuple of str
+        Measurement kinds it reads (values of :func:`reddiff.datasets.file_kind`).
+    defaults : SolverDefaults
+        RED-Diff settings measured for it (``defaults.prior`` names its prior).
+    output_formats : tuple of str
+        Formats :func:`reddiff.pipeline.save_outputs` may write for it (a DICOM or FITS
+        output also needs such a source).
+    load_options : tuple of Option
+        Extra keyword options of :meth:`load` (``reddiff reconstruct`` flags).
+    simulate_options : tuple of Option
+        Keyword options of :meth:`simulate_file` (``reddiff simulate`` flags).
+    demo : Demo
+    """
+
+    name: str = ""
+    aliases: tuple[str, ...] = ()
+    title: str = ""
+    file_kinds: tuple[str, ...] = ()
+    defaults: SolverDefaults
+    output_formats: tuple[str, ...] = ("netcdf", "png")
+    load_options: tuple[Option, ...] = ()
+    simulate_options: tuple[Option, ...] = ()
+    demo: Demo
+
+    def __repr__(self) -> str:
+        return f"<Modality {self.name!r}: {self.title}>"
+
+    # -- to implement ------------------------------------------------------------------
+
+    def load(self, path, *, seed: int = 0, **options) -> Problem:
+        """Read a measurement file of one of :attr:`file_kinds` into a :class:`Problem`
+        (``seed`` seeds anything random in reading it, e.g. a retrospective mask;
+        ``options`` are :attr:`load_options`)."""
+        raise NotImplementedError
+
+    def from_measurement(self, measurement, *, source=None) -> Problem:
+        """A :class:`Problem` from a simulated :class:`reddiff.operators.Measurement`."""
+        raise NotImplementedError
+
+    def noise_level(self, problem: Problem) -> float:
+        """The measurement's noise in the measure ``defaults.noise_reference`` is given in."""
+        raise NotImplementedError
+
+    def simulate_file(self, image, out: Path, **options) -> list[Path]:
+        """Write a measurement file simulated from an image file; returns the files written."""
+        raise NotImplementedError
+
+    def canonical_problem(self, *, image: np.ndarray | None = None, seed: int = 0, **noise) -> Problem:
+        """The modality's reference problem, simulated in memory from its demo sample
+        (or ``image``, physical units) with ``seed``; ``noise`` overrides its noise settings."""
+        raise NotImplementedError
+
+    def demo_measurement(self, out_dir: Path, *, seed: int = 0) -> tuple[Path, dict]:
+        """Write the demo's measurement file; returns it and the :func:`load_problem` options."""
+        raise NotImplementedError
+
+    # -- defaults that modalities may override -----------------------------------------
+
+    def reads(self, path) -> bool:
+        """Whether ``path`` is a measurement of this modality (default: its
+        :func:`reddiff.datasets.file_kind` is one of :attr:`file_kinds`). A plug-in with
+        its own file format overrides this."""
+        from reddiff.datasets import file_kind
+
+        return file_kind(path) in self.file_kinds
+
+    def reference_truth(self, array: np.ndarray, unit: str) -> torch.Tensor:
+        """A reference image ``(H, W)`` as read from a file, as ``(1, C, H, W)`` physical units."""
+        return torch.from_numpy(np.asarray(array, dtype=np.float32))[None, None]
+
+    def prior(self, problem: Problem, prior=None):
+        """The prior to solve ``problem`` with: a :class:`reddiff.priors.Prior`, a name or folder,
+        or by default :attr:`defaults`.prior."""
+        from ..priors import Prior, load_prior
+
+        return prior if isinstance(prior, Prior) else load_prior(prior or self.defaults.prior)
+
+    def display_image(self, image: torch.Tensor) -> torch.Tensor:
+        """An image in physical units, in the units results are shown and saved in."""
+        return image
+
+    def to_display_units(self, result):
+        """A :class:`reddiff.Reconstruction` in physical units, in display units."""
+        return result
+
+    def reference_for(self, result, problem: Problem) -> torch.Tensor | None:
+        """The truth in the result's units, ready for error maps and coverage."""
+        return None if problem.truth is None else self.display_image(problem.truth)
+
+    # -- shared helpers ----------------------------------------------------------------
+
+    def check_options(self, given: dict, options: tuple[Option, ...], what: str) -> None:
+        """Refuse keyword options this modality does not take, naming the ones it does."""
+        known = {o.name for o in options}
+        unknown = sorted(set(given) - known)
+        if unknown:
+            accepted = ", ".join(o.cli_flag for o in options) or "none"
+            raise InputError(f"{', '.join(unknown)} does not apply to {self.name} {what} "
+                             f"(its options: {accepted})", field=unknown[0])

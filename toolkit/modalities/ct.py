@@ -1,0 +1,137 @@
+r"""X-ray CT: sinogram files in, attenuation images out (reported in HU).
+
+Images are reconstructed as linear attenuation :math:`\mu` (1/mm, the prior's unit)
+and shown and saved in Hounsfield units, :math:`HU = 1000\,(\mu - \mu_w)/\mu_w`.
+The baseline is filtered back-projection with a Hann window; RED-Diff starts from it
+(clamped at 0).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..defaults import SolverDefaults
+from ..errors import InputError
+from ..likelihood import GaussianLikelihood, TransmissionLikelihood
+from .base import Demo, Modality, Option, Problem
+
+
+class CTModality(Modality):
+    """Parallel- or fan-beam CT from reddiff sinogram files (counts or line integrals)."""
+
+    name = "ct"
+    title = "X-ray CT"
+    file_kinds = ("sinogram",)
+    output_formats = ("netcdf", "png", "dicom")
+    #: Tuned on ct_small, 30 parallel views, 1e5 photons per bin (``benchmarks/tune_defaults.py``);
+    #: noise reference :math:`1/\sqrt{I_0}`.
+    defaults = SolverDefaults(prior="ct", steps=100, lr=0.1, lam=100.0, noise_reference=1e5 ** -0.5,
+                              weighting="sqrt", timesteps="descending", sigma_x0=0.0)
+    simulate_options = (
+        Option("views", 30, "CT: projection angles."),
+        Option("geometry", "parallel", "CT: parallel or fan."),
+        Option("I0", 1e5, "CT: photons per detector bin (transmission noise).", flag="--I0"),
+    )
+    demo = Demo("ct_small", "sparse-view CT: 30 parallel-beam views, 1e5 photons per bin",
+                formats=("netcdf", "dicom", "png"))
+
+    def load(self, path, *, seed: int = 0, **options) -> Problem:
+        from reddiff.datasets import read_sinogram
+        from reddiff.operators import ct
+
+        self.check_options(options, self.load_options, "files")
+        sino = read_sinogram(path)
+        physics = ct.ct_physics(sino.image_shape, geometry=sino.geometry, angles=sino.angles,
+                                pixel_spacing_mm=sino.pixel_spacing_mm, detector_spacing_mm=sino.detector_spacing_mm,
+                                n_detectors=sino.sinogram.shape[1],
+                                **({"source_distance_mm": sino.source_distance_mm,
+                                    "detector_distance_mm": sino.detector_distance_mm} if sino.geometry == "fan" else {}))
+        y = torch.from_numpy(np.ascontiguousarray(sino.sinogram.T))[None, None]
+        if sino.quantity == "counts":
+            physics.data_term = TransmissionLikelihood(sino.I0)
+        elif sino.sigma:
+            physics.data_term = GaussianLikelihood(sino.sigma)
+        else:
+            raise InputError("holds line integrals without a noise level; add the sigma attribute "
+                             "(standard deviation of the line integrals)", path=sino.path, field="sigma")
+        return self._problem(y, physics, source=sino, info={"path": str(sino.path)})
+
+    def from_measurement(self, measurement, *, source=None) -> Problem:
+        return self._problem(measurement.y, measurement.physics, truth=measurement.x_true, source=source,
+                             info=dict(measurement.info))
+
+    def _problem(self, y, physics, *, truth=None, source=None, info=None) -> Problem:
+        from reddiff.operators import ct
+
+        term = getattr(physics, "data_term", None)
+        if isinstance(term, TransmissionLikelihood):
+            sinogram = ct.line_integrals(y, term.I0)
+        elif isinstance(term, GaussianLikelihood):
+            sinogram = y
+        else:
+            raise InputError("a CT problem needs physics.data_term: TransmissionLikelihood (counts) or "
+                             "GaussianLikelihood (line integrals)", field="data_term")
+        baseline = ct.fbp(sinogram, physics, filter="hann")
+        views = int(physics.angles.numel())
+        return Problem(self.name, y, physics, baseline, "FBP (Hann)", init=baseline.clamp_min(0),
+                       measurement_image=ct.fbp(sinogram, physics, filter="ramp"), measurement_name="FBP (ramp)",
+                       truth=truth, source=source,
+                       description=f"CT, {physics.geometry.kind} beam, {views} views, {term!r}", info=info or {})
+
+    def noise_level(self, problem: Problem) -> float:
+        r"""Transmission counts: :math:`1/\sqrt{I_0}`, the std of a line integral through air;
+        Gaussian line integrals: their :math:`\sigma`."""
+        term = problem.physics.data_term
+        if isinstance(term, TransmissionLikelihood):
+            return float(term.I0.float().mean()) ** -0.5
+        if isinstance(term, GaussianLikelihood):
+            return float(term.sigma)
+        raise InputError(f"no noise level for the data term {term!r}; pass lam explicitly", field="lam")
+
+    def reference_truth(self, array, unit: str) -> torch.Tensor:
+        """HU unless the file says 1/mm or its values can only be attenuations (below 1/mm everywhere)."""
+        from reddiff.operators.ct import hu_to_mu
+
+        truth = super().reference_truth(array, unit)
+        in_mu = unit == "1/mm" or (unit != "HU" and float(truth.max()) < 1.0)
+        return truth if in_mu else hu_to_mu(truth)
+
+    def display_image(self, image: torch.Tensor) -> torch.Tensor:
+        from reddiff.operators.ct import mu_to_hu
+
+        return mu_to_hu(image)
+
+    def to_display_units(self, result):
+        from reddiff.operators.ct import MU_WATER
+
+        return result.in_units(scale=1000.0 / MU_WATER, offset=-1000.0, units="HU")
+
+    def simulate_file(self, image, out: Path, *, views: int = 30, geometry: str = "parallel",
+                      I0: float = 1e5, seed: int = 0) -> list[Path]:
+        from reddiff.datasets import read_image, simulate_sinogram
+
+        return [simulate_sinogram(read_image(image), out, views=views, geometry=geometry, I0=I0, seed=seed)]
+
+    def canonical_problem(self, *, image=None, seed: int = 0, views: int = 30, I0: float = 1e5) -> Problem:
+        """``ct_small`` (HU clipped at -1000, as 1/mm) or ``image`` (1/mm), 30 parallel views,
+        1e5 photons per bin, 0.661 mm pixels."""
+        from reddiff.datasets import sample_image
+        from reddiff.operators import ct
+
+        if image is None:
+            image = ct.hu_to_mu(np.clip(sample_image(self.demo.sample).array, -1000.0, None))
+        x = torch.as_tensor(np.asarray(image), dtype=torch.float32)[None, None]
+        return self.from_measurement(ct.simulate(x, views=views, I0=I0, pixel_spacing_mm=0.661, seed=seed))
+
+    def demo_measurement(self, out_dir: Path, *, seed: int = 0) -> tuple[Path, dict]:
+        from reddiff.datasets import sample_image, sample_path, simulate_sinogram
+
+        path = simulate_sinogram(sample_image(self.demo.sample), Path(out_dir) / "measurement_sinogram.h5",
+                                 views=30, I0=1e5, seed=seed)
+        return path, {"reference": sample_path(self.demo.sample)}
+
+
+MODALITY = CTModality()
