@@ -33,3 +33,14 @@ def _environment_names() -> set[str]:
 
 def test_environment_yml_lists_exactly_the_pyproject_dependencies():
     assert _environment_names() == _pyproject_names()
+
+
+def test_every_package_folder_is_listed_for_the_wheel():
+    tool = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {v: k for k, v in tool["package-dir"].items()}
+    found = set()
+    for folder, package in folders.items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            parts = init.parent.relative_to(ROOT / folder).parts
+            found.add(".".join((package, *parts)))
+    assert found == set(tool["packages"])

@@ -24,7 +24,7 @@ from importlib.metadata import entry_points
 
 from ..errors import InputError
 from .astro import MODALITY as _ASTRO
-from .base import Demo, Modality, Option, Problem
+from .base import Classical, Demo, Modality, Option, Problem
 from .ct import MODALITY as _CT
 from .mri import MODALITY as _MRI
 
@@ -167,5 +167,5 @@ DEFAULTS = _Defaults()
 for _builtin in (_CT, _MRI, _ASTRO):
     register(_builtin)
 
-__all__ = ["Modality", "Problem", "Option", "Demo", "register", "unregister", "names", "get", "for_file",
+__all__ = ["Modality", "Problem", "Option", "Demo", "Classical", "register", "unregister", "names", "get", "for_file",
            "defaults_for", "DEFAULTS", "ENTRY_POINT_GROUP"]

@@ -19,7 +19,7 @@ import torch
 from ..defaults import SolverDefaults
 from ..errors import InputError
 from ..likelihood import ShiftedPoissonLikelihood
-from .base import Demo, Modality, Option, Problem
+from .base import Classical, Demo, Modality, Option, Problem
 
 #: Richardson-Lucy iterations of the baseline, and of RED-Diff's starting image
 #: (an under-converged RL start measured 0.8-1.6 dB better than the converged one).
@@ -100,6 +100,19 @@ class AstroModality(Modality):
         r""":math:`\sqrt{b + r^2}` electrons (sky photon noise and read noise), at least 1."""
         term = problem.physics.data_term
         return max(math.sqrt(term.background + term.read_noise ** 2), 1.0)
+
+    def classical_methods(self, problem: Problem) -> list[Classical]:
+        """Richardson-Lucy over its iteration count (early stopping is its regulariser), and
+        Wiener filtering over its balance."""
+        from reddiff.operators import telescope
+
+        term = problem.physics.data_term
+        noise = {"background": term.background, "read_noise": term.read_noise}
+        return [Classical("Richardson-Lucy", "iterations", (5, 10, 20, 30, 50, 100),
+                          lambda n: telescope.richardson_lucy(problem.y, problem.physics, iterations=int(n), **noise),
+                          integer=True),
+                Classical("Wiener", "balance", (1e-3, 1e-2, 1e-1),
+                          lambda b: telescope.wiener(problem.y, problem.physics, balance=b, **noise))]
 
     def to_display_units(self, result):
         return result.in_units(scale=1.0, units="electron")

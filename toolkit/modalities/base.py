@@ -103,6 +103,32 @@ class Option:
 
 
 @dataclass(frozen=True)
+class Classical:
+    """A classical reconstruction method with one tuning parameter, for truth-tuned comparisons.
+
+    Attributes
+    ----------
+    name : str
+        The method (``"SIRT+TV"``, ``"Richardson-Lucy"``).
+    parameter : str
+        What is tuned (``"lam"``, ``"iterations"``).
+    values : tuple
+        A grid of the parameter, ascending; a comparison extends it geometrically past
+        an edge that wins.
+    run : callable
+        ``run(value) -> torch.Tensor``, the reconstruction ``(1, C, H, W)`` in physical units.
+    integer : bool
+        Whether the parameter is a count (extensions are rounded).
+    """
+
+    name: str
+    parameter: str
+    values: tuple
+    run: Any
+    integer: bool = False
+
+
+@dataclass(frozen=True)
 class Demo:
     """What ``reddiff demo`` runs for a modality: a held-out sample and the measurement simulated."""
 
@@ -177,6 +203,11 @@ class Modality:
     def demo_measurement(self, out_dir: Path, *, seed: int = 0) -> tuple[Path, dict]:
         """Write the demo's measurement file; returns it and the :func:`load_problem` options."""
         raise NotImplementedError
+
+    def classical_methods(self, problem: Problem) -> list[Classical]:
+        """The classical methods RED-Diff is compared with (``benchmarks/heldout.py``), each over
+        its tuning parameter; the best value is chosen with the truth (an oracle)."""
+        return []
 
     # -- defaults that modalities may override -----------------------------------------
 

@@ -16,7 +16,7 @@ import torch
 from ..defaults import SolverDefaults
 from ..errors import InputError
 from ..likelihood import GaussianLikelihood, TransmissionLikelihood
-from .base import Demo, Modality, Option, Problem
+from .base import Classical, Demo, Modality, Option, Problem
 
 
 class CTModality(Modality):
@@ -90,6 +90,27 @@ class CTModality(Modality):
         if isinstance(term, GaussianLikelihood):
             return float(term.sigma)
         raise InputError(f"no noise level for the data term {term!r}; pass lam explicitly", field="lam")
+
+    def classical_methods(self, problem: Problem) -> list[Classical]:
+        """SIRT over its iteration count, and SIRT+TV: non-negative TV-regularised least squares
+        on the line integrals (FISTA, 150 iterations) started from SIRT-50, over its weight."""
+        from reddiff.operators import ct
+        from reddiff.operators.base import tv_reconstruction
+
+        sinogram = self._line_integrals(problem)
+        start = ct.sirt(sinogram, problem.physics, iterations=50)
+        return [Classical("SIRT", "iterations", (25, 50, 100, 200),
+                          lambda n: ct.sirt(sinogram, problem.physics, iterations=int(n)), integer=True),
+                Classical("SIRT+TV", "lam", (0.01, 0.03, 0.1, 0.3),
+                          lambda lam: tv_reconstruction(sinogram, problem.physics, lam=lam, iterations=150,
+                                                        init=start, nonnegative=True))]
+
+    @staticmethod
+    def _line_integrals(problem: Problem) -> torch.Tensor:
+        from reddiff.operators import ct
+
+        term = problem.physics.data_term
+        return ct.line_integrals(problem.y, term.I0) if isinstance(term, TransmissionLikelihood) else problem.y
 
     def reference_truth(self, array, unit: str) -> torch.Tensor:
         """HU unless the file says 1/mm or its values can only be attenuations (below 1/mm everywhere)."""

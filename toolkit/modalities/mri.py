@@ -16,7 +16,7 @@ import torch
 
 from ..defaults import SolverDefaults
 from ..errors import InputError
-from .base import Demo, Modality, Option, Problem
+from .base import Classical, Demo, Modality, Option, Problem
 
 #: CG iterations of the SENSE baseline (early stopping is its regulariser).
 SENSE_ITERATIONS = 10
@@ -95,6 +95,18 @@ class MRIModality(Modality):
         r""":math:`\sigma` of the k-space noise over the image scale (the prior's units)."""
         return float(problem.physics.data_term.sigma) / problem.image_scale
 
+    def classical_methods(self, problem: Problem) -> list[Classical]:
+        """SENSE-CG over its iteration count, and TV-regularised SENSE (FISTA, 100 iterations,
+        real and imaginary parts regularised separately) over its weight, relative to the image scale."""
+        from reddiff.operators import mri
+        from reddiff.operators.base import tv_reconstruction
+
+        scale = problem.image_scale
+        return [Classical("SENSE-CG", "iterations", (5, 10, 20, 40),
+                          lambda n: mri.sense_cg(problem.y, problem.physics, iterations=int(n)), integer=True),
+                Classical("TV", "lam", (0.001, 0.003, 0.01, 0.03),
+                          lambda lam: tv_reconstruction(problem.y, problem.physics, lam=lam * scale, iterations=100))]
+
     def reference_truth(self, array, unit: str) -> torch.Tensor:
         """A magnitude reference as a complex image with zero phase, ``(1, 2, H, W)``."""
         truth = super().reference_truth(array, unit)
@@ -132,10 +144,10 @@ class MRIModality(Modality):
         return [simulate_fastmri(read_image(image), out, acceleration=acceleration,
                                  center_fraction=center_fraction, coils=coils, sigma=sigma, seed=seed)]
 
-    def canonical_problem(self, *, image=None, seed: int = 0, sigma: float = 0.01,
+    def canonical_problem(self, *, image=None, seed: int = 0, sigma: float = 0.01, acceleration: float = 4.0,
                           center_fraction: float = 0.08) -> Problem:
-        """``mr_small`` scaled to maximum 1 (or ``image``), 4x random lines, 8 birdcage coils,
-        k-space sigma 0.01."""
+        """``mr_small`` scaled to maximum 1 (or ``image``), 4x random lines with 8% of the centre,
+        8 birdcage coils, k-space sigma 0.01."""
         from reddiff.datasets import sample_image
         from reddiff.operators import mri
 
@@ -143,7 +155,7 @@ class MRIModality(Modality):
             image = sample_image(self.demo.sample).array
             image = image / image.max()
         x = torch.as_tensor(np.asarray(image), dtype=torch.float32)[None, None]
-        return self.from_measurement(mri.simulate(x, acceleration=4, center_fraction=center_fraction,
+        return self.from_measurement(mri.simulate(x, acceleration=acceleration, center_fraction=center_fraction,
                                                   mask="random", coils=8, sigma=sigma, seed=seed))
 
     def demo_measurement(self, out_dir: Path, *, seed: int = 0) -> tuple[Path, dict]:
