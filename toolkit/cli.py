@@ -86,19 +86,23 @@ def user_errors(debug: bool):
 
 
 @contextlib.contextmanager
-def new_folder(path: Path):
-    """Create the output folder before long work (so an unwritable one fails fast), and
-    remove it again if the work fails and leaves it empty."""
-    from .pipeline import output_folder
+def stop_on_sigterm():
+    """Turn SIGTERM (``kill``, a scheduler's time limit) into KeyboardInterrupt, so a killed run
+    cleans up after itself as Ctrl-C does."""
+    import signal
 
-    created = not path.exists()
-    output_folder(path)
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (e.g. a test runner): leave signals alone
+        yield
+        return
     try:
         yield
-    except BaseException:
-        if created and path.is_dir() and not any(path.iterdir()):
-            path.rmdir()
-        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _formats(text: str) -> tuple[str, ...]:
@@ -123,26 +127,30 @@ def reconstruct(
     device: str = typer.Option(None, help="cpu or cuda (default: the GPU when there is one)."),
     format: str = typer.Option("netcdf,png", "--format", help="Comma-separated: netcdf, dicom, fits, png."),
     reference: Path = typer.Option(None, help="Truth image (DICOM/FITS/...): PSNR, and DICOM output geometry."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier result in the output folder."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     debug: bool = DEBUG,
     **options,
 ) -> None:
     """Reconstruct a measurement file with RED-Diff: mean, std, figure and report."""
+    from .files import check_output_folder, locked_output
     from .pipeline import check_outputs, load_problem, reconstruct as run, save_outputs, summary_line
     from .progress import ProgressBar
 
-    with user_errors(debug):
+    with user_errors(debug), stop_on_sigterm():
         formats = _formats(format)
+        folder = out if out is not None else input.with_name(input.name.split(".")[0] + "-reddiff")
+        check_output_folder(folder, overwrite=overwrite)
         problem = load_problem(input, modality=modality, reference=reference, seed=seed, **given(options))
         check_outputs(problem, formats)
-        folder = out or input.with_name(input.name.split(".")[0] + "-reddiff")
-        with new_folder(folder):
+        with locked_output(folder):
+            check_output_folder(folder, overwrite=overwrite)
             typer.echo(f"{input}: {problem.description}", err=True)
             with ProgressBar(desc="RED-Diff", disable=quiet) as bar:
                 result = run(problem, prior=prior, n_samples=samples, seed=seed, device=device, callback=bar,
                              steps=steps, lr=lr, lam=lam, weighting=weighting, timesteps=timesteps,
                              sigma_x0=sigma_x0)
-            written = save_outputs(result, problem, folder, formats=formats)
+            written = save_outputs(result, problem, folder, formats=formats, overwrite=overwrite)
         typer.echo(summary_line(result) + f"; wrote {len(written)} files to {folder}")
 
 
@@ -181,6 +189,7 @@ def demo(
     samples: int = typer.Option(4, help="Stochastic runs for the uncertainty map."),
     steps: int = typer.Option(None, help="Optimisation steps (default: the modality's)."),
     seed: int = typer.Option(0, help="Seed of the simulated noise and of the solver."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier demo in the output folder."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     debug: bool = DEBUG,
 ) -> None:
@@ -189,13 +198,13 @@ def demo(
     from .pipeline import summary_line
     from .progress import ProgressBar
 
-    with user_errors(debug):
+    with user_errors(debug), stop_on_sigterm():
         chosen = modalities.get(modality)
         started = time.perf_counter()
         typer.echo(f"demo: {chosen.demo.sample} (held out from training), {chosen.demo.description}", err=True)
         with ProgressBar(desc="RED-Diff", disable=quiet) as bar:
             result, written = run_demo(out, modality=chosen.name, n_samples=samples, seed=seed, callback=bar,
-                                       steps=steps)
+                                       overwrite=overwrite, steps=steps)
         typer.echo(summary_line(result))
         typer.echo(f"wrote {', '.join(sorted(p.name for p in written.values()))} to {out} "
                    f"in {time.perf_counter() - started:.0f} s")

@@ -10,19 +10,20 @@ is simulated, and from which held-out sample image
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from . import modalities
 
 
 def run_demo(out_dir, *, modality: str = "ct", n_samples: int = 4, seed: int = 0, callback=None,
-             **overrides):
+             overwrite: bool = False, **overrides):
     """Simulate, reconstruct and write the demo for one modality.
 
     Parameters
     ----------
     out_dir : str or os.PathLike
-        Created if missing; receives the measurement file, ``reconstruction.nc``
+        Created, as one unit, with the measurement files, ``reconstruction.nc``
         (plus DICOM/FITS), ``uncertainty.png`` and ``report.md``.
     modality : str
         A registered modality (:func:`reddiff.modalities.names`).
@@ -32,6 +33,8 @@ def run_demo(out_dir, *, modality: str = "ct", n_samples: int = 4, seed: int = 0
         Seeds the simulated measurement and the solver.
     callback : callable, optional
         Progress callback for the solver.
+    overwrite : bool
+        Replace an earlier demo in ``out_dir``.
     **overrides
         Solver settings replacing the modality's defaults (e.g. ``steps``).
 
@@ -42,11 +45,16 @@ def run_demo(out_dir, *, modality: str = "ct", n_samples: int = 4, seed: int = 0
     """
     from .pipeline import load_problem, reconstruct, save_outputs
 
+    from .files import check_output_folder, locked_output
+
     chosen = modalities.get(modality)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path, options = chosen.demo_measurement(out_dir, seed=seed)
-    problem = load_problem(path, **options)
-    result = reconstruct(problem, n_samples=n_samples, seed=seed, callback=callback, **overrides)
-    written = save_outputs(result, problem, out_dir, formats=chosen.demo.formats)
-    return result, {"measurement": path, **written}
+    out_dir = check_output_folder(out_dir, overwrite=overwrite)
+    with locked_output(out_dir), tempfile.TemporaryDirectory(dir=out_dir.parent,
+                                                            prefix=f".{out_dir.name}.inputs-") as inputs:
+        path, options = chosen.demo_measurement(Path(inputs), seed=seed)
+        problem = load_problem(path, **options)
+        result = reconstruct(problem, n_samples=n_samples, seed=seed, callback=callback, **overrides)
+        measured = {"measurement": path, **{p.stem: p for p in Path(inputs).iterdir() if p != path}}
+        written = save_outputs(result, problem, out_dir, formats=chosen.demo.formats, overwrite=overwrite,
+                               extra_files=measured)
+    return result, written

@@ -12,6 +12,7 @@ source), the uncertainty figure and the report, all or nothing.
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
@@ -220,8 +221,13 @@ def display_image(image: torch.Tensor, problem: Problem) -> torch.Tensor:
 # -- writing -------------------------------------------------------------------------
 
 def save_outputs(result: Reconstruction, problem: Problem, out_dir, *, formats=("netcdf", "png"),
-                 stem: str = "reconstruction") -> dict[str, Path]:
-    """Write the result, its figure and report into ``out_dir``, all or nothing.
+                 stem: str = "reconstruction", overwrite: bool = False,
+                 extra_files: dict | None = None) -> dict[str, Path]:
+    """Write the result, its figure and report into the folder ``out_dir`` as one unit.
+
+    Everything is written into a staging folder beside ``out_dir`` and put in its
+    place in one step (:func:`reddiff.files.staged_output`): an interrupted or failed
+    run leaves the previous result whole and nothing else.
 
     Parameters
     ----------
@@ -229,45 +235,51 @@ def save_outputs(result: Reconstruction, problem: Problem, out_dir, *, formats=(
         From :func:`reconstruct`.
     problem : Problem
     out_dir : str or os.PathLike
-        Created if missing.
+        The result folder: absent or empty, or an earlier result with ``overwrite``.
     formats : sequence of str
-        Any of :data:`FORMATS`. NetCDF is always written; ``dicom`` needs a DICOM
-        source (``reference=``), ``fits`` a FITS one; ``png`` adds the figure and
-        ``report.md``.
+        Any of :data:`FORMATS` the modality offers. NetCDF is always written; ``dicom``
+        needs a DICOM source (``reference=``), ``fits`` a FITS one; ``png`` adds the
+        figure and ``report.md``.
     stem : str
         File name stem of the result files.
+    overwrite : bool
+        Replace an earlier reddiff result in ``out_dir``.
+    extra_files : dict, optional
+        Kind -> path of files to move into the result folder with it (the demo's
+        measurement).
 
     Returns
     -------
     dict
-        Kind -> path of every file written.
+        Kind -> path of every file in the result folder.
     """
     from reddiff.datasets import DicomVolume, SkyImage, with_geometry, write_result
 
+    from .files import staged_output
     from .report import write_report
 
+    if isinstance(formats, str):
+        raise InputError(f"formats must be a sequence of names, got the string {formats!r}", field="formats")
     check_outputs(problem, formats)
     modality = modalities.get(problem.modality)
     source = problem.source
-    out_dir = output_folder(out_dir)
     if source is not None:
         result = with_geometry(result, source)
     keep = source if (isinstance(source, DicomVolume) and "dicom" in formats) or \
         (isinstance(source, SkyImage) and "fits" in formats) else None
     truth = modality.reference_for(result, problem)
-    written = write_result(result, out_dir, source=keep, stem=stem, figure=False)
-    if "png" in formats:
-        try:
-            report = write_report(result, out_dir, truth=truth, baseline=modality.display_image(problem.baseline),
+    out_dir = Path(out_dir)
+    with staged_output(out_dir, overwrite=overwrite) as staging:
+        written = write_result(result, staging, source=keep, stem=stem, figure=False)
+        if "png" in formats:
+            report = write_report(result, staging, truth=truth, baseline=modality.display_image(problem.baseline),
                                   measurement_image=modality.display_image(problem.measurement_image),
                                   title=f"RED-Diff: {problem.description}",
                                   labels={"measurement": problem.measurement_name, "baseline": problem.baseline_name})
-        except BaseException:
-            for path in written.values():
-                path.unlink(missing_ok=True)
-            raise
-        written.update({"report": report, "png": report.parent / "uncertainty.png"})
-    return written
+            written.update({"report": report, "png": report.parent / "uncertainty.png"})
+        for kind, path in (extra_files or {}).items():
+            written[kind] = Path(shutil.move(str(path), staging / Path(path).name))
+    return {kind: out_dir / path.name for kind, path in written.items()}
 
 
 def check_outputs(problem: Problem, formats) -> None:
@@ -301,20 +313,6 @@ def check_outputs(problem: Problem, formats) -> None:
         raise InputError("FITS output needs a FITS measurement or reference", field="format")
 
 
-def output_folder(path) -> Path:
-    """Create ``path`` if needed and check it is a writable folder (before any long work)."""
-    import os
-
-    path = Path(path)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise InputError(f"cannot create the output folder ({err.strerror})", path=path) from err
-    if not os.access(path, os.W_OK):
-        raise InputError("output folder is not writable", path=path)
-    return path
-
-
 def summary_line(result: Reconstruction) -> str:
     """One line: samples, time and, when the truth is known, PSNR of RED-Diff and the baseline."""
     attrs = result.dataset.attrs
@@ -326,5 +324,5 @@ def summary_line(result: Reconstruction) -> str:
 
 
 __all__ = ["Problem", "FORMATS", "load_problem", "problem_from_measurement", "attach_reference", "prior_for",
-           "reconstruct", "save_outputs", "check_outputs", "output_folder", "summary_line", "to_display_units",
+           "reconstruct", "save_outputs", "check_outputs", "summary_line", "to_display_units",
            "reference_for", "noise_level", "display_image"]

@@ -167,14 +167,24 @@ def test_save_outputs_is_all_or_nothing(tmp_path, ct_file, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("figure failed")
 
+    first = save_outputs(result, problem, tmp_path / "c", formats=("netcdf",))
+    before = {p.name: p.read_bytes() for p in (tmp_path / "c").iterdir()}
     monkeypatch.setattr(reddiff.report, "write_report", broken)
     with pytest.raises(RuntimeError):
         save_outputs(result, problem, tmp_path / "b", formats=("netcdf", "png"))
-    assert list((tmp_path / "b").iterdir()) == []  # the NetCDF written first was removed
+    with pytest.raises(RuntimeError):  # a failed overwrite keeps the earlier result whole
+        save_outputs(result, problem, tmp_path / "c", formats=("netcdf", "png"), overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c"]  # no b, no staging folder, no lock
+    assert {p.name: p.read_bytes() for p in (tmp_path / "c").iterdir()} == before
     monkeypatch.undo()
-    written = save_outputs(result, problem, tmp_path / "c")
+    with pytest.raises(InputError, match="--overwrite"):
+        save_outputs(result, problem, tmp_path / "c")
+    written = save_outputs(result, problem, tmp_path / "c", overwrite=True)
     assert {"netcdf", "png", "report"} <= set(written) and all(p.exists() for p in written.values())
+    assert set(first) < set(written)
     assert Reconstruction.from_netcdf(written["netcdf"]).mean.attrs["units"] == "HU"
+    with pytest.raises(InputError, match="sequence of names"):
+        save_outputs(result, problem, tmp_path / "d", formats="netcdf")
 
 
 def test_magnitude_mri_reference_takes_the_phase_of_the_mean(mri_file):
