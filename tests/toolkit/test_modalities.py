@@ -2,7 +2,6 @@
 docs/adding-a-modality.md, registered from here and run end to end through the CLI."""
 
 import re
-import warnings
 from pathlib import Path
 
 import numpy as np

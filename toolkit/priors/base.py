@@ -158,7 +158,10 @@ def transform_from_config(config: dict | None) -> ValueTransform:
     if kind not in TRANSFORMS:
         raise InputError(f"unknown value transform {kind!r}; expected one of {sorted(TRANSFORMS)}",
                          field="transform")
-    return TRANSFORMS[kind](**config)
+    try:
+        return TRANSFORMS[kind](**config)
+    except TypeError as err:  # a key the transform does not have
+        raise InputError(f"value transform {kind!r}: {err}", field="transform") from err
 
 
 class Prior(torch.nn.Module):

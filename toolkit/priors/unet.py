@@ -24,6 +24,10 @@ DEFAULT_UNET = {"block_out_channels": (16, 32, 64), "layers_per_block": 1, "atte
                 "norm_num_groups": 8}
 
 
+#: Most diffusion steps a schedule may declare.
+MAX_TIMESTEPS = 100_000
+
+
 def schedule_from_config(config: dict | None = None) -> torch.Tensor:
     r"""``alphas_cumprod`` :math:`\bar\alpha_t` of a diffusers ``DDPMScheduler`` config.
 
@@ -48,6 +52,10 @@ def schedule_from_config(config: dict | None = None) -> torch.Tensor:
     settings = {**DEFAULT_SCHEDULE, **{k: v for k, v in (config or {}).items()
                                        if k in ("num_train_timesteps", "beta_start", "beta_end",
                                                 "beta_schedule", "trained_betas")}}
+    steps = settings["num_train_timesteps"]
+    if not (isinstance(steps, int) and 2 <= steps <= MAX_TIMESTEPS):
+        raise InputError(f"num_train_timesteps = {steps!r}; expected an integer in [2, {MAX_TIMESTEPS}]",
+                         field="num_train_timesteps")
     try:
         scheduler = DDPMScheduler(**settings)
     except (NotImplementedError, ValueError, TypeError) as err:
