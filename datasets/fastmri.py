@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from reddiff.errors import InputError
+from reddiff.operators.base import check_memory
 
 from ._io import input_file, reading, write_file
 
@@ -216,6 +217,8 @@ def _read(path: Path, slices) -> MRIData:
                              path=path, field="kspace")
         dset_slices = dset.shape[0]
         index = _slice_index(slices, dset_slices, path)
+        check_memory(3 * len(index) * 8 * int(np.prod(dset.shape[1:], dtype=np.float64)),
+                     f"{len(index)} k-space slice(s) of {dset.shape[1:]}", field="kspace", path=path)
         kspace = dset[np.sort(index)][np.argsort(np.argsort(index))].astype(np.complex64)
         multicoil = dset.ndim == 4
         if not multicoil:

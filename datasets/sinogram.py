@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from reddiff.errors import InputError
+from reddiff.operators.base import check_memory
 
 from ._io import input_file, reading, write_file
 
@@ -184,6 +185,7 @@ def _read_hdf5(path: Path) -> dict:
             if name in f:
                 if not isinstance(f[name], h5py.Dataset):
                     raise InputError("expected a dataset", path=path, field=name)
+                check_memory(2 * 8 * f[name].size, f"a {name} of shape {f[name].shape}", field=name, path=path)
                 fields[name] = f[name][()]
     return fields
 

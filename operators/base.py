@@ -56,6 +56,69 @@ class Measurement:
     info: dict = field(default_factory=dict)
 
 
+#: Environment variable that sets the memory budget (bytes, or with a K/M/G/T suffix).
+MEMORY_ENV = "REDDIFF_MAX_MEMORY"
+#: Share of the machine's memory one allocation may take when no budget is set.
+DEFAULT_MEMORY_FRACTION = 0.5
+
+
+def memory_budget() -> int:
+    """Bytes one array reddiff allocates may take: ``$REDDIFF_MAX_MEMORY`` (``--max-memory``), else
+    half of the machine's memory.
+
+    Examples
+    --------
+    >>> import os
+    >>> os.environ[MEMORY_ENV] = "2G"
+    >>> memory_budget()
+    2147483648
+    >>> del os.environ[MEMORY_ENV]
+    """
+    import os
+
+    text = os.environ.get(MEMORY_ENV, "").strip()
+    if text:
+        units = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+        try:
+            scale = units.get(text[-1].upper(), 1)
+            value = float(text[:-1] if text[-1].upper() in units else text) * scale
+        except ValueError as err:
+            raise InputError(f"{MEMORY_ENV}={text!r}; expected bytes, e.g. 8G", field="max_memory") from err
+        if not value > 0:
+            raise InputError(f"{MEMORY_ENV}={text!r}; expected a positive size", field="max_memory")
+        return int(value)
+    try:
+        return int(DEFAULT_MEMORY_FRACTION * os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return 2**34
+
+
+def check_memory(n_bytes: float, what: str, *, field: str | None = None, path=None) -> None:
+    """Refuse, before allocating, something estimated at ``n_bytes`` above :func:`memory_budget`.
+
+    Examples
+    --------
+    >>> check_memory(1e3, "a small image")
+    >>> check_memory(1e18, "a 1e9 x 1e9 image", field="image_shape")
+    Traceback (most recent call last):
+    ...
+    reddiff.errors.InputError: [image_shape] a 1e9 x 1e9 image would need about 909494.7 TiB, above the memory budget of ... (set --max-memory or REDDIFF_MAX_MEMORY to go past it)
+    """
+    budget = memory_budget()
+    if n_bytes > budget:
+        raise InputError(f"{what} would need about {_size(n_bytes)}, above the memory budget of "
+                         f"{_size(budget)} (set --max-memory or {MEMORY_ENV} to go past it)",
+                         field=field, path=path)
+
+
+def _size(n_bytes: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n_bytes < 1024:
+            return f"{n_bytes:.1f} {unit}"
+        n_bytes /= 1024
+    return f"{n_bytes:.1f} TiB"
+
+
 def make_generator(seed: int | None = None, device="cpu") -> torch.Generator:
     """A fresh :class:`torch.Generator`, seeded with ``seed`` or with fresh entropy.
 

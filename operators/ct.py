@@ -38,7 +38,7 @@ from torch import Tensor
 from reddiff.errors import InputError
 from reddiff.likelihood import GaussianLikelihood, TransmissionLikelihood
 
-from .base import Measurement, check_finite, check_image, least_squares_cg, make_generator
+from .base import Measurement, check_finite, check_image, check_memory, least_squares_cg, make_generator
 
 __all__ = ["MU_WATER", "hu_to_mu", "mu_to_hu", "Geometry", "RayProjector", "ParallelBeam", "FanBeam",
            "ct_physics", "default_angles", "simulate", "line_integrals", "fbp", "FILTERS", "sirt", "cgls"]
@@ -231,6 +231,13 @@ class RayProjector(dinv.physics.LinearPhysics):
     """
 
     def __init__(self, geometry: Geometry, **kwargs):
+        h, w = geometry.image_shape
+        # a ray crosses about h + w pixels; the matrix and its transpose store (value, index) pairs
+        nonzeros = len(geometry.angles) * geometry.n_detectors * (h + w)
+        check_memory(2 * 12 * nonzeros, f"the projection matrix of {len(geometry.angles)} views x "
+                     f"{geometry.n_detectors} detectors over {h}x{w} pixels", field="image_shape")
+        # filtered back-projection works on chunks of 32 views of the whole image
+        check_memory(4 * 4 * 32 * h * w, f"back-projecting {h}x{w} images", field="image_shape")
         super().__init__(img_size=(1, *geometry.image_shape), **kwargs)
         self.geometry = geometry
         self._matrices = {}

@@ -23,7 +23,8 @@ from torch import Tensor
 from reddiff.errors import InputError
 from reddiff.likelihood import GaussianLikelihood
 
-from .base import Measurement, check_finite, check_image, least_squares_cg, make_generator, tv_reconstruction
+from .base import (Measurement, check_finite, check_image, check_memory, least_squares_cg, make_generator,
+                   tv_reconstruction)
 
 __all__ = ["MASKS", "cartesian_mask", "variable_density_mask", "poisson_disc_mask", "make_mask", "as_mask", "birdcage_maps",
            "estimate_sensitivity_maps", "mri_physics", "simulate", "zero_filled", "sense_cg",
@@ -377,6 +378,8 @@ def birdcage_maps(coils: int, shape, *, radius: float = 1.5) -> Tensor:
     height, width = _check_shape(shape)
     if not isinstance(coils, int) or coils < 1:
         raise InputError(f"must be a positive integer, got {coils!r}", field="coils")
+    # maps, coil images and k-space: a few complex64 copies per coil
+    check_memory(4 * 8 * coils * height * width, f"{coils} coils of {height}x{width}", field="coils")
     c = torch.arange(coils, dtype=torch.float64)[:, None, None]
     y = torch.arange(height, dtype=torch.float64)[None, :, None]
     x = torch.arange(width, dtype=torch.float64)[None, None, :]

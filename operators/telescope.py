@@ -42,12 +42,19 @@ def _positive(value, name: str) -> float:
     return float(value)
 
 
+#: Largest PSF side (pixels) a profile is drawn on.
+MAX_PSF_SIZE = 4097
+
+
 def _psf_size(size, extent_px: float) -> int:
     """An odd size: the given one, or one covering ``extent_px`` on each side of the centre."""
     if size is None:
+        if not math.isfinite(extent_px) or 2 * extent_px + 1 > MAX_PSF_SIZE:
+            raise InputError(f"the PSF would be {2 * extent_px + 1:.3g} pixels wide (at most {MAX_PSF_SIZE}); "
+                             "is the width in pixels?", field="fwhm")
         return 2 * max(1, math.ceil(extent_px)) + 1
-    if not isinstance(size, (int, np.integer)) or size < 1:
-        raise InputError(f"must be a positive integer, got {size!r}", field="size")
+    if not isinstance(size, (int, np.integer)) or not 1 <= size <= MAX_PSF_SIZE:
+        raise InputError(f"must be a positive integer up to {MAX_PSF_SIZE}, got {size!r}", field="size")
     return int(size)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import typer
 
 from . import modalities
-from .errors import ReddiffError
+from .errors import InputError, ReddiffError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="RED-Diff reconstruction of MRI, CT and telescope images, with uncertainty maps.")
@@ -67,8 +67,16 @@ def check_modality_options(modality, options: dict, attribute: str, command: str
 
 
 @app.callback()
-def main() -> None:
+def main(max_memory: str = typer.Option(None, "--max-memory", metavar="SIZE",
+                                        help="Memory budget for any one array, e.g. 16G (default: half the "
+                                             "machine's memory); larger requests are refused up front.")) -> None:
     """RED-Diff reconstruction of MRI, CT and telescope images, with uncertainty maps."""
+    import os
+
+    from reddiff.operators.base import MEMORY_ENV
+
+    if max_memory is not None:
+        os.environ[MEMORY_ENV] = max_memory
 
 
 @contextlib.contextmanager
@@ -169,7 +177,14 @@ def simulate(
         chosen = modalities.get(modality)
         options = given(options)
         check_modality_options(chosen, options, "simulate_options", "simulate")
-        written = chosen.simulate_file(image, out, seed=seed, **options)
+        suffix = "".join(out.suffixes).lower()
+        if chosen.measurement_suffixes and suffix not in chosen.measurement_suffixes:
+            raise ReddiffError(f"{out}: {chosen.name} measurements are written as "
+                               f"{' or '.join(chosen.measurement_suffixes)} files, not {suffix or 'no suffix'}")
+        try:
+            written = chosen.simulate_file(image, out, seed=seed, **options)
+        except InputError as err:
+            raise err.about(image) from err
         typer.echo(f"wrote {', '.join(map(str, written))}")
 
 

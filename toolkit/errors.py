@@ -27,12 +27,25 @@ class InputError(ReddiffError, ValueError):
     def __init__(self, message: str, *, path=None, field: str | None = None):
         self.path = None if path is None else str(path)
         self.field = field
+        self.message = message
         prefix = ""
         if self.path is not None:
             prefix += f"{self.path}: "
         if field is not None:
             prefix += f"[{field}] "
         super().__init__(prefix + message)
+
+    def about(self, path) -> "InputError":
+        """This error naming ``path`` (the file being read) if it names no file yet.
+
+        Examples
+        --------
+        >>> str(InputError("too large", field="views").about("ct.h5"))
+        'ct.h5: [views] too large'
+        """
+        if self.path is not None:
+            return self
+        return InputError(self.message, path=path, field=self.field)
 
 
 class DivergenceError(ReddiffError, FloatingPointError):

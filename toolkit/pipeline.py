@@ -87,9 +87,15 @@ def load_problem(path, *, modality: str = "auto", reference=None, seed: int = 0,
                   for o in m.load_options}
         said = "; ".join(owners.get(k, f"{k} is not an option") for k in unknown)
         raise InputError(f"is a {found.title} measurement ({found.name}): {said}", path=path, field=unknown[0])
-    problem = found.load(path, seed=seed, **given)
+    try:
+        problem = found.load(path, seed=seed, **given)
+    except InputError as err:
+        raise err.about(path) from err
     if reference is not None:
-        attach_reference(problem, reference)
+        try:
+            attach_reference(problem, reference)
+        except InputError as err:
+            raise err.about(reference) from err
     return problem
 
 
@@ -176,8 +182,16 @@ def reconstruct(problem: Problem, *, prior=None, n_samples: int = 8, seed: int |
     """
     from .solver import red_diff
 
+    import inspect
+
     modality = modalities.get(problem.modality)
     settings = modality.defaults.as_kwargs(noise=modality.noise_level(problem))
+    known = set(inspect.signature(red_diff).parameters) - {"y", "physics", "prior", "init", "n_samples", "seed",
+                                                           "callback", "keep_samples"}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise InputError(f"unknown solver setting(s) {', '.join(unknown)}; expected any of {', '.join(sorted(known))}",
+                         field=unknown[0])
     settings.update({k: v for k, v in overrides.items() if v is not None})
     try:
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))

@@ -75,6 +75,9 @@ class Reconstruction:
         data = {"mean": (dims, s.mean(0).numpy()),
                 "std": (dims, s.std(0, correction=0).numpy())}
         if quantiles:
+            if not all(isinstance(v, (int, float)) and 0 < v < 1 for v in quantiles):
+                raise InputError(f"quantiles must be numbers strictly between 0 and 1, got {quantiles!r}",
+                                 field="quantiles")
             q = torch.tensor(quantiles, dtype=torch.float32)
             data["quantiles"] = (("quantile",) + dims, torch.quantile(s, q, dim=0).numpy())
             coords["quantile"] = np.asarray(quantiles, dtype=np.float64)

@@ -213,20 +213,28 @@ def red_diff(y: torch.Tensor, physics, prior: Prior, *, data_term=None, steps: i
     (1, 8, 8)
     """
     _check_measurement(y)
-    if steps < 1 or n_samples < 1:
-        raise InputError(f"steps and n_samples must be at least 1, got {steps} and {n_samples}")
-    if not (lr > 0 and math.isfinite(lr)) or not (lam >= 0 and math.isfinite(lam)):
-        raise InputError(f"need lr > 0 and lam >= 0, got lr={lr!r}, lam={lam!r}")
+    _check_count("steps", steps, MAX_STEPS)
+    _check_count("n_samples", n_samples, MAX_SAMPLES)
+    if not _is_real(lr) or not (lr > 0 and math.isfinite(lr)):
+        raise InputError(f"lr must be a positive number, got {lr!r}", field="lr")
+    if not _is_real(lam) or not (lam >= 0 and math.isfinite(lam)):
+        raise InputError(f"lam must be a number >= 0, got {lam!r}", field="lam")
+    if not _is_real(sigma_x0) or not (sigma_x0 >= 0 and math.isfinite(sigma_x0)):
+        raise InputError(f"sigma_x0 must be a number >= 0, got {sigma_x0!r}", field="sigma_x0")
     weight_fn = get_weighting(weighting)
     nll = as_data_term(data_term) if data_term is not None else default_data_term(physics)
     seeds = _resolve_seeds(seed, n_samples)
-    schedule = _timestep_schedule(prior, steps, timesteps)
+    if prior is None:
+        raise InputError("prior is required: a reddiff.priors.Prior, a shipped prior's name or a prior folder",
+                         field="prior")
     if not isinstance(prior, Prior):
         from .priors import load_prior
 
         prior = load_prior(prior)
+    schedule = _timestep_schedule(prior, steps, timesteps)
     prior = prior.to(y.device).eval()
     mu0 = initial_image(y, physics, prior, init)
+    _check_sample_memory(mu0, n_samples, keep_samples, quantiles)
     if batch_size is None:
         batch_size = auto_batch_size(prior, mu0, n_samples)
     batch_size = max(1, min(int(batch_size), n_samples))
@@ -285,10 +293,49 @@ def _version() -> str:
     return __version__
 
 
+#: Most optimisation steps and samples one call takes (far beyond any useful run).
+MAX_STEPS = 1_000_000
+MAX_SAMPLES = 10_000
+#: Share of the machine's memory the kept samples and their summaries may take.
+SAMPLE_MEMORY_FRACTION = 0.5
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def _check_count(name: str, value, limit: int) -> None:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not 1 <= value <= limit:
+        raise InputError(f"{name} must be an integer in [1, {limit}], got {value!r}", field=name)
+
+
+def _check_sample_memory(mu0: torch.Tensor, n_samples: int, keep_samples: bool, quantiles) -> None:
+    """Refuse a run whose samples alone (all are summarised at the end) exceed the memory budget."""
+    import os
+
+    per_sample = 4 * mu0[0].numel() * (3 + bool(keep_samples))  # sample, Adam moments, kept copy
+    needed = per_sample * n_samples * (1 + len(quantiles or ()) / max(n_samples, 1))
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return
+    if needed > SAMPLE_MEMORY_FRACTION * total:
+        raise InputError(f"{n_samples} samples of {tuple(mu0.shape[1:])} need about {needed / 2**30:.1f} GiB, "
+                         f"more than {SAMPLE_MEMORY_FRACTION:.0%} of this machine's {total / 2**30:.0f} GiB; "
+                         "ask for fewer samples", field="n_samples")
+
+
 def _resolve_seeds(seed, n_samples: int) -> list[int]:
     if seed is None or isinstance(seed, (int, np.integer)):
+        if seed is not None and (isinstance(seed, bool) or seed < 0):
+            raise InputError(f"seed must be a non-negative integer, got {seed!r}", field="seed")
         return sample_seeds(None if seed is None else int(seed), n_samples)
-    seeds = [int(s) for s in seed]
+    try:
+        seeds = [int(s) for s in seed]
+    except (TypeError, ValueError) as err:
+        raise InputError(f"seed must be an integer or one integer per sample, got {seed!r}", field="seed") from err
+    if any(s < 0 for s in seeds):
+        raise InputError("seeds must be non-negative integers", field="seed")
     if len(seeds) != n_samples:
         raise InputError(f"got {len(seeds)} seeds for n_samples={n_samples}; give one seed "
                          "or one per sample", field="seed")

@@ -233,3 +233,8 @@ def test_sky_frames_in_adu_are_converted_with_the_gain_and_electrons_are_not(sky
     fits.PrimaryHDU(data, header=header).writeto(tmp_path / "nogain.fits")
     with pytest.raises(InputError, match="no gain"):
         load_problem(tmp_path / "nogain.fits")
+
+
+def test_unknown_solver_settings_are_named(ct_file):
+    with pytest.raises(InputError, match="unknown solver setting.*bogus"):
+        reconstruct(load_problem(ct_file), steps=1, n_samples=1, bogus=1)

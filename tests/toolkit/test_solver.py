@@ -198,14 +198,30 @@ def test_complex_images_as_two_channels_match_complex_tensors():
     (dict(timesteps=[5, 4]), "timesteps must be 3 integers"),
     (dict(seed=[1, 2]), "2 seeds for n_samples=1"),
     (dict(weighting="cubic"), "linear"),
-    (dict(lr=-1.0), "lr > 0"),
+    (dict(lr=-1.0), "lr must be a positive number"),
+    (dict(lam=float("nan")), "lam must be"),
+    (dict(steps=2.5), "steps must be an integer"),
+    (dict(steps=True), "steps must be an integer"),
+    (dict(n_samples=0), "n_samples must be an integer"),
+    (dict(seed=-1), "non-negative"),
+    (dict(seed="abc"), "seed must be"),
+    (dict(sigma_x0=-1.0), "sigma_x0"),
+    (dict(quantiles=(1.5,)), "strictly between 0 and 1"),
+    (dict(prior=None), "prior is required"),
+    (dict(prior="no-such-prior"), "not a prior name or folder"),
 ])
 def test_bad_arguments_raise_input_errors(problem, bad, match):
     _, physics, y, sigma = problem
-    kwargs = dict(y=y, data_term=sigma, steps=3)
+    kwargs = dict(y=y, data_term=sigma, steps=3, prior=GaussianPrior())
     kwargs.update(bad)
     with pytest.raises(InputError, match=match):
-        red_diff(kwargs.pop("y"), physics, GaussianPrior(), **kwargs)
+        red_diff(kwargs.pop("y"), physics, kwargs.pop("prior"), **kwargs)
+
+
+def test_a_named_prior_works_as_documented(problem):
+    _, physics, y, sigma = problem
+    result = red_diff(y, physics, "ct", data_term=sigma, steps=2, seed=0)
+    assert result.config["prior"] == "ct"
 
 
 def test_missing_noise_level_asks_for_data_term(problem):

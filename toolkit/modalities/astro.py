@@ -42,6 +42,7 @@ class AstroModality(Modality):
     load_options = (
         Option("psf", None, "Astro: PSF FITS file (default the PSFFILE card).", type=Path),
     )
+    measurement_suffixes = (".fits", ".fit", ".fts")
     simulate_options = (
         Option("fwhm", 3.0, "Astro: Moffat PSF FWHM in pixels."),
         Option("background", 10.0, "Astro: sky electrons per pixel."),

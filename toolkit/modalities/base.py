@@ -159,6 +159,8 @@ class Modality:
         Extra keyword options of :meth:`load` (``reddiff reconstruct`` flags).
     simulate_options : tuple of Option
         Keyword options of :meth:`simulate_file` (``reddiff simulate`` flags).
+    measurement_suffixes : tuple of str
+        File name suffixes :meth:`simulate_file` writes (empty: any).
     demo : Demo
     """
 
@@ -170,6 +172,7 @@ class Modality:
     output_formats: tuple[str, ...] = ("netcdf", "png")
     load_options: tuple[Option, ...] = ()
     simulate_options: tuple[Option, ...] = ()
+    measurement_suffixes: tuple[str, ...] = ()
     demo: Demo
 
     def __repr__(self) -> str:

@@ -30,6 +30,7 @@ class CTModality(Modality):
     #: noise reference :math:`1/\sqrt{I_0}`.
     defaults = SolverDefaults(prior="ct", steps=100, lr=0.1, lam=100.0, noise_reference=1e5 ** -0.5,
                               weighting="sqrt", timesteps="descending", sigma_x0=0.0)
+    measurement_suffixes = (".h5", ".nc", ".npz")
     simulate_options = (
         Option("views", 30, "CT: projection angles."),
         Option("geometry", "parallel", "CT: parallel or fan."),

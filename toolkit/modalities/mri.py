@@ -37,6 +37,7 @@ class MRIModality(Modality):
         Option("acceleration", None, "MRI: undersample a fully sampled fastMRI file by this factor.",
                type=float),
     )
+    measurement_suffixes = (".h5",)
     simulate_options = (
         Option("acceleration", 4.0, "MRI: undersampling factor."),
         Option("center_fraction", 0.08, "MRI: fully sampled central fraction."),
@@ -51,6 +52,10 @@ class MRIModality(Modality):
         from reddiff.operators import mri
 
         self.check_options(options, self.load_options, "files")
+        if not (isinstance(slice_index, int) and slice_index >= 0):
+            raise InputError(f"slice must be a non-negative integer, got {slice_index!r}", path=path, field="slice")
+        if acceleration is not None and not acceleration > 1:
+            raise InputError(f"acceleration must be above 1, got {acceleration!r}", path=path, field="acceleration")
         data = read_fastmri(path, slices=[slice_index], acceleration=acceleration, seed=seed)
         kspace = torch.from_numpy(data.kspace[0])  # (coils, H, W) complex
         shape = tuple(kspace.shape[-2:])

@@ -1,0 +1,80 @@
+"""Bad input and bombs through the command line: one line naming the file or argument, exit 1,
+nothing left behind, quickly, and no large allocation."""
+
+import resource
+import time
+
+import h5py
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from reddiff.cli import app
+from reddiff.datasets import sample_image, sample_path, simulate_fastmri, simulate_sinogram
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("small")
+    hu = sample_image("ct_small").array[::4, ::4]
+    sino = simulate_sinogram(hu, folder / "ct.h5", views=8, I0=1e5, pixel_spacing_mm=2.6)
+    kspace = simulate_fastmri(sample_image("mr_small").array[::2, ::2], folder / "k.h5", coils=2)
+    return {"ct": sino, "mri": kspace, "folder": folder}
+
+
+def _sinogram_declaring(small, tmp_path, shape):
+    path = tmp_path / "bomb.h5"
+    path.write_bytes(small["ct"].read_bytes())
+    with h5py.File(path, "r+") as f:
+        f.attrs["image_shape"] = np.array(shape)
+    return path
+
+
+def _kspace_declaring(tmp_path, shape):
+    path = tmp_path / "kbomb.h5"
+    with h5py.File(path, "w") as f:  # chunked and never written: a few KB on disk
+        f.create_dataset("kspace", shape=shape, dtype=np.complex64, chunks=(1, 1, 64, 64))
+    return path
+
+
+CASES = {
+    "sinogram declaring 20000x20000": (lambda s, t: ["reconstruct", _sinogram_declaring(s, t, (20000, 20000))],
+                                       "20000x20000 images would need"),
+    "k-space of 100000x100000": (lambda s, t: ["reconstruct", _kspace_declaring(t, (2, 1, 100000, 100000))],
+                                 "k-space slice"),
+    "100000 samples": (lambda s, t: ["reconstruct", s["ct"], "--samples", 100000], "n_samples"),
+    "1e9 steps": (lambda s, t: ["reconstruct", s["ct"], "--steps", 1000000000], "steps"),
+    "negative seed": (lambda s, t: ["reconstruct", s["ct"], "--seed", -1], "seed"),
+    "negative sigma_x0": (lambda s, t: ["reconstruct", s["ct"], "--sigma-x0", -1], "sigma_x0"),
+    "negative slice": (lambda s, t: ["reconstruct", s["mri"], "--slice", -1], "slice"),
+    "acceleration 0": (lambda s, t: ["reconstruct", s["mri"], "--acceleration", 0], "acceleration"),
+    "empty --out": (lambda s, t: ["reconstruct", s["ct"], "--out", ""], "other than the current one"),
+    "1e6 views": (lambda s, t: ["simulate", sample_path("ct_small"), "--modality", "ct", "--views", 1000000,
+                                "--out", t / "v.h5"], "projection matrix"),
+    "1e5 coils": (lambda s, t: ["simulate", sample_path("mr_small"), "--modality", "mri", "--coils", 100000,
+                                "--out", t / "c.h5"], "coils"),
+    "1e6 px FWHM": (lambda s, t: ["simulate", sample_path("m13"), "--modality", "astro", "--fwhm", 1000000,
+                                  "--out", t / "f.fits"], "PSF would be"),
+    "HDF5 named .fits": (lambda s, t: ["simulate", sample_path("ct_small"), "--modality", "ct",
+                                       "--out", t / "x.fits"], "not .fits"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_bad_requests_fail_fast_in_one_line_and_leave_nothing(small, tmp_path, name):
+    build, expected = CASES[name]
+    args = [str(a) for a in build(small, tmp_path)]
+    if args[0] == "reconstruct" and "--out" not in args:
+        args += ["--out", str(tmp_path / "out")]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    result = runner.invoke(app, args + ["--quiet"] if args[0] == "reconstruct" else args)
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[-1].startswith("error: ") and expected in lines[-1] and "Traceback" not in result.output
+    assert time.perf_counter() - started < 5
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before < 2 * 2**20  # KiB: under 2 GiB more
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
