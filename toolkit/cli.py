@@ -189,6 +189,44 @@ def simulate(
 
 
 @app.command()
+def batch(
+    inputs: list[str] = typer.Argument(..., help="Measurement files, folders, glob patterns or @list.txt files."),
+    out: Path = typer.Option(..., "--out", help="Batch folder: one result folder per input, and manifest.json."),
+    workers: int = typer.Option(1, help="Worker processes of the local Dask cluster (one thread each)."),
+    scheduler: str = typer.Option(None, help="Address of a running Dask scheduler (e.g. tcp://host:8786)."),
+    prior: str = typer.Option(None, help="Prior name or folder; default each modality's."),
+    steps: int = typer.Option(None, help="Optimisation steps (default: each modality's)."),
+    lr: float = typer.Option(None, help="Adam learning rate, network units."),
+    lam: float = typer.Option(None, help="Prior weight (default: each modality's, scaled to the noise)."),
+    samples: int = typer.Option(8, help="Stochastic runs per input."),
+    seed: int = typer.Option(0, help="Batch seed; each input derives its own (recorded in the manifest)."),
+    device: str = typer.Option(None, help="cpu or cuda (default: the GPU when there is one)."),
+    format: str = typer.Option("netcdf,png", "--format", help="Comma-separated: netcdf, dicom, fits, png."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    debug: bool = DEBUG,
+) -> None:
+    """Reconstruct many measurement files on Dask; re-runs skip finished inputs, failures are recorded."""
+    from .batch import BatchSettings, run_batch
+
+    with user_errors(debug), stop_on_sigterm():
+        solver = {k: v for k, v in {"steps": steps, "lr": lr, "lam": lam}.items() if v is not None}
+        settings = BatchSettings(solver=solver, prior=prior, n_samples=samples, seed=seed,
+                                 formats=_formats(format), device=device)
+        manifest = run_batch(inputs, out, settings=settings, workers=workers, scheduler=scheduler,
+                             progress=not quiet)
+        counts = {}
+        for entry in manifest["entries"].values():
+            counts[entry["status"]] = counts.get(entry["status"], 0) + 1
+        typer.echo(", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+                   + f"; manifest {out / 'manifest.json'}")
+        failed = [e for e in manifest["entries"].values() if e["status"] == "failed"]
+        for entry in failed:
+            typer.echo(f"failed: {entry['input']}: {entry['error']}", err=True)
+        if failed:
+            raise typer.Exit(1)
+
+
+@app.command()
 def info(path: Path = typer.Argument(..., help="Any file reddiff reads."), debug: bool = DEBUG) -> None:
     """Say what is in a file: kind, shapes, units, geometry, metadata."""
     from reddiff.datasets import describe

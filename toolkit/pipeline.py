@@ -12,6 +12,7 @@ source), the uncertainty figure and the report, all or nothing.
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
@@ -236,7 +237,7 @@ def display_image(image: torch.Tensor, problem: Problem) -> torch.Tensor:
 
 def save_outputs(result: Reconstruction, problem: Problem, out_dir, *, formats=("netcdf", "png"),
                  stem: str = "reconstruction", overwrite: bool = False,
-                 extra_files: dict | None = None) -> dict[str, Path]:
+                 extra_files: dict | None = None, records: dict | None = None) -> dict[str, Path]:
     """Write the result, its figure and report into the folder ``out_dir`` as one unit.
 
     Everything is written into a staging folder beside ``out_dir`` and put in its
@@ -261,6 +262,9 @@ def save_outputs(result: Reconstruction, problem: Problem, out_dir, *, formats=(
     extra_files : dict, optional
         Kind -> path of files to move into the result folder with it (the demo's
         measurement).
+    records : dict, optional
+        File name -> JSON-serialisable object, written into the result folder with it
+        (a batch's ``run.json``).
 
     Returns
     -------
@@ -293,6 +297,9 @@ def save_outputs(result: Reconstruction, problem: Problem, out_dir, *, formats=(
             written.update({"report": report, "png": report.parent / "uncertainty.png"})
         for kind, path in (extra_files or {}).items():
             written[kind] = Path(shutil.move(str(path), staging / Path(path).name))
+        for name, record in (records or {}).items():
+            written[Path(name).stem] = staging / name
+            (staging / name).write_text(json.dumps(record, indent=2, default=str) + "\n")
     return {kind: out_dir / path.name for kind, path in written.items()}
 
 

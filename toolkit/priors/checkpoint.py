@@ -27,7 +27,7 @@ import torch
 
 from ..errors import InputError
 from .base import transform_from_config
-from .unet import UNetPrior
+from .unet import UNetPrior, diffusers_class
 
 FORMAT_VERSION = 1
 PRIOR_FILE = "reddiff_prior.json"
@@ -163,7 +163,7 @@ def _load_unet(unet_dir: Path):
     index names), the network is built from the checked config and the weights must
     match it exactly.
     """
-    from diffusers import UNet2DModel
+    UNet2DModel = diffusers_class("UNet2DModel")
 
     config_file = unet_dir / "config.json"
     if not config_file.is_file():

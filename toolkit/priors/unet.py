@@ -9,6 +9,8 @@ any scheduler folder of the ecosystem reads the same way.
 
 from __future__ import annotations
 
+import threading
+
 import torch
 import torch.nn.functional as F
 
@@ -22,6 +24,18 @@ PREDICTION_TYPES = ("epsilon", "sample", "v_prediction")
 #: Network of the shipped priors: small and fast on a CPU (see the model cards).
 DEFAULT_UNET = {"block_out_channels": (16, 32, 64), "layers_per_block": 1, "attention": False,
                 "norm_num_groups": 8}
+
+
+_DIFFUSERS_IMPORT = threading.Lock()
+
+
+def diffusers_class(name: str):
+    """``diffusers.<name>``, imported on first use (diffusers takes seconds to import) under a
+    lock: diffusers' lazy imports are not thread-safe (multi-threaded Dask workers)."""
+    with _DIFFUSERS_IMPORT:
+        import diffusers
+
+        return getattr(diffusers, name)
 
 
 #: Most diffusion steps a schedule may declare.
@@ -47,7 +61,7 @@ def schedule_from_config(config: dict | None = None) -> torch.Tensor:
     >>> schedule_from_config({"num_train_timesteps": 10}).shape
     torch.Size([10])
     """
-    from diffusers import DDPMScheduler  # imported on use: diffusers takes seconds to import
+    DDPMScheduler = diffusers_class("DDPMScheduler")
 
     settings = {**DEFAULT_SCHEDULE, **{k: v for k, v in (config or {}).items()
                                        if k in ("num_train_timesteps", "beta_start", "beta_end",
@@ -93,7 +107,7 @@ def make_unet(channels: int, *, sample_size: int = 32, block_out_channels=(16, 3
     >>> unet(torch.zeros(1, 1, 16, 16), 10).sample.shape
     torch.Size([1, 1, 16, 16])
     """
-    from diffusers import UNet2DModel
+    UNet2DModel = diffusers_class("UNet2DModel")
 
     levels = len(block_out_channels)
     if channels < 1 or levels < 1 or any(c % norm_num_groups for c in block_out_channels):

@@ -1,0 +1,75 @@
+"""`reddiff batch`: many files as Dask tasks, a manifest, failures recorded, re-runs skip, outputs whole."""
+
+import json
+
+import pytest
+from distributed import Client, LocalCluster
+from typer.testing import CliRunner
+
+from reddiff.batch import BatchSettings, expand_inputs, input_seed, output_names, run_batch
+from reddiff.cli import app
+from reddiff.datasets import sample_image, simulate_sinogram
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("in")
+    hu = sample_image("ct_small").array[::4, ::4]
+    for k in range(2):
+        simulate_sinogram(hu, folder / f"ct{k}.h5", views=8, I0=1e5, pixel_spacing_mm=2.6, seed=k)
+    (folder / "broken.h5").write_bytes(b"not an hdf5 file")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def client():
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        yield client
+
+
+SETTINGS = BatchSettings(solver={"steps": 2}, n_samples=2, formats=("netcdf",))
+
+
+def test_a_batch_records_every_input_and_goes_on_past_a_bad_one(inputs, tmp_path, client):
+    manifest = run_batch([inputs], tmp_path / "batch", settings=SETTINGS, client=client, progress=False)
+    entries = {k.rsplit("/", 1)[-1]: v for k, v in manifest["entries"].items()}
+    assert {k: v["status"] for k, v in entries.items()} == {"broken.h5": "failed", "ct0.h5": "done",
+                                                            "ct1.h5": "done"}
+    assert "broken.h5" in entries["broken.h5"]["error"]
+    assert set(entries["ct0.h5"]["files"]) == {"reconstruction.nc", "run.json"}
+    assert entries["ct0.h5"]["seed"] == input_seed(0, "ct0.h5")
+    on_disk = json.loads((tmp_path / "batch" / "manifest.json").read_text())
+    assert on_disk["config_hash"] == SETTINGS.config_hash() and len(on_disk["entries"]) == 3
+    assert sorted(p.name for p in (tmp_path / "batch").iterdir()) == ["ct0_h5", "ct1_h5", "manifest.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["batch"]  # no staging or lock files left
+
+
+def test_a_rerun_skips_finished_inputs_and_redoes_them_when_settings_change(inputs, tmp_path, client):
+    run_batch([inputs], tmp_path / "b", settings=SETTINGS, client=client, progress=False)
+    before = (tmp_path / "b" / "ct0_h5" / "reconstruction.nc").stat().st_mtime_ns
+    again = run_batch([inputs], tmp_path / "b", settings=SETTINGS, client=client, progress=False)
+    statuses = sorted(e["status"] for e in again["entries"].values())
+    assert statuses == ["failed", "skipped", "skipped"]
+    assert (tmp_path / "b" / "ct0_h5" / "reconstruction.nc").stat().st_mtime_ns == before
+    changed = BatchSettings(solver={"steps": 3}, n_samples=2, formats=("netcdf",))
+    third = run_batch([inputs / "ct0.h5"], tmp_path / "b", settings=changed, client=client, progress=False)
+    assert third["entries"][str(inputs / "ct0.h5")]["status"] == "done"
+
+
+def test_inputs_from_globs_lists_and_names_without_collisions(inputs, tmp_path):
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"# scans\n{inputs / 'ct0.h5'}\n")
+    assert expand_inputs([f"@{listing}", str(inputs / "ct*.h5")]) == [inputs / "ct0.h5", inputs / "ct1.h5"]
+    names = output_names([tmp_path / "a" / "x.h5", tmp_path / "b" / "x.h5"])
+    assert sorted(names.values()) == ["x_h5", "x_h5-2"]
+
+
+@pytest.mark.slow
+def test_the_batch_command_on_a_local_cluster(inputs, tmp_path):
+    result = CliRunner().invoke(app, ["batch", str(inputs / "ct0.h5"), str(inputs / "broken.h5"), "--out",
+                                      str(tmp_path / "o"), "--steps", "2", "--samples", "1", "--format", "netcdf",
+                                      "--quiet"])
+    assert result.exit_code == 1, result.output
+    assert "1 done, 1 failed" in result.output and "failed: " in result.output
+    assert (tmp_path / "o" / "ct0_h5" / "reconstruction.nc").is_file()
