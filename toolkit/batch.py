@@ -3,7 +3,8 @@
 :func:`run_batch` reconstructs every input into its own result folder under one
 output folder: one Dask task per input, on a local cluster (one single-threaded
 worker process per CPU core asked for) or on any running Dask cluster given by its
-scheduler address (``dask-jobqueue`` starts one on SLURM/PBS, ``dask-kubernetes`` on
+scheduler address (its workers should run one task at a time: ``--nthreads 1``;
+torch parallelises inside a task) (``dask-jobqueue`` starts one on SLURM/PBS, ``dask-kubernetes`` on
 Kubernetes; see the README). Each task writes its result as one unit
 (:func:`reddiff.files.staged_output`), so an interrupted batch loses nothing that
 finished; ``manifest.json`` records every input as it finishes (status, error,
