@@ -132,3 +132,15 @@ def test_two_process_ddp_gives_the_single_process_loss_curve(tmp_path):
     # every process draws the step's whole batch and trains on its half: same curve up to rounding
     assert np.allclose(curves[0], curves[1], rtol=1e-5)
     assert json.loads((tmp_path / "two" / "reddiff_prior.json").read_text())["training"]["world_size"] == 2
+
+
+def test_a_checkpoint_exports_as_a_prior_mid_training(tmp_path):
+    from reddiff.priors import export_checkpoint, load_prior
+
+    images = [np.random.default_rng(0).standard_normal((24, 24)).astype(np.float32)]
+    result = train_prior(images, tmp_path / "run", patch_size=8, batch_size=2, steps=3, checkpoint_every=2,
+                         model_config={"block_out_channels": (8, 8), "norm_num_groups": 4})
+    exported = load_prior(export_checkpoint(tmp_path / "run", tmp_path / "at3", name="mid"))
+    assert exported.name == "mid" and exported.info["exported_at_step"] == 3
+    for a, b in zip(exported.unet.state_dict().values(), result.prior.unet.state_dict().values()):
+        assert torch.equal(a, b)  # the final checkpoint holds the EMA weights the run saved

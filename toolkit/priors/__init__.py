@@ -7,12 +7,12 @@ from .base import (AffineTransform, AsinhTransform, Prior, ValueTransform,
 from .checkpoint import PRETRAINED, load_prior, save_prior
 from .data import PatchSampler, load_images, smooth_random_phase
 from .gaussian import GaussianPrior
-from .train import TrainingResult, train_prior
+from .train import TrainingResult, export_checkpoint, train_prior
 from .unet import DEFAULT_UNET, UNetPrior, make_unet, schedule_from_config
 
 __all__ = ["Prior", "GaussianPrior", "ValueTransform", "AffineTransform", "AsinhTransform",
            "ddpm_linear_schedule", "transform_from_config",
            "UNetPrior", "make_unet", "schedule_from_config", "DEFAULT_UNET",
            "load_prior", "save_prior", "PRETRAINED",
-           "train_prior", "TrainingResult", "load_images", "PatchSampler", "smooth_random_phase",
+           "train_prior", "export_checkpoint", "TrainingResult", "load_images", "PatchSampler", "smooth_random_phase",
            "DenoiserPrior", "PriorDenoiser"]

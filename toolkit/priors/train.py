@@ -34,7 +34,7 @@ import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 
 from ..errors import InputError
-from .base import ValueTransform
+from .base import ValueTransform, transform_from_config
 from .checkpoint import save_prior
 from .data import PatchSampler, load_images
 from .unet import DEFAULT_SCHEDULE, DEFAULT_UNET, UNetPrior, make_unet, schedule_from_config
@@ -200,6 +200,39 @@ def train_prior(sources, out_dir, *, channels: int = 1, transform: ValueTransfor
     finally:
         if own_group:
             dist.destroy_process_group()
+
+
+def export_checkpoint(out_dir, folder=None, *, name: str = "") -> Path:
+    """Write the EMA weights of a training checkpoint as a prior folder, mid-training.
+
+    Parameters
+    ----------
+    out_dir : str or os.PathLike
+        The training folder (``train_prior``'s ``out_dir``, holding ``checkpoint/``).
+    folder : str or os.PathLike, optional
+        Prior folder to write (default ``out_dir`` itself, as the finished run would).
+    name : str
+        Prior name (default the folder's name).
+
+    Returns
+    -------
+    pathlib.Path
+        The prior folder; its training record says at which step it was taken.
+    """
+    state_dir = Path(out_dir) / CHECKPOINT_DIR
+    try:
+        meta = json.loads((state_dir / STATE_JSON).read_text())
+        tensors = load_file(state_dir / STATE_WEIGHTS)
+    except (OSError, ValueError) as err:
+        raise InputError(f"cannot read the training checkpoint: {err}", path=state_dir) from err
+    settings = meta["settings"]
+    ema = _init_model(settings["channels"], settings["patch_size"], settings["model_config"], settings["seed"])
+    ema.load_state_dict(_strip(tensors, "ema."))
+    folder = Path(folder or out_dir)
+    prior = UNetPrior(ema.eval(), schedule=DEFAULT_SCHEDULE, transform=transform_from_config(settings["transform"]),
+                      name=name or folder.resolve().name)
+    prior.info = {**_training_record(settings, meta, meta["step"], 1, "cpu", {}), "exported_at_step": meta["step"]}
+    return save_prior(prior, folder)
 
 
 def _check_settings(steps, batch_size, lr, ema_decay, patch_size, checkpoint_every) -> None:
