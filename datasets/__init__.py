@@ -10,8 +10,9 @@ from .dicom import DicomVolume, read_dicom, write_dicom
 from .fastmri import MRIData, MRIHeader, column_mask, read_fastmri, write_fastmri
 from .fits import SkyImage, read_fits, read_psf, write_fits
 from .formats import KINDS, describe, file_kind, read_measurement
-from .geometry import with_geometry
+from .geometry import slice_spacing_mm, with_geometry
 from .images import ImageData, read_image
+from .nifti import write_nifti
 from .outputs import write_result
 from .phantoms import ellipse_phantom, synthetic_mr_contrast, tissue_maps
 from .samples import SAMPLES, SampleImage, list_samples, sample_image, sample_path
@@ -22,7 +23,7 @@ __all__ = ["read_image", "ImageData", "detect_format", "FORMATS", "file_kind", "
            "describe", "read_measurement",
            "read_dicom", "write_dicom", "DicomVolume", "read_fits", "read_psf", "write_fits", "SkyImage",
            "read_fastmri", "write_fastmri", "column_mask", "MRIData", "MRIHeader",
-           "read_sinogram", "write_sinogram", "Sinogram", "with_geometry", "write_result",
+           "read_sinogram", "write_sinogram", "Sinogram", "with_geometry", "slice_spacing_mm", "write_result",
            "simulate_fastmri", "simulate_sinogram", "simulate_sky",
-           "sample_image", "sample_path", "list_samples", "SampleImage", "SAMPLES", "ellipse_phantom",
+           "sample_image", "sample_path", "list_samples", "SampleImage", "SAMPLES", "ellipse_phantom", "write_nifti",
            "synthetic_mr_contrast", "tissue_maps"]

@@ -85,3 +85,19 @@ def _centred(reconstruction: Reconstruction, fov, shape) -> Reconstruction:
     spacing = (fov[0] / shape[0], fov[1] / shape[1])
     origin = (-(shape[0] - 1) / 2 * spacing[0], -(shape[1] - 1) / 2 * spacing[1])
     return with_coords(reconstruction, spacing=spacing, origin=origin)
+
+
+def slice_spacing_mm(source) -> float:
+    """The distance between slices of ``source`` in mm: the slab thickness of a fastMRI
+    header (encoded field of view along z), a DICOM series' slice spacing, else 1.
+
+    Examples
+    --------
+    >>> slice_spacing_mm(None)
+    1.0
+    """
+    if isinstance(source, MRIData) and source.header is not None:
+        return float(source.header.encoded_fov_mm[2]) or 1.0
+    if isinstance(source, DicomVolume) and source.slice_spacing:
+        return float(source.slice_spacing)
+    return 1.0

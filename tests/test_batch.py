@@ -46,7 +46,8 @@ def test_a_batch_records_every_input_and_goes_on_past_a_bad_one(inputs, tmp_path
 
 
 def test_a_rerun_skips_finished_inputs_and_redoes_them_when_settings_change(inputs, tmp_path, client):
-    run_batch([inputs], tmp_path / "b", settings=SETTINGS, client=client, progress=False)
+    first = run_batch([inputs], tmp_path / "b", settings=SETTINGS, client=client, progress=False)
+    assert sorted(e["status"] for e in first["entries"].values()) == ["done", "done", "failed"], first
     before = (tmp_path / "b" / "ct0_h5" / "reconstruction.nc").stat().st_mtime_ns
     again = run_batch([inputs], tmp_path / "b", settings=SETTINGS, client=client, progress=False)
     statuses = sorted(e["status"] for e in again["entries"].values())

@@ -172,7 +172,8 @@ def test_output_problems_are_caught_before_solving_and_leave_no_folder(tmp_path)
                              (["--device", "foo"], "unknown device"),
                              (["--format", "fits"], "fits output is not available for ct"),
                              (["--psf", sino], "--psf applies to astro only"),
-                             (["--slice", 3], "--slice applies to mri only")):
+                             (["--acceleration", 4], "--acceleration applies to mri only"),
+                             (["--slices", 3], "select nothing in a file of 1 slice")):
         out = tmp_path / "never"
         result = run("reconstruct", sino, "--quiet", "--out", out, *options, code=1)
         assert message in result.output.splitlines()[-1] and "Traceback" not in result.output

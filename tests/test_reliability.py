@@ -48,7 +48,7 @@ CASES = {
     "1e9 steps": (lambda s, t: ["reconstruct", s["ct"], "--steps", 1000000000], "steps"),
     "negative seed": (lambda s, t: ["reconstruct", s["ct"], "--seed", -1], "seed"),
     "negative sigma_x0": (lambda s, t: ["reconstruct", s["ct"], "--sigma-x0", -1], "sigma_x0"),
-    "negative slice": (lambda s, t: ["reconstruct", s["mri"], "--slice", -1], "slice"),
+    "negative slice": (lambda s, t: ["reconstruct", s["mri"], "--slices", -1], "select nothing"),
     "acceleration 0": (lambda s, t: ["reconstruct", s["mri"], "--acceleration", 0], "acceleration"),
     "empty --out": (lambda s, t: ["reconstruct", s["ct"], "--out", ""], "other than the current one"),
     "1e6 views": (lambda s, t: ["simulate", sample_path("ct_small"), "--modality", "ct", "--views", 1000000,

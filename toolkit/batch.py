@@ -90,7 +90,8 @@ def expand_inputs(inputs) -> list[Path]:
 
     Examples
     --------
-    >>>     >>> folder = Path(tempfile.mkdtemp())
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
     >>> for name in ("b.h5", "a.h5", ".hidden"):
     ...     _ = (folder / name).write_text("x")
     >>> [p.name for p in expand_inputs([folder])]
@@ -231,8 +232,8 @@ def run_batch(inputs, out_dir, *, settings: BatchSettings | None = None, workers
         client = Client(scheduler) if scheduler else Client(LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None))
     try:
-        futures = [client.submit(reconstruct_file, path, out_dir / names[path], settings, config_hash,
-                                 key=f"reddiff-{names[path]}-{config_hash[:8]}", pure=False) for path in todo]
+        futures = [client.submit(reconstruct_file, path, out_dir / names[path], settings, config_hash, pure=False)
+                   for path in todo]  # not pure: a key shared with an earlier batch would return its result
         with tqdm(total=len(futures), desc="batch", unit="input", disable=not progress) as bar:
             for future in as_completed(futures):
                 entry = future.result()

@@ -135,6 +135,7 @@ def reconstruct(
     device: str = typer.Option(None, help="cpu or cuda (default: the GPU when there is one)."),
     format: str = typer.Option("netcdf,png", "--format", help="Comma-separated: netcdf, dicom, fits, png."),
     reference: Path = typer.Option(None, help="Truth image (DICOM/FITS/...): PSNR, and DICOM output geometry."),
+    slices: str = typer.Option(None, help="Slices of a multi-slice file: all (default), N, or A:B."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier result in the output folder."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     debug: bool = DEBUG,
@@ -142,24 +143,55 @@ def reconstruct(
 ) -> None:
     """Reconstruct a measurement file with RED-Diff: mean, std, figure and report."""
     from .files import check_output_folder, locked_output
-    from .pipeline import check_outputs, load_problem, reconstruct as run, save_outputs, summary_line
+    from .pipeline import check_outputs, load_problem, reconstruct as run, save_outputs, slice_indices, summary_line
     from .progress import ProgressBar
 
     with user_errors(debug), stop_on_sigterm():
         formats = _formats(format)
         folder = out if out is not None else input.with_name(input.name.split(".")[0] + "-reddiff")
         check_output_folder(folder, overwrite=overwrite)
-        problem = load_problem(input, modality=modality, reference=reference, seed=seed, **given(options))
+        indices = slice_indices(input, slices)
+        if len(indices) > 1:
+            _reconstruct_volume(input, indices, folder, formats=formats, overwrite=overwrite, quiet=quiet,
+                                modality=modality, seed=seed, load_options=given(options), prior=prior,
+                                n_samples=samples, device=device, steps=steps, lr=lr, lam=lam,
+                                weighting=weighting, timesteps=timesteps, sigma_x0=sigma_x0)
+            return
+        problem = load_problem(input, modality=modality, reference=reference, seed=seed, slice_index=indices[0],
+                               **given(options))
         check_outputs(problem, formats)
         with locked_output(folder):
             check_output_folder(folder, overwrite=overwrite)
             typer.echo(f"{input}: {problem.description}", err=True)
             with ProgressBar(desc="RED-Diff", disable=quiet) as bar:
-                result = run(problem, prior=prior, n_samples=samples, seed=seed, device=device, callback=bar,
+                result = run(problem, prior=prior, n_samples=samples, seed=seed + indices[0], device=device,
+                             callback=bar,
                              steps=steps, lr=lr, lam=lam, weighting=weighting, timesteps=timesteps,
                              sigma_x0=sigma_x0)
             written = save_outputs(result, problem, folder, formats=formats, overwrite=overwrite)
         typer.echo(summary_line(result) + f"; wrote {len(written)} files to {folder}")
+
+
+def _reconstruct_volume(path: Path, indices, folder: Path, *, formats, overwrite: bool, quiet: bool,
+                        **settings) -> None:
+    """``reconstruct`` of several slices: one progress bar over all their steps, one result folder."""
+    from .files import locked_output
+    from .pipeline import VOLUME_FORMATS, reconstruct_volume, save_volume_outputs, summary_line
+    from .progress import ProgressBar
+
+    unavailable = sorted(set(formats) - set(VOLUME_FORMATS))
+    if unavailable:
+        raise ReddiffError(f"{path}: {', '.join(unavailable)} output is not available for {len(indices)} slices; "
+                           f"use {', '.join(VOLUME_FORMATS)} or --slices N")
+    with locked_output(folder):
+        typer.echo(f"{path}: {len(indices)} slices ({indices[0]}-{indices[-1]})", err=True)
+        with ProgressBar(desc="RED-Diff", disable=quiet) as bar:
+            volume = reconstruct_volume(path, slices=f"{indices[0]}:{indices[-1] + 1}", callback=bar, **settings)
+        written = save_volume_outputs(volume, folder, formats=formats, overwrite=overwrite)
+    psnrs = [r.dataset.attrs.get("psnr_db") for r in volume.results]
+    quality = "" if None in psnrs else f", mean PSNR {sum(psnrs) / len(psnrs):.2f} dB"
+    typer.echo(f"{len(indices)} slices; middle slice {summary_line(volume.middle)}{quality}; "
+               f"wrote {len(written)} files to {folder}")
 
 
 @app.command()

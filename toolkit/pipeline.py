@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,9 @@ from .modalities import Problem
 from .result import Reconstruction
 
 #: Output formats :func:`save_outputs` knows (a modality offers a subset).
-FORMATS = ("netcdf", "dicom", "fits", "png")
+FORMATS = ("netcdf", "dicom", "fits", "nifti", "png")
+#: Formats a volume (several slices) can be written in.
+VOLUME_FORMATS = ("netcdf", "nifti", "png")
 
 
 # -- building problems ---------------------------------------------------------------
@@ -54,7 +57,8 @@ def problem_from_measurement(measurement, modality: str, *, source=None) -> Prob
     return modalities.get(modality).from_measurement(measurement, source=source)
 
 
-def load_problem(path, *, modality: str = "auto", reference=None, seed: int = 0, **options) -> Problem:
+def load_problem(path, *, modality: str = "auto", reference=None, seed: int = 0, slice_index: int = 0,
+                 **options) -> Problem:
     """Read a measurement file and build its :class:`Problem`.
 
     Parameters
@@ -69,9 +73,11 @@ def load_problem(path, *, modality: str = "auto", reference=None, seed: int = 0,
         from), for PSNR and, for DICOM, derived DICOM outputs with its geometry.
     seed : int
         Seeds anything random in reading (a retrospective MRI mask).
+    slice_index : int
+        The slice of a multi-slice file (:func:`slice_indices`).
     **options
-        The modality's own options (``Modality.load_options``: ``slice_index`` and
-        ``acceleration`` for MRI, ``psf`` for astro); None values are ignored.
+        The modality's own options (``Modality.load_options``: ``acceleration`` for MRI,
+        ``psf`` for astro); None values are ignored.
 
     Returns
     -------
@@ -89,7 +95,11 @@ def load_problem(path, *, modality: str = "auto", reference=None, seed: int = 0,
         said = "; ".join(owners.get(k, f"{k} is not an option") for k in unknown)
         raise InputError(f"is a {found.title} measurement ({found.name}): {said}", path=path, field=unknown[0])
     try:
-        problem = found.load(path, seed=seed, **given)
+        count = found.slice_count(path)
+        if not (isinstance(slice_index, int) and 0 <= slice_index < count):
+            raise InputError(f"slice {slice_index!r} is out of range: the file holds {count} slice(s)",
+                             field="slices")
+        problem = found.load(path, seed=seed, slice_index=slice_index, **given)
     except InputError as err:
         raise err.about(path) from err
     if reference is not None:
@@ -98,6 +108,39 @@ def load_problem(path, *, modality: str = "auto", reference=None, seed: int = 0,
         except InputError as err:
             raise err.about(reference) from err
     return problem
+
+
+def slice_indices(path, spec=None) -> list[int]:
+    """The slices of a measurement file a run reconstructs.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    spec : str or int, optional
+        ``None`` or ``"all"``: every slice; ``"N"``: slice N; ``"A:B"``: slices A to B-1
+        (either end may be left out, as in Python).
+
+    Examples
+    --------
+    >>> from reddiff.datasets import sample_path
+    >>> slice_indices(sample_path("m13"))
+    [0]
+    """
+    count = modalities.for_file(path).slice_count(path)
+    text = "all" if spec is None else str(spec).strip()
+    try:
+        if text == "all":
+            chosen = list(range(count))
+        elif ":" in text:
+            start, _, stop = text.partition(":")
+            chosen = list(range(count))[slice(int(start) if start else None, int(stop) if stop else None)]
+        else:
+            chosen = [int(text)]
+    except ValueError:
+        raise InputError(f"slices {spec!r}: expected all, N or A:B", path=path, field="slices") from None
+    if not chosen or not all(0 <= i < count for i in chosen):
+        raise InputError(f"slices {spec!r} select nothing in a file of {count} slice(s)", path=path, field="slices")
+    return chosen
 
 
 def attach_reference(problem: Problem, reference) -> None:
@@ -217,6 +260,70 @@ def reconstruct(problem: Problem, *, prior=None, n_samples: int = 8, seed: int |
     return result
 
 
+@dataclass
+class Volume:
+    """The reconstructed slices of one measurement file (:func:`reconstruct_volume`).
+
+    Attributes
+    ----------
+    results : list of Reconstruction
+        One per slice, in display units, with the source's geometry.
+    slices : list of int
+        Their slice numbers in the file.
+    problem : Problem
+        The middle slice's problem (for the figure and report).
+    """
+
+    results: list
+    slices: list
+    problem: Problem
+
+    @property
+    def middle(self) -> Reconstruction:
+        return self.results[len(self.results) // 2]
+
+
+def reconstruct_volume(path, *, slices=None, modality: str = "auto", seed: int = 0, load_options=None,
+                       callback=None, **settings) -> Volume:
+    """Reconstruct several slices of a measurement file (every slice by default), one after the other.
+
+    Slice ``k`` is solved with seed ``seed + k`` (so ``--slices k`` alone reproduces it); a
+    retrospective mask is drawn once from ``seed``, as one volume has one mask.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    slices : str or int, optional
+        See :func:`slice_indices`.
+    modality, seed
+        As for :func:`load_problem`.
+    load_options : dict, optional
+        The modality's own options (``load_problem``'s ``**options``).
+    callback : callable, optional
+        Progress callback; each dict also holds ``slice`` and ``n_slices``.
+    **settings
+        For :func:`reconstruct` (``prior``, ``n_samples``, ``device``, solver settings).
+
+    Returns
+    -------
+    Volume
+    """
+    from reddiff.datasets import with_geometry
+
+    indices = slice_indices(path, slices)
+    results, middle = [], None
+    for number, index in enumerate(indices):
+        problem = load_problem(path, modality=modality, seed=seed, slice_index=index, **(load_options or {}))
+        progress = None if callback is None else \
+            (lambda info, number=number: callback({**info, "slice": number, "n_slices": len(indices)}))
+        result = reconstruct(problem, seed=seed + index, callback=progress, **settings)
+        result.dataset.attrs["slice"] = index
+        results.append(with_geometry(result, problem.source) if problem.source is not None else result)
+        if number == len(indices) // 2:
+            middle = problem
+    return Volume(results, indices, middle)
+
+
 def to_display_units(result: Reconstruction, problem: Problem) -> Reconstruction:
     """A result in physical units, in the problem's display units (CT: HU; sky: electrons)."""
     return modalities.get(problem.modality).to_display_units(result)
@@ -289,6 +396,10 @@ def save_outputs(result: Reconstruction, problem: Problem, out_dir, *, formats=(
     out_dir = Path(out_dir)
     with staged_output(out_dir, overwrite=overwrite) as staging:
         written = write_result(result, staging, source=keep, stem=stem, figure=False)
+        if "nifti" in formats:
+            from reddiff.datasets import slice_spacing_mm
+
+            written.update(_write_nifti(result, staging, slice_spacing_mm(source)))
         if "png" in formats:
             report = write_report(result, staging, truth=truth, baseline=modality.display_image(problem.baseline),
                                   measurement_image=modality.display_image(problem.measurement_image),
@@ -301,6 +412,82 @@ def save_outputs(result: Reconstruction, problem: Problem, out_dir, *, formats=(
             written[Path(name).stem] = staging / name
             (staging / name).write_text(json.dumps(record, indent=2, default=str) + "\n")
     return {kind: out_dir / path.name for kind, path in written.items()}
+
+
+def save_volume_outputs(volume: Volume, out_dir, *, formats=("netcdf", "png"), overwrite: bool = False,
+                        records: dict | None = None) -> dict[str, Path]:
+    """Write a reconstructed volume into the folder ``out_dir`` as one unit.
+
+    ``reconstruction.nc`` holds every slice along a ``slice`` dimension (the slice
+    numbers as its coordinate, per-slice PSNR in ``psnr_db_per_slice`` when references
+    are known); ``nifti`` adds ``reconstruction_mean.nii.gz`` and
+    ``reconstruction_std.nii.gz`` (magnitudes, mm spacing); ``png`` the figure and
+    ``report.md`` of the middle slice.
+
+    Parameters
+    ----------
+    volume : Volume
+        From :func:`reconstruct_volume`.
+    out_dir, overwrite, records
+        As for :func:`save_outputs`.
+    formats : sequence of str
+        Any of :data:`VOLUME_FORMATS`.
+
+    Returns
+    -------
+    dict
+        Kind -> path of every file in the result folder.
+    """
+    from reddiff.datasets import slice_spacing_mm
+
+    from .files import staged_output
+    from .report import write_report
+
+    unknown = sorted(set(formats) - set(VOLUME_FORMATS))
+    if unknown:
+        raise InputError(f"{', '.join(unknown)} output is not available for volumes; expected "
+                         f"{', '.join(VOLUME_FORMATS)}", field="format")
+    problem, modality = volume.problem, modalities.get(volume.problem.modality)
+    attrs = dict(volume.results[0].dataset.attrs)
+    attrs.pop("slice", None)
+    psnrs = [r.dataset.attrs.get("psnr_db") for r in volume.results]
+    if all(p is not None for p in psnrs):
+        attrs.update(psnr_db=float(np.mean(psnrs)), psnr_db_per_slice=[float(p) for p in psnrs],
+                     baseline_psnr_db=float(np.mean([r.dataset.attrs["baseline_psnr_db"] for r in volume.results])))
+    stacked = Reconstruction.stack(volume.results, index=volume.slices, attrs=attrs)
+    out_dir = Path(out_dir)
+    with staged_output(out_dir, overwrite=overwrite) as staging:
+        written = {"netcdf": stacked.to_netcdf(staging / "reconstruction.nc")}
+        if "nifti" in formats:
+            written.update(_write_nifti(stacked, staging, slice_spacing_mm(problem.source)))
+        if "png" in formats:
+            middle = volume.middle
+            report = write_report(middle, staging, truth=modality.reference_for(middle, problem),
+                                  baseline=modality.display_image(problem.baseline),
+                                  measurement_image=modality.display_image(problem.measurement_image),
+                                  title=f"RED-Diff: {problem.description}, slice {middle.dataset.attrs['slice']} "
+                                        f"of {len(volume.slices)} reconstructed",
+                                  labels={"measurement": problem.measurement_name, "baseline": problem.baseline_name})
+            written.update({"report": report, "png": report.parent / "uncertainty.png"})
+        for name, record in (records or {}).items():
+            written[Path(name).stem] = staging / name
+            (staging / name).write_text(json.dumps(record, indent=2, default=str) + "\n")
+    return {kind: out_dir / path.name for kind, path in written.items()}
+
+
+def _write_nifti(result: Reconstruction, folder: Path, slice_spacing: float) -> dict[str, Path]:
+    """Mean and std magnitudes as NIfTI volumes, with the result's pixel spacing."""
+    from reddiff.datasets import write_nifti
+
+    spacing = [float(np.diff(result.dataset[axis].values[:2])[0]) if result.dataset.sizes[axis] > 1 else 1.0
+               for axis in ("y", "x")]
+    written = {}
+    for name in ("mean", "std"):
+        values = result.magnitude(name).values
+        written[f"nifti_{name}"] = write_nifti(values, folder / f"reconstruction_{name}.nii.gz",
+                                               spacing_mm=(slice_spacing, *map(abs, spacing)),
+                                               description=f"reddiff {name}, {result.mean.attrs.get('units', '')}")
+    return written
 
 
 def check_outputs(problem: Problem, formats) -> None:
@@ -344,6 +531,7 @@ def summary_line(result: Reconstruction) -> str:
     return line
 
 
-__all__ = ["Problem", "FORMATS", "load_problem", "problem_from_measurement", "attach_reference", "prior_for",
+__all__ = ["Problem", "FORMATS", "VOLUME_FORMATS", "Volume", "slice_indices", "reconstruct_volume",
+           "save_volume_outputs", "load_problem", "problem_from_measurement", "attach_reference", "prior_for",
            "reconstruct", "save_outputs", "check_outputs", "summary_line", "to_display_units",
            "reference_for", "noise_level", "display_image"]

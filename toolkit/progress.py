@@ -6,7 +6,7 @@ from tqdm.auto import tqdm
 
 
 class ProgressBar:
-    """A tqdm bar over every step of every sample chunk, showing the current loss.
+    """A tqdm bar over every step of every sample chunk (and slice), showing the current loss.
 
     Pass an instance as ``callback=`` to :func:`reddiff.red_diff`; it works in a
     terminal and in Jupyter (``tqdm.auto``). Call :meth:`close` when done, or use
@@ -24,7 +24,7 @@ class ProgressBar:
 
     def __call__(self, info: dict) -> None:
         if self.bar is None:
-            total = info["steps"] * info.get("n_chunks", 1)
+            total = info["steps"] * info.get("n_chunks", 1) * info.get("n_slices", 1)
             self.bar = tqdm(total=total, desc=self.desc, unit="step", **self.tqdm_kwargs)
         self.bar.set_postfix(loss=f"{info['loss']:.4g}", data=f"{info['data_loss']:.4g}",
                              refresh=False)

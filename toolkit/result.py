@@ -169,6 +169,36 @@ class Reconstruction:
         """Pixel magnitude over channels (``|real + i imag|`` for complex images)."""
         return np.sqrt((self.dataset[name] ** 2).sum("channel"))
 
+    @classmethod
+    def stack(cls, results, *, dim: str = "slice", index=None, attrs: dict | None = None) -> "Reconstruction":
+        """Results of the slices of one volume as one, with a leading ``dim`` axis.
+
+        Parameters
+        ----------
+        results : sequence of Reconstruction
+            Same grid and variables.
+        dim : str
+        index : sequence of int, optional
+            The slice numbers (the ``dim`` coordinate); default 0, 1, ...
+        attrs : dict, optional
+            Attributes of the stack (default the first result's).
+
+        Examples
+        --------
+        >>> parts = [Reconstruction.from_samples(torch.full((2, 1, 3, 4), float(k))) for k in range(3)]
+        >>> volume = Reconstruction.stack(parts, index=[5, 6, 7])
+        >>> volume.mean.dims, float(volume.mean.sel(slice=6).max())
+        (('slice', 'channel', 'y', 'x'), 1.0)
+        """
+        results = list(results)
+        if not results:
+            raise InputError("nothing to stack", field="results")
+        index = list(range(len(results))) if index is None else [int(i) for i in index]
+        stacked = xr.concat([r.dataset for r in results], dim=dim, combine_attrs="override")
+        stacked = stacked.assign_coords({dim: np.asarray(index)})
+        stacked.attrs = dict(results[0].dataset.attrs if attrs is None else attrs)
+        return cls(stacked)
+
     # -- files --------------------------------------------------------------
     def to_netcdf(self, path) -> Path:
         """Write the dataset to NetCDF-4 atomically (temporary file, then rename)."""

@@ -51,7 +51,7 @@ class AstroModality(Modality):
     demo = Demo("m13", "Moffat-blurred CCD frame (FWHM 3 px), sky 10 e-, read noise 3 e-, 128x128 cutout",
                 formats=("netcdf", "fits", "png"))
 
-    def load(self, path, *, seed: int = 0, psf=None, **options) -> Problem:
+    def load(self, path, *, seed: int = 0, slice_index: int = 0, psf=None, **options) -> Problem:
         from astropy.stats import sigma_clipped_stats
 
         from reddiff.datasets import read_fits, read_psf

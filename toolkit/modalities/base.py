@@ -180,10 +180,10 @@ class Modality:
 
     # -- to implement ------------------------------------------------------------------
 
-    def load(self, path, *, seed: int = 0, **options) -> Problem:
-        """Read a measurement file of one of :attr:`file_kinds` into a :class:`Problem`
-        (``seed`` seeds anything random in reading it, e.g. a retrospective mask;
-        ``options`` are :attr:`load_options`)."""
+    def load(self, path, *, seed: int = 0, slice_index: int = 0, **options) -> Problem:
+        """Read one slice of a measurement file of one of :attr:`file_kinds` into a
+        :class:`Problem` (``seed`` seeds anything random in reading it, e.g. a retrospective
+        mask; ``options`` are :attr:`load_options`)."""
         raise NotImplementedError
 
     def from_measurement(self, measurement, *, source=None) -> Problem:
@@ -213,6 +213,10 @@ class Modality:
         return []
 
     # -- defaults that modalities may override -----------------------------------------
+
+    def slice_count(self, path) -> int:
+        """How many 2-D slices the measurement file holds (one by default)."""
+        return 1
 
     def reads(self, path) -> bool:
         """Whether ``path`` is a measurement of this modality (default: its

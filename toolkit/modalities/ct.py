@@ -25,7 +25,7 @@ class CTModality(Modality):
     name = "ct"
     title = "X-ray CT"
     file_kinds = ("sinogram",)
-    output_formats = ("netcdf", "png", "dicom")
+    output_formats = ("netcdf", "png", "dicom", "nifti")
     #: Tuned on ct_small, 30 parallel views, 1e5 photons per bin (``benchmarks/tune_defaults.py``);
     #: noise reference :math:`1/\sqrt{I_0}`.
     defaults = SolverDefaults(prior="ct", steps=100, lr=0.1, lam=100.0, noise_reference=1e5 ** -0.5,
@@ -39,7 +39,7 @@ class CTModality(Modality):
     demo = Demo("ct_small", "sparse-view CT: 30 parallel-beam views, 1e5 photons per bin",
                 formats=("netcdf", "dicom", "png"))
 
-    def load(self, path, *, seed: int = 0, **options) -> Problem:
+    def load(self, path, *, seed: int = 0, slice_index: int = 0, **options) -> Problem:
         from reddiff.datasets import read_sinogram
         from reddiff.operators import ct
 

@@ -28,12 +28,11 @@ class MRIModality(Modality):
     name = "mri"
     title = "MRI"
     file_kinds = ("fastmri",)
-    output_formats = ("netcdf", "png", "dicom")
+    output_formats = ("netcdf", "png", "dicom", "nifti")
     #: Tuned on mr_small, 4x random lines, 8 coils, k-space sigma 0.01 of the image maximum.
     defaults = SolverDefaults(prior="mri", steps=200, lr=0.05, lam=100.0, noise_reference=0.01,
                               weighting="sqrt", timesteps="descending", sigma_x0=0.0)
     load_options = (
-        Option("slice_index", 0, "MRI: fastMRI slice to reconstruct.", flag="--slice"),
         Option("acceleration", None, "MRI: undersample a fully sampled fastMRI file by this factor.",
                type=float),
     )
@@ -45,6 +44,18 @@ class MRIModality(Modality):
         Option("sigma", 0.01, "MRI: k-space noise, relative to the image maximum 1."),
     )
     demo = Demo("mr_small", "4x accelerated 8-coil Cartesian MRI, random lines, 16% centre (coil maps by ESPIRiT)")
+
+    def slice_count(self, path) -> int:
+        """The number of slices in the file's ``kspace`` dataset."""
+        import h5py
+
+        from reddiff.datasets._io import input_file, reading
+
+        path = input_file(path)
+        with reading(path, "fastMRI file"), h5py.File(path, "r") as f:
+            if "kspace" not in f or getattr(f["kspace"], "ndim", 0) not in (3, 4):
+                raise InputError("no (slices, [coils,] H, W) 'kspace' dataset", path=path, field="kspace")
+            return int(f["kspace"].shape[0])
 
     def load(self, path, *, seed: int = 0, slice_index: int = 0, acceleration: float | None = None,
              **options) -> Problem:

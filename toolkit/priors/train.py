@@ -218,6 +218,17 @@ def export_checkpoint(out_dir, folder=None, *, name: str = "") -> Path:
     -------
     pathlib.Path
         The prior folder; its training record says at which step it was taken.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> from reddiff.priors import load_prior
+    >>> images = [np.random.default_rng(0).standard_normal((24, 24))]
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = train_prior(images, tmp, patch_size=8, batch_size=2, steps=2,
+    ...                     model_config={"block_out_channels": (8, 8), "norm_num_groups": 4})
+    ...     load_prior(export_checkpoint(tmp, f"{tmp}/copy")).info["exported_at_step"]
+    2
     """
     state_dir = Path(out_dir) / CHECKPOINT_DIR
     try:
