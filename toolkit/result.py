@@ -201,8 +201,11 @@ class Reconstruction:
 
     # -- files --------------------------------------------------------------
     def to_netcdf(self, path) -> Path:
-        """Write the dataset to NetCDF-4 atomically (temporary file, then rename)."""
-        return atomic_write(path, lambda tmp: self.dataset.to_netcdf(tmp, engine="h5netcdf"))
+        """Write the dataset to NetCDF-4 atomically (temporary file, then rename), with CF-1.8
+        metadata (:func:`cf_encoded`)."""
+        ds = cf_encoded(self.dataset)
+        encoding = {name: {"_FillValue": None} for name in ds.coords}
+        return atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf", encoding=encoding))
 
     @classmethod
     def from_netcdf(cls, path) -> "Reconstruction":
@@ -212,9 +215,74 @@ class Reconstruction:
             raise InputError("no such file", path=path)
         try:
             with xr.open_dataset(path, engine="h5netcdf") as ds:
-                return cls(ds.load())
+                return cls(cf_decoded(ds.load()))
         except (OSError, ValueError) as err:
             raise InputError(f"not a readable NetCDF result ({err})", path=path) from err
+
+
+#: Units reddiff uses that UDUNITS (and so CF) does not know: written as "1" with the
+#: unit kept in ``reddiff_units`` and said in ``long_name``.
+NON_UDUNITS = {"HU": "Hounsfield units", "a.u.": "arbitrary units", "electron": "electrons",
+               "pixel": "pixels", "": "unitless"}
+LONG_NAMES = {"mean": "posterior mean image", "std": "standard deviation over RED-Diff runs",
+              "quantiles": "per-pixel quantiles over RED-Diff runs", "samples": "RED-Diff runs",
+              "std_calibrated": "calibrated standard deviation", "lower": "lower interval bound",
+              "upper": "upper interval bound"}
+
+
+def cf_encoded(ds: xr.Dataset) -> xr.Dataset:
+    """A copy with CF-1.8 metadata for files: ``Conventions``, ``title``, ``history``,
+    ``long_name`` and UDUNITS ``units`` on every variable, ``axis`` on ``x``/``y``.
+
+    Examples
+    --------
+    >>> rec = Reconstruction.from_samples(torch.zeros(2, 1, 3, 3), units="HU")
+    >>> encoded = cf_encoded(rec.dataset)
+    >>> encoded.attrs["Conventions"], encoded["mean"].attrs["units"], encoded["mean"].attrs["reddiff_units"]
+    ('CF-1.8', '1', 'HU')
+    >>> cf_decoded(encoded)["mean"].attrs["units"]
+    'HU'
+    """
+    import datetime
+
+    from . import __version__
+
+    ds = ds.copy()
+    ds.attrs.setdefault("Conventions", "CF-1.8")
+    ds.attrs.setdefault("title", "RED-Diff reconstruction")
+    ds.attrs.setdefault("source", f"reddiff {__version__}")
+    if "history" not in ds.attrs:
+        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        ds.attrs["history"] = f"{now} reddiff {__version__}: RED-Diff reconstruction"
+    for name in list(ds.variables):
+        attrs = dict(ds[name].attrs)
+        if name in LONG_NAMES:
+            attrs.setdefault("long_name", LONG_NAMES[name])
+        units = attrs.get("units")
+        if units in NON_UDUNITS:
+            attrs["reddiff_units"], attrs["units"] = units, "1"
+            attrs["long_name"] = f"{attrs.get('long_name', name)} ({NON_UDUNITS[units]})"
+        if name in ("x", "y"):
+            attrs.update(axis=name.upper(), long_name=attrs.get("long_name", f"{name} position of pixel centres"))
+        ds[name].attrs = attrs
+    return ds
+
+
+def cf_decoded(ds: xr.Dataset) -> xr.Dataset:
+    """The inverse of :func:`cf_encoded` for reddiff's own units (``reddiff_units`` back to ``units``)."""
+    for name in list(ds.variables):
+        attrs = ds[name].attrs
+        if "reddiff_units" in attrs:
+            attrs["units"] = attrs.pop("reddiff_units")
+            attrs["long_name"] = attrs.get("long_name", "").rsplit(" (", 1)[0]
+        defaults = {LONG_NAMES.get(name, name), f"{name} position of pixel centres"}
+        if attrs.get("long_name") in defaults:
+            attrs.pop("long_name")
+        if name in ("x", "y") and attrs.get("axis") == name.upper():
+            del attrs["axis"]
+    for key in ("Conventions", "title", "source", "history"):
+        ds.attrs.pop(key, None)
+    return ds
 
 
 def with_coords(reconstruction: Reconstruction, *, spacing=(1.0, 1.0), origin=(0.0, 0.0),

@@ -5,11 +5,13 @@ import json
 import numpy as np
 import pytest
 import torch
+import xarray as xr
 from astropy.io import fits
 from astropy.wcs import WCS
 
 from reddiff import InputError, Reconstruction
-from reddiff.result import atomic_write, with_coords, with_wcs
+from reddiff.files import atomic_write
+from reddiff.result import with_coords, with_wcs
 from reddiff.uncertainty import fit_calibration
 
 
@@ -129,3 +131,18 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
         atomic_write(tmp_path / "nope" / "out.txt", fail)
     path = atomic_write(tmp_path / "ok.json", lambda tmp: open(tmp, "w").write(json.dumps([1])))
     assert json.loads(path.read_text()) == [1]
+
+
+def test_files_carry_cf_metadata_and_read_back_in_reddiff_units(tmp_path):
+    import h5py
+
+    rec = with_coords(Reconstruction.from_samples(torch.rand(3, 1, 4, 5), units="HU"), spacing=(0.5, 0.5))
+    path = rec.to_netcdf(tmp_path / "r.nc")
+    with xr.open_dataset(path, engine="h5netcdf") as ds:
+        assert ds.attrs["Conventions"] == "CF-1.8" and "reddiff" in ds.attrs["history"]
+        assert ds["mean"].attrs["units"] == "1" and "Hounsfield" in ds["mean"].attrs["long_name"]
+        assert (ds["x"].attrs["axis"], ds["y"].attrs["axis"], ds["x"].attrs["units"]) == ("X", "Y", "mm")
+    with h5py.File(path, "r") as f:
+        assert all("_FillValue" not in f[name].attrs for name in ("x", "y", "channel", "quantile"))
+    back = Reconstruction.from_netcdf(path)
+    assert back.mean.attrs == rec.mean.attrs and back.dataset["x"].attrs == rec.dataset["x"].attrs
