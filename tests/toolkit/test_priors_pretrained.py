@@ -28,10 +28,10 @@ def test_loads_by_name_with_its_channels_and_units(shipped):
     assert command.startswith("reddiff train-prior ") and f"--recipe {name} " in command
 
 
-def test_is_a_few_megabytes_of_safetensors_with_a_model_card_and_samples(shipped):
+def test_is_under_50_megabytes_of_safetensors_with_a_model_card_and_samples(shipped):
     name, _ = shipped
     folder = PRETRAINED_DIR / name
-    assert (folder / "diffusion_pytorch_model.safetensors").stat().st_size < 8e6
+    assert (folder / "diffusion_pytorch_model.safetensors").stat().st_size < 50e6
     assert not list(folder.glob("*.bin")) and not list(folder.glob("*.pt"))
     card = (folder / "MODEL_CARD.md").read_text()
     for section in ("## Data", "## Model and training", "## Retrain", "## Denoising", "![samples](samples.png)"):
@@ -47,8 +47,8 @@ def denoising(shipped):
 
 
 def test_denoises_held_in_images_better_than_a_tuned_gaussian_filter(denoising):
-    # measured mean gains (dB) at sigma 0.05/0.1/0.2: ct +10.6/+9.0/+8.6, mri +1.4/+1.1/+0.51,
-    # astro +3.1/+2.9/+2.9; held out (ct_small, mr_small, m13): +0.75..+1.5, +0.68..+1.37, +2.4..+2.6
+    # measured mean gains (dB) at sigma 0.05/0.1/0.2: ct +10.6/+9.0/+8.6, mri +3.7/+3.1/+2.4,
+    # astro +3.1/+2.9/+2.9; held out (ct_small, mr_small, m13): +0.75..+1.5, +2.9..+3.5, +2.4..+2.6
     name, rows = denoising
     level_means = []
     for sigma in SIGMAS:
