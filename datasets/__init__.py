@@ -14,7 +14,7 @@ from .geometry import slice_spacing_mm, with_geometry
 from .images import ImageData, read_image
 from .nifti import write_nifti
 from .outputs import write_result
-from .phantoms import ellipse_phantom, synthetic_mr_contrast, tissue_maps
+from .phantoms import ellipse_phantom, pseudo_ct_head, synthetic_mr_contrast, tissue_maps
 from .samples import SAMPLES, SampleImage, list_samples, sample_image, sample_path
 from .simulate import simulate_fastmri, simulate_sinogram, simulate_sky
 from .sinogram import Sinogram, read_sinogram, write_sinogram
@@ -26,4 +26,4 @@ __all__ = ["read_image", "ImageData", "detect_format", "FORMATS", "file_kind", "
            "read_sinogram", "write_sinogram", "Sinogram", "with_geometry", "slice_spacing_mm", "write_result",
            "simulate_fastmri", "simulate_sinogram", "simulate_sky",
            "sample_image", "sample_path", "list_samples", "SampleImage", "SAMPLES", "ellipse_phantom", "write_nifti",
-           "synthetic_mr_contrast", "tissue_maps"]
+           "synthetic_mr_contrast", "tissue_maps", "pseudo_ct_head"]

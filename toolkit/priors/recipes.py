@@ -9,8 +9,10 @@ default exactly (the command is in each model card).
 =======  ========  ==============================================================
 recipe   channels  data (physical units) and value transform
 =======  ========  ==============================================================
-ct       1         two head CT slices (pydicom) at full and half resolution + 48
-                   ellipse phantoms 128x128; HU clipped to [-1000, 3000] then
+ct       1         two head CT slices (pydicom) at full and half resolution + 192
+                   ellipse phantoms 128x128 and 16 at 256x256 + pseudo-CT heads from the
+                   MNI152 tissue maps (:func:`reddiff.datasets.pseudo_ct_head`, 33 axial
+                   slices x 2); HU clipped to [-1000, 3000] then
                    :math:`\mu = \mu_w (1 + HU/1000)` in 1/mm
                    (:func:`reddiff.operators.ct.hu_to_mu`); network units
                    :math:`(\mu - \mu_w)/\mu_w = HU/1000`
@@ -84,12 +86,21 @@ def _half(image: np.ndarray) -> np.ndarray:
     return image[:h, :w].reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3))
 
 
+#: Ellipse phantoms of the ct recipe: (size, seeds); seeds 1000-1001 are its evaluation images.
+CT_PHANTOMS = ((128, range(192)), (256, range(2000, 2016)))
+#: MNI152 axial slices made into pseudo-CT heads, and variants per slice.
+CT_PSEUDO_SLICES, CT_PSEUDO_VARIANTS = range(20, 151, 4), 2
+
+
 def _ct_images() -> list:
-    from reddiff.datasets import ellipse_phantom, sample_image
+    from reddiff.datasets import ellipse_phantom, pseudo_ct_head, sample_image
 
     slices = [hu_to_mu(np.clip(sample_image(n).array, *HU_CLIP)) for n in ("head_ct_j2k", "head_ct_693")]
-    phantoms = [hu_to_mu(ellipse_phantom((128, 128), seed=seed)) for seed in range(48)]
-    return slices + [_half(s) for s in slices] + phantoms
+    phantoms = [hu_to_mu(ellipse_phantom((size, size), seed=seed)) for size, seeds in CT_PHANTOMS for seed in seeds]
+    _, maps = _mni_volumes()
+    heads = [hu_to_mu(pseudo_ct_head({k: v[i] for k, v in maps.items()}, seed=(i, k)))
+             for i in CT_PSEUDO_SLICES for k in range(CT_PSEUDO_VARIANTS)]
+    return slices + [_half(s) for s in slices] + phantoms + heads
 
 
 def _ct_evaluation() -> dict:
@@ -229,8 +240,10 @@ def _astro_evaluation() -> dict:
 
 RECIPES = {
     "ct": Recipe("ct", "pydicom head CT slices J2K_pixelrep_mismatch.dcm and 693_J2KI.dcm "
-                 "(512x512, HU clipped to [-1000, 3000], full and half resolution) and 48 random "
-                 "ellipse head phantoms 128x128 (reddiff.datasets.ellipse_phantom seeds 0-47), "
+                 "(512x512, HU clipped to [-1000, 3000], full and half resolution), 192 random "
+                 "ellipse head phantoms 128x128 (reddiff.datasets.ellipse_phantom seeds 0-191) and 16 "
+                 "at 256x256 (seeds 2000-2015), and pseudo-CT heads from the MNI152 tissue maps "
+                 "(reddiff.datasets.pseudo_ct_head, axial slices 20-150 every 4th, 2 variants each), "
                  "converted to linear attenuation (1/mm)",
                  1, AffineTransform(offset=MU_WATER, scale=MU_WATER, unit="1/mm"),
                  _ct_images, _ct_evaluation),
