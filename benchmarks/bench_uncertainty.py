@@ -230,28 +230,27 @@ def modality_problems(modality: str, n: int, args) -> list[Problem]:
     transposes of ``mr_small`` (4x, 8 coils); sky: crops of ``m13`` (Moffat blur,
     CCD noise). Images are ``--modality-size`` pixels square.
     """
+    from reddiff import modalities
     from reddiff.datasets import sample_image
-    from reddiff.operators import ct, mri, telescope
-    from reddiff.pipeline import prior_for, problem_from_measurement
+    from reddiff.operators import ct
+    from reddiff.pipeline import prior_for
 
     size = args.modality_size
-    name = {"ct": "ct_small", "mri": "mr_small", "astro": "m13"}[modality]
-    image = torch.tensor(sample_image(name).array)
+    chosen = modalities.get(modality)
+    image = torch.tensor(sample_image(chosen.demo.sample).array)
     problems = []
     for i in range(n):
         if modality == "mri":
             view = torch.rot90(image, i % 4).flip(-1) if i >= 4 else torch.rot90(image, i)
             view = view[:size, :size] / view.max()
-            m = mri.simulate(view[None, None], acceleration=4, center_fraction=0.16, coils=8, seed=300 + i)
+            problem = chosen.canonical_problem(image=view.numpy(), center_fraction=0.16, seed=300 + i)
         else:
             room = image.shape[-1] - size
             r, c = (room * ((i * 5) % 9) // 8, room * ((i * 7) % 9) // 8)
-            crop = image[r:r + size, c:c + size][None, None]
-            m = ct.simulate(ct.hu_to_mu(crop.clamp_min(-1000)), views=30, I0=1e5, pixel_spacing_mm=0.661,
-                            seed=300 + i) if modality == "ct" else \
-                telescope.simulate(crop, psf=telescope.moffat_psf(), seed=300 + i)
-        problem = problem_from_measurement(m, modality)
-        problems.append(Problem(m.y, m.physics, m.x_true, prior_for(problem), init=problem.init))
+            crop = image[r:r + size, c:c + size]
+            crop = ct.hu_to_mu(crop.clamp_min(-1000)) if modality == "ct" else crop
+            problem = chosen.canonical_problem(image=crop.numpy(), seed=300 + i)
+        problems.append(Problem(problem.y, problem.physics, problem.truth, prior_for(problem), init=problem.init))
     return problems
 
 
