@@ -39,6 +39,20 @@ def _kspace_declaring(tmp_path, shape):
     return path
 
 
+def _kspace_without_header(small, tmp_path):
+    path = simulate_fastmri(sample_image("mr_small").array[::2, ::2], tmp_path / "nohdr.h5", coils=2,
+                            acceleration=2.0, center_fraction=0.25)
+    with h5py.File(path, "r+") as f:
+        del f["ismrmrd_header"]
+    return path
+
+
+def _constant_reference(tmp_path):
+    path = tmp_path / "flat.npy"
+    np.save(path, np.ones((32, 32), np.float32))
+    return path
+
+
 CASES = {
     "sinogram declaring 20000x20000": (lambda s, t: ["reconstruct", _sinogram_declaring(s, t, (20000, 20000))],
                                        "20000x20000 images would need"),
@@ -57,6 +71,10 @@ CASES = {
                                 "--out", t / "c.h5"], "coils"),
     "1e6 px FWHM": (lambda s, t: ["simulate", sample_path("m13"), "--modality", "astro", "--fwhm", 1000000,
                                   "--out", t / "f.fits"], "PSF would be"),
+    "fastMRI without ismrmrd_header": (lambda s, t: ["reconstruct", _kspace_without_header(s, t)],
+                                       "ismrmrd_header"),
+    "constant reference": (lambda s, t: ["reconstruct", s["ct"], "--reference", _constant_reference(t)],
+                           "is constant"),
     "HDF5 named .fits": (lambda s, t: ["simulate", sample_path("ct_small"), "--modality", "ct",
                                        "--out", t / "x.fits"], "not .fits"),
 }

@@ -155,6 +155,8 @@ def attach_reference(problem: Problem, reference) -> None:
     shape = tuple(problem.baseline.shape[-2:])
     if array.shape != shape:
         raise InputError(f"has shape {array.shape}; expected the reconstruction grid {shape}", path=reference)
+    if not float(np.ptp(array)) > 0:
+        raise InputError("is constant: a reference image needs contrast (PSNR, error maps)", path=reference)
     problem.truth = modalities.get(problem.modality).reference_truth(array, ref.unit)
     fmt = detect_format(reference)
     if fmt == "dicom":  # DICOM outputs in the reference's geometry
@@ -519,6 +521,11 @@ def check_outputs(problem: Problem, formats) -> None:
                          field="format")
     if "fits" in formats and not isinstance(problem.source, SkyImage):
         raise InputError("FITS output needs a FITS measurement or reference", field="format")
+    if problem.source is not None:  # the geometry the outputs will need, before any long work
+        from reddiff.datasets import with_geometry
+
+        with_geometry(Reconstruction.from_samples(problem.baseline.detach().float()[:1], quantiles=()),
+                      problem.source)
 
 
 def summary_line(result: Reconstruction) -> str:
