@@ -47,6 +47,12 @@ def _kspace_without_header(small, tmp_path):
     return path
 
 
+def _frame_without_wcs(tmp_path):
+    from reddiff.datasets import simulate_sky
+
+    return simulate_sky(sample_image("m13").array[:32, :32], tmp_path / "f.fits", tmp_path / "f_psf.fits")
+
+
 def _constant_reference(tmp_path):
     path = tmp_path / "flat.npy"
     np.save(path, np.ones((32, 32), np.float32))
@@ -73,6 +79,7 @@ CASES = {
                                   "--out", t / "f.fits"], "PSF would be"),
     "fastMRI without ismrmrd_header": (lambda s, t: ["reconstruct", _kspace_without_header(s, t)],
                                        "ismrmrd_header"),
+    "FITS frame without a celestial WCS": (lambda s, t: ["reconstruct", _frame_without_wcs(t)], "no celestial WCS"),
     "constant reference": (lambda s, t: ["reconstruct", s["ct"], "--reference", _constant_reference(t)],
                            "is constant"),
     "HDF5 named .fits": (lambda s, t: ["simulate", sample_path("ct_small"), "--modality", "ct",
