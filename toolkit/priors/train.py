@@ -40,8 +40,9 @@ from .data import PatchSampler, load_images
 from .unet import DEFAULT_SCHEDULE, DEFAULT_UNET, UNetPrior, make_unet, schedule_from_config
 
 CHECKPOINT_DIR = "checkpoint"
-STATE_WEIGHTS = "training_state.safetensors"
 STATE_JSON = "training_state.json"
+#: Largest weights file a checkpoint writes (bytes): shards stay small enough for any git host.
+SHARD_BYTES = 16 * 2**20
 #: Label of the data stream in the seed sequence ``(seed, DATA_STREAM, step)``.
 DATA_STREAM = 0
 #: Settings a resumed run must share with its checkpoint.
@@ -230,12 +231,7 @@ def export_checkpoint(out_dir, folder=None, *, name: str = "") -> Path:
     ...     load_prior(export_checkpoint(tmp, f"{tmp}/copy")).info["exported_at_step"]
     2
     """
-    state_dir = Path(out_dir) / CHECKPOINT_DIR
-    try:
-        meta = json.loads((state_dir / STATE_JSON).read_text())
-        tensors = load_file(state_dir / STATE_WEIGHTS)
-    except (OSError, ValueError) as err:
-        raise InputError(f"cannot read the training checkpoint: {err}", path=state_dir) from err
+    meta, tensors = _read_state(Path(out_dir) / CHECKPOINT_DIR, "cpu")
     settings = meta["settings"]
     ema = _init_model(settings["channels"], settings["patch_size"], settings["model_config"], settings["seed"])
     ema.load_state_dict(_strip(tensors, "ema."))
@@ -331,7 +327,9 @@ def _mean_over_processes(value: float, world: int) -> float:
 
 
 def _save_state(folder: Path, settings: dict, model, ema, optimizer, state: dict) -> None:
-    """Write the resumable state atomically (temporary files, then rename)."""
+    """Write the resumable state: weights in shards of at most :data:`SHARD_BYTES`, named by
+    step, then the JSON that lists them (renamed into place last, so it always names a
+    complete set), then the shards of earlier steps are removed."""
     folder.mkdir(parents=True, exist_ok=True)
     optim = optimizer.state_dict()
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
@@ -339,20 +337,47 @@ def _save_state(folder: Path, settings: dict, model, ema, optimizer, state: dict
     tensors.update({f"optimizer.{i}.{k}": torch.as_tensor(v) for i, s in optim["state"].items()
                     for k, v in s.items()})
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    meta = {"settings": settings, "param_groups": optim["param_groups"], **state}
-    save_file(tensors, folder / (STATE_WEIGHTS + ".tmp"))
+    files = []
+    for number, shard in enumerate(_shards(tensors, SHARD_BYTES)):
+        name = f"training_state-{state['step']:07d}-{number:03d}.safetensors"
+        save_file(shard, folder / (name + ".tmp"))
+        os.replace(folder / (name + ".tmp"), folder / name)
+        files.append(name)
+    meta = {"settings": settings, "param_groups": optim["param_groups"], "files": files, **state}
     (folder / (STATE_JSON + ".tmp")).write_text(json.dumps(meta))
-    os.replace(folder / (STATE_WEIGHTS + ".tmp"), folder / STATE_WEIGHTS)
     os.replace(folder / (STATE_JSON + ".tmp"), folder / STATE_JSON)
+    for old in folder.glob("training_state*.safetensors"):
+        if old.name not in files:
+            old.unlink()
+
+
+def _shards(tensors: dict, limit: int) -> list[dict]:
+    """Consecutive groups of tensors of at most ``limit`` bytes each (a larger tensor alone)."""
+    shards, current, size = [], {}, 0
+    for key, value in tensors.items():
+        nbytes = value.numel() * value.element_size()
+        if current and size + nbytes > limit:
+            shards.append(current)
+            current, size = {}, 0
+        current[key], size = value, size + nbytes
+    return shards + [current] if current else shards
+
+
+def _read_state(folder: Path, device) -> tuple[dict, dict]:
+    """The checkpoint's JSON and all its tensors."""
+    try:
+        meta = json.loads((folder / STATE_JSON).read_text())
+        tensors = {}
+        for name in meta["files"]:
+            tensors.update(load_file(folder / name, device=str(device)))
+    except (OSError, ValueError, KeyError) as err:
+        raise InputError(f"cannot read the training checkpoint: {err}; pass resume=False "
+                         "(--no-resume) to start over", path=folder) from err
+    return meta, tensors
 
 
 def _load_state(folder: Path, settings: dict, model, ema, optimizer, device) -> dict:
-    try:
-        meta = json.loads((folder / STATE_JSON).read_text())
-        tensors = load_file(folder / STATE_WEIGHTS, device=str(device))
-    except (OSError, ValueError) as err:
-        raise InputError(f"cannot read the training checkpoint: {err}; pass resume=False "
-                         "(--no-resume) to start over", path=folder) from err
+    meta, tensors = _read_state(folder, device)
     changed = [k for k in RESUME_KEYS if _jsonable(settings[k]) != meta["settings"].get(k)]
     if changed:
         raise InputError(f"checkpoint was trained with other settings ({', '.join(changed)}); "
