@@ -13,7 +13,7 @@ from .formats import KINDS, describe, file_kind, read_measurement
 from .geometry import slice_spacing_mm, with_geometry
 from .images import ImageData, read_image
 from .nifti import write_nifti
-from .outputs import write_result
+from .outputs import check_source_formats, source_for_formats, write_result
 from .phantoms import ellipse_phantom, pseudo_ct_head, synthetic_mr_contrast, tissue_maps
 from .samples import SAMPLES, SampleImage, list_samples, sample_image, sample_path
 from .simulate import simulate_fastmri, simulate_sinogram, simulate_sky
@@ -23,7 +23,7 @@ __all__ = ["read_image", "ImageData", "detect_format", "FORMATS", "file_kind", "
            "describe", "read_measurement",
            "read_dicom", "write_dicom", "DicomVolume", "read_fits", "read_psf", "write_fits", "SkyImage",
            "read_fastmri", "write_fastmri", "column_mask", "MRIData", "MRIHeader",
-           "read_sinogram", "write_sinogram", "Sinogram", "with_geometry", "slice_spacing_mm", "write_result",
+           "read_sinogram", "write_sinogram", "Sinogram", "with_geometry", "check_source_formats", "source_for_formats", "slice_spacing_mm", "write_result",
            "simulate_fastmri", "simulate_sinogram", "simulate_sky",
            "sample_image", "sample_path", "list_samples", "SampleImage", "SAMPLES", "ellipse_phantom", "write_nifti",
            "synthetic_mr_contrast", "tissue_maps", "pseudo_ct_head"]

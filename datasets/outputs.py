@@ -14,6 +14,38 @@ from .dicom import DicomVolume, write_dicom
 from .fits import SkyImage, write_fits
 
 
+#: Output formats that need a source of one kind, and what to give when it is missing.
+SOURCE_FORMATS = {"dicom": (DicomVolume, "DICOM output needs a DICOM source: pass the original slice as the reference"),
+                  "fits": (SkyImage, "FITS output needs a FITS measurement or reference")}
+
+
+def check_source_formats(source, formats) -> None:
+    """Refuse formats that need a source ``source`` is not (DICOM beside a DICOM source, FITS beside a FITS one).
+
+    Examples
+    --------
+    >>> check_source_formats(None, ("netcdf", "dicom"))
+    Traceback (most recent call last):
+    ...
+    reddiff.errors.InputError: [format] DICOM output needs a DICOM source: pass the original slice as the reference
+    """
+    for name, (kind, message) in SOURCE_FORMATS.items():
+        if name in formats and not isinstance(source, kind):
+            raise InputError(message, field="format")
+
+
+def source_for_formats(source, formats):
+    """``source`` if one of ``formats`` is written beside it, else None (NetCDF and figures only).
+
+    Examples
+    --------
+    >>> source_for_formats(None, ("netcdf", "png")) is None
+    True
+    """
+    return source if any(name in formats and isinstance(source, kind)
+                         for name, (kind, _) in SOURCE_FORMATS.items()) else None
+
+
 def write_result(reconstruction: Reconstruction, out_dir, *, source=None, stem: str = "reconstruction",
                  figure: bool = True, slice_index: int = 0, truth=None) -> dict[str, Path]:
     """Write ``{stem}.nc``, plus DICOM/FITS for such a source, plus ``{stem}.png``.

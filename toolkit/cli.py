@@ -60,9 +60,8 @@ def check_modality_options(modality, options: dict, attribute: str, command: str
     own = {o.name for o in getattr(modality, attribute)}
     foreign = sorted(set(options) - own)
     if foreign:
-        owners = {o.name: (o.cli_flag, m) for m in map(modalities.get, modalities.names())
-                  for o in getattr(m, attribute)}
-        said = ", ".join(f"{owners[k][0]} ({owners[k][1].name})" for k in foreign)
+        owners = modalities.option_owners(attribute)
+        said = ", ".join(f"{owners[k][0]} ({owners[k][1]})" for k in foreign)
         raise ReddiffError(f"{said}: not an option of {command} for {modality.name}")
 
 
@@ -152,7 +151,9 @@ def reconstruct(
         check_output_folder(folder, overwrite=overwrite)
         indices = slice_indices(input, slices)
         if len(indices) > 1:
-            _reconstruct_volume(input, indices, folder, formats=formats, overwrite=overwrite, quiet=quiet,
+            if reference is not None:
+                raise ReddiffError(f"{reference}: a reference applies to one slice; add --slices N")
+            _reconstruct_volume(input, slices, indices, folder, formats=formats, overwrite=overwrite, quiet=quiet,
                                 modality=modality, seed=seed, load_options=given(options), prior=prior,
                                 n_samples=samples, device=device, steps=steps, lr=lr, lam=lam,
                                 weighting=weighting, timesteps=timesteps, sigma_x0=sigma_x0)
@@ -172,7 +173,7 @@ def reconstruct(
         typer.echo(summary_line(result) + f"; wrote {len(written)} files to {folder}")
 
 
-def _reconstruct_volume(path: Path, indices, folder: Path, *, formats, overwrite: bool, quiet: bool,
+def _reconstruct_volume(path: Path, slices, indices, folder: Path, *, formats, overwrite: bool, quiet: bool,
                         **settings) -> None:
     """``reconstruct`` of several slices: one progress bar over all their steps, one result folder."""
     from .files import locked_output
@@ -186,7 +187,7 @@ def _reconstruct_volume(path: Path, indices, folder: Path, *, formats, overwrite
     with locked_output(folder):
         typer.echo(f"{path}: {len(indices)} slices ({indices[0]}-{indices[-1]})", err=True)
         with ProgressBar(desc="RED-Diff", disable=quiet) as bar:
-            volume = reconstruct_volume(path, slices=f"{indices[0]}:{indices[-1] + 1}", callback=bar, **settings)
+            volume = reconstruct_volume(path, slices=slices, callback=bar, **settings)
         written = save_volume_outputs(volume, folder, formats=formats, overwrite=overwrite)
     psnrs = [r.dataset.attrs.get("psnr_db") for r in volume.results]
     quality = "" if None in psnrs else f", mean PSNR {sum(psnrs) / len(psnrs):.2f} dB"

@@ -40,19 +40,11 @@ def problem_from_measurement(measurement, modality: str, *, source=None) -> Prob
     Parameters
     ----------
     measurement : reddiff.operators.Measurement
-        From ``reddiff.operators.ct|mri|telescope.simulate``.
+        From a ``simulate`` of :mod:`reddiff.operators`.
     modality : str
         A registered modality name (:func:`reddiff.modalities.names`).
     source : object, optional
         The image it was simulated from (geometry, DICOM/FITS outputs).
-
-    Examples
-    --------
-    >>> import torch
-    >>> from reddiff.operators import ct
-    >>> m = ct.simulate(torch.full((1, 1, 32, 32), ct.MU_WATER), views=12, I0=1e4, seed=0)
-    >>> problem_from_measurement(m, "ct").baseline_name
-    'FBP (Hann)'
     """
     return modalities.get(modality).from_measurement(measurement, source=source)
 
@@ -64,20 +56,17 @@ def load_problem(path, *, modality: str = "auto", reference=None, seed: int = 0,
     Parameters
     ----------
     path : str or os.PathLike
-        A measurement file of a registered modality (fastMRI HDF5, reddiff sinogram
-        ``.h5``/``.nc``/``.npz``, FITS frame, ...).
+        A measurement file a registered modality reads (:func:`reddiff.modalities.for_file`).
     modality : str
         ``"auto"`` takes it from the file; otherwise it must agree with the file.
     reference : str or os.PathLike, optional
-        An image file of the truth (e.g. the DICOM slice a sinogram was simulated
-        from), for PSNR and, for DICOM, derived DICOM outputs with its geometry.
+        An image file of the truth (e.g. the slice a measurement was simulated from), for PSNR and, for DICOM, derived DICOM outputs with its geometry.
     seed : int
-        Seeds anything random in reading (a retrospective MRI mask).
+        Seeds anything random in reading (a retrospective undersampling mask).
     slice_index : int
         The slice of a multi-slice file (:func:`slice_indices`).
     **options
-        The modality's own options (``Modality.load_options``: ``acceleration`` for MRI,
-        ``psf`` for astro); None values are ignored.
+        The modality's own options (``Modality.load_options``); None values are ignored.
 
     Returns
     -------
@@ -90,9 +79,9 @@ def load_problem(path, *, modality: str = "auto", reference=None, seed: int = 0,
     given = {k: v for k, v in options.items() if v is not None}
     unknown = sorted(set(given) - {o.name for o in found.load_options})
     if unknown:
-        owners = {o.name: f"{o.cli_flag} applies to {m.name} only" for m in map(modalities.get, modalities.names())
-                  for o in m.load_options}
-        said = "; ".join(owners.get(k, f"{k} is not an option") for k in unknown)
+        owners = modalities.option_owners("load_options")
+        said = "; ".join(f"{owners[k][0]} applies to {owners[k][1]} only" if k in owners else f"{k} is not an option"
+                         for k in unknown)
         raise InputError(f"is a {found.title} measurement ({found.name}): {said}", path=path, field=unknown[0])
     try:
         count = found.slice_count(path)
@@ -174,22 +163,13 @@ def noise_level(problem: Problem) -> float:
     measured to scale as :math:`1/\sigma` across a decade of noise (see
     ``benchmarks/tune_defaults.py``), so :func:`reconstruct` scales the default by
     this level (``Modality.noise_level`` says what it measures).
-
-    Examples
-    --------
-    >>> import torch
-    >>> from reddiff.operators import ct
-    >>> m = ct.simulate(torch.full((1, 1, 16, 16), ct.MU_WATER), views=8, I0=1e4, seed=0)
-    >>> round(noise_level(problem_from_measurement(m, "ct")), 4)
-    0.01
     """
     return modalities.get(problem.modality).noise_level(problem)
 
 
 def prior_for(problem: Problem, prior=None):
     """The prior for a problem: the modality's default, a name or a folder, or a
-    :class:`reddiff.priors.Prior`, adapted to the problem by its modality (MRI: rescaled
-    to the image scale)."""
+    :class:`reddiff.priors.Prior`, adapted to the problem by its modality (``Modality.prior``)."""
     return modalities.get(problem.modality).prior(problem, prior)
 
 
@@ -222,7 +202,7 @@ def reconstruct(problem: Problem, *, prior=None, n_samples: int = 8, seed: int |
     Returns
     -------
     Reconstruction
-        In the modality's display units (HU for CT, electrons for sky images); ``attrs``
+        In the modality's display units (``Modality.to_display_units``); ``attrs``
         also record the modality, the baseline and, when the truth is known, PSNR of
         mean and baseline.
     """
@@ -327,13 +307,12 @@ def reconstruct_volume(path, *, slices=None, modality: str = "auto", seed: int =
 
 
 def to_display_units(result: Reconstruction, problem: Problem) -> Reconstruction:
-    """A result in physical units, in the problem's display units (CT: HU; sky: electrons)."""
+    """A result in physical units, in the problem's display units (``Modality.to_display_units``)."""
     return modalities.get(problem.modality).to_display_units(result)
 
 
 def reference_for(result: Reconstruction, problem: Problem) -> torch.Tensor | None:
-    """The truth in the result's units, ready for error maps and coverage (MRI magnitude
-    references take the mean's phase; see ``Modality.reference_for``)."""
+    """The truth in the result's units, ready for error maps and coverage (``Modality.reference_for``)."""
     return modalities.get(problem.modality).reference_for(result, problem)
 
 
@@ -380,7 +359,7 @@ def save_outputs(result: Reconstruction, problem: Problem, out_dir, *, formats=(
     dict
         Kind -> path of every file in the result folder.
     """
-    from reddiff.datasets import DicomVolume, SkyImage, with_geometry, write_result
+    from reddiff.datasets import source_for_formats, with_geometry, write_result
 
     from .files import staged_output
     from .report import write_report
@@ -392,8 +371,7 @@ def save_outputs(result: Reconstruction, problem: Problem, out_dir, *, formats=(
     source = problem.source
     if source is not None:
         result = with_geometry(result, source)
-    keep = source if (isinstance(source, DicomVolume) and "dicom" in formats) or \
-        (isinstance(source, SkyImage) and "fits" in formats) else None
+    keep = source_for_formats(source, formats)
     truth = modality.reference_for(result, problem)
     out_dir = Path(out_dir)
     with staged_output(out_dir, overwrite=overwrite) as staging:
@@ -410,9 +388,7 @@ def save_outputs(result: Reconstruction, problem: Problem, out_dir, *, formats=(
             written.update({"report": report, "png": report.parent / "uncertainty.png"})
         for kind, path in (extra_files or {}).items():
             written[kind] = Path(shutil.move(str(path), staging / Path(path).name))
-        for name, record in (records or {}).items():
-            written[Path(name).stem] = staging / name
-            (staging / name).write_text(json.dumps(record, indent=2, default=str) + "\n")
+        written.update(_write_records(staging, records))
     return {kind: out_dir / path.name for kind, path in written.items()}
 
 
@@ -471,10 +447,17 @@ def save_volume_outputs(volume: Volume, out_dir, *, formats=("netcdf", "png"), o
                                         f"of {len(volume.slices)} reconstructed",
                                   labels={"measurement": problem.measurement_name, "baseline": problem.baseline_name})
             written.update({"report": report, "png": report.parent / "uncertainty.png"})
-        for name, record in (records or {}).items():
-            written[Path(name).stem] = staging / name
-            (staging / name).write_text(json.dumps(record, indent=2, default=str) + "\n")
+        written.update(_write_records(staging, records))
     return {kind: out_dir / path.name for kind, path in written.items()}
+
+
+def _write_records(folder: Path, records: dict | None) -> dict[str, Path]:
+    """JSON files (name -> object) written into a result folder."""
+    written = {}
+    for name, record in (records or {}).items():
+        written[Path(name).stem] = folder / name
+        (folder / name).write_text(json.dumps(record, indent=2, default=str) + "\n")
+    return written
 
 
 def _write_nifti(result: Reconstruction, folder: Path, slice_spacing: float) -> dict[str, Path]:
@@ -493,19 +476,10 @@ def _write_nifti(result: Reconstruction, folder: Path, slice_spacing: float) -> 
 
 
 def check_outputs(problem: Problem, formats) -> None:
-    """Refuse output formats the problem cannot give, before any long work.
-
-    Examples
-    --------
-    >>> import torch
-    >>> from reddiff.operators import ct
-    >>> m = ct.simulate(torch.full((1, 1, 16, 16), ct.MU_WATER), views=8, I0=1e4, seed=0)
-    >>> check_outputs(problem_from_measurement(m, "ct"), ("netcdf", "dicom"))
-    Traceback (most recent call last):
-    ...
-    reddiff.errors.InputError: [format] DICOM output needs a DICOM source: pass the original slice as the reference
-    """
-    from reddiff.datasets import DicomVolume, SkyImage
+    """Refuse output formats the problem cannot give, before any long work: unknown ones,
+    ones its modality does not offer, ones needing another source (DICOM, FITS), and a
+    source whose geometry the outputs could not carry."""
+    from reddiff.datasets import check_source_formats, with_geometry
 
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
@@ -516,14 +490,8 @@ def check_outputs(problem: Problem, formats) -> None:
     if unavailable:
         raise InputError(f"{', '.join(unavailable)} output is not available for {problem.modality}; "
                          f"expected {', '.join(offered)}", field="format")
-    if "dicom" in formats and not isinstance(problem.source, DicomVolume):
-        raise InputError("DICOM output needs a DICOM source: pass the original slice as the reference",
-                         field="format")
-    if "fits" in formats and not isinstance(problem.source, SkyImage):
-        raise InputError("FITS output needs a FITS measurement or reference", field="format")
-    if problem.source is not None:  # the geometry the outputs will need, before any long work
-        from reddiff.datasets import with_geometry
-
+    check_source_formats(problem.source, formats)
+    if problem.source is not None:
         with_geometry(Reconstruction.from_samples(problem.baseline.detach().float()[:1], quantiles=()),
                       problem.source)
 

@@ -296,8 +296,6 @@ def _version() -> str:
 #: Most optimisation steps and samples one call takes (far beyond any useful run).
 MAX_STEPS = 1_000_000
 MAX_SAMPLES = 10_000
-#: Share of the machine's memory the kept samples and their summaries may take.
-SAMPLE_MEMORY_FRACTION = 0.5
 
 
 def _is_real(value) -> bool:
@@ -311,18 +309,11 @@ def _check_count(name: str, value, limit: int) -> None:
 
 def _check_sample_memory(mu0: torch.Tensor, n_samples: int, keep_samples: bool, quantiles) -> None:
     """Refuse a run whose samples alone (all are summarised at the end) exceed the memory budget."""
-    import os
+    from reddiff.operators.base import check_memory
 
     per_sample = 4 * mu0[0].numel() * (3 + bool(keep_samples))  # sample, Adam moments, kept copy
-    needed = per_sample * n_samples * (1 + len(quantiles or ()) / max(n_samples, 1))
-    try:
-        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return
-    if needed > SAMPLE_MEMORY_FRACTION * total:
-        raise InputError(f"{n_samples} samples of {tuple(mu0.shape[1:])} need about {needed / 2**30:.1f} GiB, "
-                         f"more than {SAMPLE_MEMORY_FRACTION:.0%} of this machine's {total / 2**30:.0f} GiB; "
-                         "ask for fewer samples", field="n_samples")
+    check_memory(per_sample * n_samples + 4 * mu0[0].numel() * len(quantiles or ()),
+                 f"{n_samples} samples of {tuple(mu0.shape[1:])}", field="n_samples")
 
 
 def _resolve_seeds(seed, n_samples: int) -> list[int]:

@@ -132,6 +132,18 @@ def for_file(path) -> Modality:
                      "make one from an image with `reddiff simulate`", path=path)
 
 
+def option_owners(attribute: str) -> dict:
+    """Option name -> ``(flag, modality name)`` over every registered modality's
+    ``attribute`` (``"load_options"`` or ``"simulate_options"``), to say whose option one is.
+
+    Examples
+    --------
+    >>> option_owners("load_options")["psf"]
+    ('--psf', 'astro')
+    """
+    return {o.name: (o.cli_flag, m.name) for m in map(get, names()) for o in getattr(m, attribute)}
+
+
 def defaults_for(name: str):
     """The measured RED-Diff settings of modality ``name`` (:class:`reddiff.defaults.SolverDefaults`).
 
@@ -168,4 +180,4 @@ for _builtin in (_CT, _MRI, _ASTRO):
     register(_builtin)
 
 __all__ = ["Modality", "Problem", "Option", "Demo", "Classical", "register", "unregister", "names", "get", "for_file",
-           "defaults_for", "DEFAULTS", "ENTRY_POINT_GROUP"]
+           "defaults_for", "option_owners", "DEFAULTS", "ENTRY_POINT_GROUP"]

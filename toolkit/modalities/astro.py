@@ -51,13 +51,12 @@ class AstroModality(Modality):
     demo = Demo("m13", "Moffat-blurred CCD frame (FWHM 3 px), sky 10 e-, read noise 3 e-, 128x128 cutout",
                 formats=("netcdf", "fits", "png"))
 
-    def load(self, path, *, seed: int = 0, slice_index: int = 0, psf=None, **options) -> Problem:
+    def load(self, path, *, seed: int = 0, slice_index: int = 0, psf=None) -> Problem:
         from astropy.stats import sigma_clipped_stats
 
         from reddiff.datasets import read_fits, read_psf
         from reddiff.operators import telescope
 
-        self.check_options(options, self.load_options, "files")
         sky = read_fits(path)
         if sky.array.ndim != 2:
             raise InputError(f"holds a cube of shape {sky.array.shape}; expected one 2-D image", path=sky.path)

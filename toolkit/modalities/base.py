@@ -18,7 +18,6 @@ import numpy as np
 import torch
 
 from ..defaults import SolverDefaults
-from ..errors import InputError
 
 
 @dataclass(eq=False)
@@ -248,14 +247,3 @@ class Modality:
     def reference_for(self, result, problem: Problem) -> torch.Tensor | None:
         """The truth in the result's units, ready for error maps and coverage."""
         return None if problem.truth is None else self.display_image(problem.truth)
-
-    # -- shared helpers ----------------------------------------------------------------
-
-    def check_options(self, given: dict, options: tuple[Option, ...], what: str) -> None:
-        """Refuse keyword options this modality does not take, naming the ones it does."""
-        known = {o.name for o in options}
-        unknown = sorted(set(given) - known)
-        if unknown:
-            accepted = ", ".join(o.cli_flag for o in options) or "none"
-            raise InputError(f"{', '.join(unknown)} does not apply to {self.name} {what} "
-                             f"(its options: {accepted})", field=unknown[0])

@@ -20,7 +20,17 @@ from .base import Classical, Demo, Modality, Option, Problem
 
 
 class CTModality(Modality):
-    """Parallel- or fan-beam CT from reddiff sinogram files (counts or line integrals)."""
+    """Parallel- or fan-beam CT from reddiff sinogram files (counts or line integrals).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from reddiff.operators import ct
+    >>> m = ct.simulate(torch.full((1, 1, 16, 16), ct.MU_WATER), views=8, I0=1e4, seed=0)
+    >>> problem = MODALITY.from_measurement(m)
+    >>> problem.baseline_name, round(MODALITY.noise_level(problem), 4)
+    ('FBP (Hann)', 0.01)
+    """
 
     name = "ct"
     title = "X-ray CT"
@@ -39,11 +49,10 @@ class CTModality(Modality):
     demo = Demo("ct_small", "sparse-view CT: 30 parallel-beam views, 1e5 photons per bin",
                 formats=("netcdf", "dicom", "png"))
 
-    def load(self, path, *, seed: int = 0, slice_index: int = 0, **options) -> Problem:
+    def load(self, path, *, seed: int = 0, slice_index: int = 0) -> Problem:
         from reddiff.datasets import read_sinogram
         from reddiff.operators import ct
 
-        self.check_options(options, self.load_options, "files")
         sino = read_sinogram(path)
         physics = ct.ct_physics(sino.image_shape, geometry=sino.geometry, angles=sino.angles,
                                 pixel_spacing_mm=sino.pixel_spacing_mm, detector_spacing_mm=sino.detector_spacing_mm,
@@ -68,13 +77,10 @@ class CTModality(Modality):
         from reddiff.operators import ct
 
         term = getattr(physics, "data_term", None)
-        if isinstance(term, TransmissionLikelihood):
-            sinogram = ct.line_integrals(y, term.I0)
-        elif isinstance(term, GaussianLikelihood):
-            sinogram = y
-        else:
+        if not isinstance(term, (TransmissionLikelihood, GaussianLikelihood)):
             raise InputError("a CT problem needs physics.data_term: TransmissionLikelihood (counts) or "
                              "GaussianLikelihood (line integrals)", field="data_term")
+        sinogram = _line_integrals(y, term)
         baseline = ct.fbp(sinogram, physics, filter="hann")
         views = int(physics.angles.numel())
         return Problem(self.name, y, physics, baseline, "FBP (Hann)", init=baseline.clamp_min(0),
@@ -98,20 +104,13 @@ class CTModality(Modality):
         from reddiff.operators import ct
         from reddiff.operators.base import tv_reconstruction
 
-        sinogram = self._line_integrals(problem)
+        sinogram = _line_integrals(problem.y, problem.physics.data_term)
         start = ct.sirt(sinogram, problem.physics, iterations=50)
         return [Classical("SIRT", "iterations", (25, 50, 100, 200),
                           lambda n: ct.sirt(sinogram, problem.physics, iterations=int(n)), integer=True),
                 Classical("SIRT+TV", "lam", (0.01, 0.03, 0.1, 0.3),
                           lambda lam: tv_reconstruction(sinogram, problem.physics, lam=lam, iterations=150,
                                                         init=start, nonnegative=True))]
-
-    @staticmethod
-    def _line_integrals(problem: Problem) -> torch.Tensor:
-        from reddiff.operators import ct
-
-        term = problem.physics.data_term
-        return ct.line_integrals(problem.y, term.I0) if isinstance(term, TransmissionLikelihood) else problem.y
 
     def reference_truth(self, array, unit: str) -> torch.Tensor:
         """HU unless the file says 1/mm or its values can only be attenuations (below 1/mm everywhere)."""
@@ -154,6 +153,13 @@ class CTModality(Modality):
         path = simulate_sinogram(sample_image(self.demo.sample), Path(out_dir) / "measurement_sinogram.h5",
                                  views=30, I0=1e5, seed=seed)
         return path, {"reference": sample_path(self.demo.sample)}
+
+
+def _line_integrals(y: torch.Tensor, term) -> torch.Tensor:
+    """The measurement as line integrals (counts are log-converted with ``I0``)."""
+    from reddiff.operators import ct
+
+    return ct.line_integrals(y, term.I0) if isinstance(term, TransmissionLikelihood) else y
 
 
 MODALITY = CTModality()

@@ -57,12 +57,10 @@ class MRIModality(Modality):
                 raise InputError("no (slices, [coils,] H, W) 'kspace' dataset", path=path, field="kspace")
             return int(f["kspace"].shape[0])
 
-    def load(self, path, *, seed: int = 0, slice_index: int = 0, acceleration: float | None = None,
-             **options) -> Problem:
+    def load(self, path, *, seed: int = 0, slice_index: int = 0, acceleration: float | None = None) -> Problem:
         from reddiff.datasets import read_fastmri
         from reddiff.operators import mri
 
-        self.check_options(options, self.load_options, "files")
         if not (isinstance(slice_index, int) and slice_index >= 0):
             raise InputError(f"slice must be a non-negative integer, got {slice_index!r}", path=path, field="slice")
         if acceleration is not None and not acceleration > 1:

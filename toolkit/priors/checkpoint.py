@@ -125,11 +125,14 @@ def load_prior(name_or_path, *, device=None) -> UNetPrior:
     for section in ("schedule", "transform", "training"):
         if record.get(section) is not None and not isinstance(record[section], dict):
             raise InputError(f"{section} must be a JSON object", path=folder / PRIOR_FILE, field=section)
-    prior = UNetPrior(unet, schedule=record.get("schedule", scheduler),
-                      transform=transform_from_config(record.get("transform")),
-                      prediction_type=record.get("prediction_type",
-                                                 scheduler.get("prediction_type", "epsilon")),
-                      name=record.get("name", folder.name), info=record.get("training"))
+    try:
+        prior = UNetPrior(unet, schedule=record.get("schedule", scheduler),
+                          transform=transform_from_config(record.get("transform")),
+                          prediction_type=record.get("prediction_type",
+                                                     scheduler.get("prediction_type", "epsilon")),
+                          name=record.get("name", folder.name), info=record.get("training"))
+    except InputError as err:  # the schedule or transform of the record
+        raise err.about(folder / PRIOR_FILE) from err
     return prior.to(device or "cpu")
 
 
