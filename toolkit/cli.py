@@ -210,6 +210,9 @@ def simulate(
         chosen = modalities.get(modality)
         options = given(options)
         check_modality_options(chosen, options, "simulate_options", "simulate")
+        if not out.name or out.is_dir():
+            raise InputError(f"--out {str(out)!r} is empty or a folder; name the measurement file to write",
+                             field="out")
         suffix = "".join(out.suffixes).lower()
         if chosen.measurement_suffixes and suffix not in chosen.measurement_suffixes:
             raise ReddiffError(f"{out}: {chosen.name} measurements are written as "
