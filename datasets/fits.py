@@ -95,7 +95,9 @@ def read_fits(path, *, hdu: int | str | None = None) -> SkyImage:
     -----
     Values are the physical ones, :math:`v = \\mathrm{BZERO} + \\mathrm{BSCALE}\\,s`;
     pixels equal to ``BLANK`` or NaN are invalid. Gain and read noise are looked up
-    in the image header, then the primary header.
+    in the image header, then the primary header. A gain that is not a positive
+    finite number, or a read noise that is negative or not finite, is an
+    :class:`~reddiff.errors.InputError` naming the card.
 
     Examples
     --------
@@ -123,7 +125,8 @@ def read_fits(path, *, hdu: int | str | None = None) -> SkyImage:
     array = np.where(valid, array, np.median(array[valid])).astype(np.float32)
     return SkyImage(array=array, valid=valid, header=header, wcs=wcs,
                     unit=str(header.get("BUNIT", "a.u.")).strip() or "a.u.",
-                    gain=_number(header, GAIN_KEYS, path), read_noise=_number(header, READ_NOISE_KEYS, path),
+                    gain=_number(header, GAIN_KEYS, path, above=0.0),
+                    read_noise=_number(header, READ_NOISE_KEYS, path, at_least=0.0),
                     exposure=_number(header, ("EXPTIME",), path), hdu=index, path=path)
 
 
@@ -204,15 +207,29 @@ def _celestial_wcs(header: fits.Header) -> WCS | None:
     return wcs.celestial if wcs.has_celestial else None
 
 
-def _number(header: fits.Header, keys, path: Path) -> float | None:
+def _number(header: fits.Header, keys, path: Path, *, above: float | None = None,
+            at_least: float | None = None) -> float | None:
+    """The first of the ``keys`` cards in ``header`` as a number, or None.
+
+    Without bounds a non-finite card is skipped (informational cards such as ``EXPTIME``);
+    with ``above`` or ``at_least`` the card feeds the noise model, so a non-finite value or
+    one out of range is an error naming the card.
+    """
     for key in keys:
         if key in header:
             try:
                 value = float(header[key])
             except (TypeError, ValueError) as err:
                 raise InputError(f"expected a number, got {header[key]!r}", path=path, field=key) from err
-            if np.isfinite(value):
-                return value
+            if above is None and at_least is None:
+                if np.isfinite(value):
+                    return value
+                continue
+            if not np.isfinite(value) or (above is not None and value <= above) or \
+                    (at_least is not None and value < at_least):
+                wanted = f"above {above:g}" if above is not None else f"at least {at_least:g}"
+                raise InputError(f"{key} = {header[key]!r}; expected a finite number {wanted}", path=path, field=key)
+            return value
     return None
 
 

@@ -24,6 +24,9 @@ from reddiff.errors import InputError
 from .fastmri import MRIData, MRIHeader, write_fastmri
 from .sinogram import Sinogram, write_sinogram
 
+#: Units a CT image given to :func:`simulate_sinogram` may be in.
+CT_UNITS = ("HU", "1/mm")
+
 
 def simulate_fastmri(image, path, *, acceleration: float | None = 4.0, center_fraction: float = 0.08,
                      coils: int = 8, sigma: float = 0.01, spacing_mm=None, seed: int = 0):
@@ -120,7 +123,8 @@ def simulate_sinogram(image, path, *, views: int = 90, geometry: str = "parallel
     pixel_spacing_mm : float, optional
         Default: the image's own (square pixels), else 1 mm.
     unit : {"HU", "1/mm"}, optional
-        Default: the image's ``unit``, else HU.
+        Default: the image's ``unit`` (an image of another unit, such as ``"a.u."`` from a
+        ``.npy`` or PNG file, is refused), else HU for a plain array.
     seed : int
 
     Returns
@@ -140,8 +144,9 @@ def simulate_sinogram(image, path, *, views: int = 90, geometry: str = "parallel
 
     array, image_unit, spacing = _pixels(image, None if pixel_spacing_mm is None else (pixel_spacing_mm,) * 2)
     unit = unit or image_unit or "HU"
-    if unit not in ("HU", "1/mm"):
-        raise InputError(f"expected a CT image in 'HU' or '1/mm', got {unit!r}", field="unit")
+    if unit not in CT_UNITS:
+        raise InputError(f"expected a CT image in 'HU' or '1/mm', got {unit!r}; say which with "
+                         "unit='HU' or unit='1/mm' (reddiff simulate: --unit HU or --unit 1/mm)", field="unit")
     if array.ndim != 2:
         raise InputError(f"expected one (H, W) image, got shape {array.shape}", field="image")
     if not np.isclose(spacing[0], spacing[1], rtol=1e-3):

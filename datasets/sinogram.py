@@ -43,6 +43,13 @@ FORMAT_VERSION = 1
 GEOMETRIES = ("parallel", "fan")
 QUANTITIES = {"counts": "counts", "line_integral": "1"}
 _OPTIONAL = ("I0", "sigma", "source_distance_mm", "detector_distance_mm")
+#: Fewest unattenuated photons per bin and view a counts file may declare: below one photon
+#: (``I0 = 1e-30``, a normalised intensity) the Poisson data term means nothing.
+MIN_I0 = 1.0
+#: Largest median transmission :math:`I/I_0 = e^{-p}` accepted. An object only attenuates, so the
+#: median is at most about 1; Poisson and Gaussian noise put single bins above 1, never the median
+#: 50% higher (``I0`` in the wrong unit, or line integrals of the wrong sign).
+MAX_MEDIAN_TRANSMISSION = 1.5
 
 
 @dataclass(eq=False)
@@ -62,6 +69,16 @@ class Sinogram:
     I0, sigma, source_distance_mm, detector_distance_mm : float or None
     path : pathlib.Path or None
         The file it was read from.
+
+    Notes
+    -----
+    Data no scanner can produce is refused with :class:`~reddiff.errors.InputError` naming
+    the field: a complex or non-numeric array (never silently cast to real), a non-finite
+    value, negative counts, a sinogram that is zero everywhere, ``I0`` below
+    :data:`MIN_I0` photons, and a median transmission
+    :math:`\\operatorname{median}(I / I_0)` or :math:`\\operatorname{median}(e^{-p})` above
+    :data:`MAX_MEDIAN_TRANSMISSION`. Single counts above ``I0`` and single negative line
+    integrals are normal noise and accepted.
     """
 
     sinogram: np.ndarray
@@ -78,8 +95,8 @@ class Sinogram:
     path: Path | None = None
 
     def __post_init__(self):
-        self.sinogram = np.asarray(self.sinogram, dtype=np.float32)
-        self.angles = np.asarray(self.angles, dtype=np.float64)
+        self.sinogram = _real_array(self.sinogram, np.float32, "sinogram", self.path)
+        self.angles = _real_array(self.angles, np.float64, "angles", self.path)
         self.image_shape = tuple(int(n) for n in self.image_shape)
         _validate(self)
 
@@ -143,8 +160,9 @@ def read_sinogram(path) -> Sinogram:
     Notes
     -----
     A missing required field, a wrong shape (``angles`` must have one entry per
-    sinogram row), a non-finite value or negative counts raise
-    :class:`~reddiff.errors.InputError` naming the field.
+    sinogram row), a complex or non-numeric array, a non-finite value or data no
+    scanner can produce raise :class:`~reddiff.errors.InputError` naming the field
+    (see :class:`Sinogram` for the physical checks).
 
     Examples
     --------
@@ -166,10 +184,8 @@ def read_sinogram(path) -> Sinogram:
     if missing:
         raise InputError(f"missing {', '.join(missing)} (see reddiff.datasets.sinogram)",
                          path=path, field=missing[0])
-    with reading(path, "sinogram file"):
-        arrays = {k: np.asarray(fields[k], dtype=np.float32 if k == "sinogram" else np.float64)
-                  for k in ("sinogram", "angles")}
-    return Sinogram(**arrays, geometry=_text(fields["geometry"]), quantity=_text(fields["quantity"]),
+    return Sinogram(sinogram=fields["sinogram"], angles=fields["angles"],
+                    geometry=_text(fields["geometry"]), quantity=_text(fields["quantity"]),
                     detector_spacing_mm=_scalar(fields["detector_spacing_mm"], "detector_spacing_mm", path),
                     pixel_spacing_mm=_scalar(fields["pixel_spacing_mm"], "pixel_spacing_mm", path),
                     image_shape=_shape(fields["image_shape"], path),
@@ -218,6 +234,18 @@ def _shape(value, path) -> tuple[int, int]:
     return h, w
 
 
+def _real_array(value, dtype, name: str, path) -> np.ndarray:
+    """``value`` as a real ``dtype`` array; complex (never cast to its real part) or
+    non-numeric data is an error naming the field."""
+    array = np.asarray(value)
+    if np.iscomplexobj(array):
+        raise InputError(f"is complex ({array.dtype}); expected real values (counts or line integrals "
+                         "for the sinogram, radians for the angles)", path=path, field=name)
+    if array.dtype.kind not in "biuf":
+        raise InputError(f"expected numbers, got dtype {array.dtype}", path=path, field=name)
+    return array.astype(dtype)
+
+
 def _validate(s: Sinogram) -> None:
     if s.sinogram.ndim != 2 or min(s.sinogram.shape) < 1:
         raise InputError(f"expected (views, detectors), got shape {s.sinogram.shape}", path=s.path, field="sinogram")
@@ -246,3 +274,23 @@ def _validate(s: Sinogram) -> None:
             raise InputError(f"expected a non-negative number, got {value!r}", path=s.path, field=name)
     if s.quantity == "counts" and s.sinogram.min() < 0:
         raise InputError("counts must be non-negative", path=s.path, field="sinogram")
+    _check_physical(s)
+
+
+def _check_physical(s: Sinogram) -> None:
+    """Refuse what no scanner measures (see the Notes of :class:`Sinogram`)."""
+    what = "counts" if s.quantity == "counts" else "line integrals"
+    if not s.sinogram.any():
+        raise InputError(f"all {what} are zero: an empty or unwritten measurement", path=s.path, field="sinogram")
+    if s.quantity == "counts" and s.I0 < MIN_I0:
+        raise InputError(f"I0 = {s.I0:g} is below {MIN_I0:g} photon per detector bin and view; I0 is the "
+                         "unattenuated photon count, in the unit of the counts", path=s.path, field="I0")
+    median = float(np.median(s.sinogram))
+    if s.quantity == "counts" and median > MAX_MEDIAN_TRANSMISSION * s.I0:
+        raise InputError(f"median count {median:.4g} is {median / s.I0:.3g} x I0 = {s.I0:.4g}; counts cannot "
+                         f"exceed the unattenuated I0 beyond noise (median over {MAX_MEDIAN_TRANSMISSION:g} x I0): "
+                         "check I0 and the counts' unit", path=s.path, field="sinogram")
+    if s.quantity == "line_integral" and median < -np.log(MAX_MEDIAN_TRANSMISSION):
+        raise InputError(f"median line integral is {median:.4g}, below -ln {MAX_MEDIAN_TRANSMISSION:g}; line "
+                         "integrals -log(I/I0) are non-negative up to noise: check the sign",
+                         path=s.path, field="sinogram")

@@ -59,6 +59,57 @@ def _constant_reference(tmp_path):
     return path
 
 
+def _sinogram_with(small, tmp_path, name, *, sinogram=None, **attrs):
+    """The small CT file with its sinogram (a function of the original) and root attributes replaced."""
+    path = tmp_path / name
+    path.write_bytes(small["ct"].read_bytes())
+    with h5py.File(path, "r+") as f:
+        if sinogram is not None:
+            new = sinogram(f["sinogram"][()])
+            del f["sinogram"]
+            f["sinogram"] = new
+        f.attrs.update(attrs)
+    return path
+
+
+def _line_integrals(counts):
+    return -np.log(np.maximum(counts, 0.5) / 1e5)
+
+
+def _one(value):
+    """A change of an array that sets its first element to ``value``."""
+    def change(array):
+        array = array.astype(np.result_type(array, value))
+        array.flat[0] = value
+        return array
+    return change
+
+
+def _kspace_with(small, tmp_path, change):
+    path = tmp_path / "k.h5"
+    path.write_bytes(small["mri"].read_bytes())
+    with h5py.File(path, "r+") as f:
+        kspace = change(f["kspace"][()])
+        del f["kspace"]
+        f["kspace"] = kspace
+    return path
+
+
+def _frame_with(tmp_path, **cards):
+    from astropy.io import fits
+
+    path = _frame_without_wcs(tmp_path)
+    with fits.open(path, mode="update") as hdul:
+        hdul[0].header.update(cards)
+    return path
+
+
+def _unitless_npy(tmp_path):
+    path = tmp_path / "ct.npy"
+    np.save(path, sample_image("ct_small").array[::8, ::8])
+    return path
+
+
 CASES = {
     "sinogram declaring 20000x20000": (lambda s, t: ["reconstruct", _sinogram_declaring(s, t, (20000, 20000))],
                                        "20000x20000 images would need"),
@@ -84,6 +135,37 @@ CASES = {
                            "is constant"),
     "HDF5 named .fits": (lambda s, t: ["simulate", sample_path("ct_small"), "--modality", "ct",
                                        "--out", t / "x.fits"], "not .fits"),
+    "empty --out of simulate": (lambda s, t: ["simulate", sample_path("ct_small"), "--modality", "ct", "--out", ""],
+                                "[out] --out '.' is empty or a folder"),
+    "CT counts all zero": (lambda s, t: ["reconstruct", _sinogram_with(s, t, "zero.h5", sinogram=np.zeros_like)],
+                           "zero.h5: [sinogram] all counts are zero"),
+    "CT I0 of 1e-30": (lambda s, t: ["reconstruct", _sinogram_with(s, t, "i0.h5", I0=1e-30)],
+                       "i0.h5: [I0] I0 = 1e-30 is below 1 photon"),
+    "CT I0 negative": (lambda s, t: ["reconstruct", _sinogram_with(s, t, "i0.h5", I0=-5.0)],
+                       "i0.h5: [I0] expected a positive number"),
+    "CT counts 100x I0": (lambda s, t: ["reconstruct", _sinogram_with(s, t, "hot.h5", I0=1e3)],
+                          "hot.h5: [sinogram] median count"),
+    "CT NaN counts": (lambda s, t: ["reconstruct", _sinogram_with(s, t, "nan.h5", sinogram=_one(np.nan))],
+                      "nan.h5: [sinogram] has NaN"),
+    "CT negative counts": (lambda s, t: ["reconstruct", _sinogram_with(s, t, "neg.h5", sinogram=_one(-1.0))],
+                           "neg.h5: [sinogram] counts must be non-negative"),
+    "CT complex sinogram": (lambda s, t: ["reconstruct", _sinogram_with(s, t, "cx.h5", sinogram=lambda c: c + 1j * c)],
+                            "cx.h5: [sinogram] is complex"),
+    "CT negative line integrals": (lambda s, t: ["reconstruct", _sinogram_with(
+        s, t, "li.h5", sinogram=lambda c: -_line_integrals(c) - 1, quantity="line_integral", sigma=0.01)],
+        "li.h5: [sinogram] median line integral"),
+    "CT infinite line integrals": (lambda s, t: ["reconstruct", _sinogram_with(
+        s, t, "li.h5", sinogram=lambda c: _one(np.inf)(_line_integrals(c)), quantity="line_integral", sigma=0.01)],
+        "li.h5: [sinogram] has NaN or infinite"),
+    "FITS RDNOISE < 0": (lambda s, t: ["reconstruct", _frame_with(t, RDNOISE=-3.0)], "f.fits: [RDNOISE] RDNOISE = -3.0"),
+    "FITS RDNOISE NaN": (lambda s, t: ["reconstruct", _frame_with(t, RDNOISE="NaN")], "f.fits: [RDNOISE] RDNOISE = 'NaN'"),
+    "FITS GAIN 0": (lambda s, t: ["reconstruct", _frame_with(t, GAIN=0.0)], "f.fits: [GAIN] GAIN = 0.0"),
+    "MRI k-space all zero": (lambda s, t: ["reconstruct", _kspace_with(s, t, np.zeros_like)],
+                             "k.h5: [kspace] k-space is all zero"),
+    "MRI NaN k-space": (lambda s, t: ["reconstruct", _kspace_with(s, t, _one(np.nan))],
+                        "k.h5: [kspace] k-space has NaN"),
+    "simulate CT from a unitless .npy": (lambda s, t: ["simulate", _unitless_npy(t), "--modality", "ct",
+                                                       "--out", t / "s.h5"], "ct.npy: [unit] expected a CT image"),
 }
 
 
@@ -103,3 +185,14 @@ def test_bad_requests_fail_fast_in_one_line_and_leave_nothing(small, tmp_path, n
     assert time.perf_counter() - started < 5
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before < 2 * 2**20  # KiB: under 2 GiB more
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_a_unitless_image_simulates_once_its_unit_is_given(tmp_path):
+    """CT needs HU or 1/mm (--unit for a .npy); MRI takes any scale (each slice scaled to maximum 1)."""
+    image = _unitless_npy(tmp_path)
+    result = runner.invoke(app, ["simulate", str(image), "--modality", "ct", "--out", str(tmp_path / "a.h5")])
+    assert result.exit_code == 1 and "--unit HU or --unit 1/mm" in result.output
+    for modality, extra in (("ct", ["--unit", "HU", "--views", "8"]), ("mri", ["--coils", "2"])):
+        out = tmp_path / f"{modality}.h5"
+        result = runner.invoke(app, ["simulate", str(image), "--modality", modality, "--out", str(out), *extra])
+        assert result.exit_code == 0 and out.is_file(), result.output

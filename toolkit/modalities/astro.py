@@ -119,6 +119,9 @@ class AstroModality(Modality):
 
     def simulate_file(self, image, out: Path, *, fwhm: float = 3.0, background: float = 10.0,
                       read_noise: float = 3.0, seed: int = 0) -> list[Path]:
+        """A blurred, noisy frame and its PSF file from a sky image whose values are taken as
+        electrons, whatever its unit (a unitless ``.npy`` or PNG too; scale it first for
+        another photon level). Negative values are refused."""
         from reddiff.datasets import detect_format, read_fits, read_image, simulate_sky
         from reddiff.operators import telescope
 

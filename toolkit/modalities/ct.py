@@ -45,6 +45,8 @@ class CTModality(Modality):
         Option("views", 30, "CT: projection angles."),
         Option("geometry", "parallel", "CT: parallel or fan."),
         Option("I0", 1e5, "CT: photons per detector bin (transmission noise).", flag="--I0"),
+        Option("unit", None, "CT: the image's unit, HU or 1/mm (default: the file's own, as DICOM and HDF5 "
+               "'units' say; needed for NumPy, PNG and TIFF images).", type=str),
     )
     demo = Demo("ct_small", "sparse-view CT: 30 parallel-beam views, 1e5 photons per bin",
                 formats=("netcdf", "dicom", "png"))
@@ -131,10 +133,13 @@ class CTModality(Modality):
         return result.in_units(scale=1000.0 / MU_WATER, offset=-1000.0, units="HU")
 
     def simulate_file(self, image, out: Path, *, views: int = 30, geometry: str = "parallel",
-                      I0: float = 1e5, seed: int = 0) -> list[Path]:
+                      I0: float = 1e5, unit: str | None = None, seed: int = 0) -> list[Path]:
+        """A sinogram file from a CT image in HU or 1/mm: ``unit``, else the file's own (a file
+        without one, such as ``.npy``, is refused rather than guessed)."""
         from reddiff.datasets import read_image, simulate_sinogram
 
-        return [simulate_sinogram(read_image(image), out, views=views, geometry=geometry, I0=I0, seed=seed)]
+        return [simulate_sinogram(read_image(image), out, views=views, geometry=geometry, I0=I0, unit=unit,
+                                  seed=seed)]
 
     def canonical_problem(self, *, image=None, seed: int = 0, views: int = 30, I0: float = 1e5) -> Problem:
         """``ct_small`` (HU clipped at -1000, as 1/mm) or ``image`` (1/mm), 30 parallel views,

@@ -66,6 +66,9 @@ class MRIModality(Modality):
         if acceleration is not None and not acceleration > 1:
             raise InputError(f"acceleration must be above 1, got {acceleration!r}", path=path, field="acceleration")
         data = read_fastmri(path, slices=[slice_index], acceleration=acceleration, seed=seed)
+        if not data.kspace.any():  # before the mask, noise and coil maps, which would fail obscurely
+            raise InputError(f"k-space is all zero (slice {slice_index}): an empty or unwritten measurement",
+                             path=data.path, field="kspace")
         kspace = torch.from_numpy(data.kspace[0])  # (coils, H, W) complex
         shape = tuple(kspace.shape[-2:])
         columns = np.ones(shape[1], bool) if data.mask is None else data.mask
@@ -153,6 +156,8 @@ class MRIModality(Modality):
 
     def simulate_file(self, image, out: Path, *, acceleration: float = 4.0, center_fraction: float = 0.08,
                       coils: int = 8, sigma: float = 0.01, seed: int = 0) -> list[Path]:
+        """A fastMRI file from an MR image of any unit (``.npy`` and PNG included): each slice
+        is scaled to maximum 1, the unit reddiff's MRI noise ``sigma`` is given in."""
         from reddiff.datasets import read_image, simulate_fastmri
 
         return [simulate_fastmri(read_image(image), out, acceleration=acceleration,
