@@ -8,6 +8,7 @@ exit with status 1, with the traceback only under ``--debug``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
 import time
 import typing
@@ -135,12 +136,14 @@ def reconstruct(
     format: str = typer.Option("netcdf,png", "--format", help="Comma-separated: netcdf, dicom, fits, png."),
     reference: Path = typer.Option(None, help="Truth image (DICOM/FITS/...): PSNR, and DICOM output geometry."),
     slices: str = typer.Option(None, help="Slices of a multi-slice file: all (default), N, or A:B."),
+    calibration: str = typer.Option("default", help="Interval calibration: default (the modality's shipped one), "
+                                    "none, or a JSON file from 'reddiff calibrate'."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier result in the output folder."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     debug: bool = DEBUG,
     **options,
 ) -> None:
-    """Reconstruct a measurement file with RED-Diff: mean, std, figure and report."""
+    """Reconstruct a measurement file with RED-Diff: mean, std, calibrated intervals, figure and report."""
     from .files import check_output_folder, locked_output
     from .pipeline import check_outputs, load_problem, reconstruct as run, save_outputs, slice_indices, summary_line
     from .progress import ProgressBar
@@ -149,6 +152,7 @@ def reconstruct(
         formats = _formats(format)
         folder = out if out is not None else input.with_name(input.name.split(".")[0] + "-reddiff")
         check_output_folder(folder, overwrite=overwrite)
+        calibration = _calibration(calibration, input, modality)
         indices = slice_indices(input, slices)
         if len(indices) > 1:
             if reference is not None:
@@ -156,7 +160,8 @@ def reconstruct(
             _reconstruct_volume(input, slices, indices, folder, formats=formats, overwrite=overwrite, quiet=quiet,
                                 modality=modality, seed=seed, load_options=given(options), prior=prior,
                                 n_samples=samples, device=device, steps=steps, lr=lr, lam=lam,
-                                weighting=weighting, timesteps=timesteps, sigma_x0=sigma_x0)
+                                weighting=weighting, timesteps=timesteps, sigma_x0=sigma_x0,
+                                calibration=calibration)
             return
         problem = load_problem(input, modality=modality, reference=reference, seed=seed, slice_index=indices[0],
                                **given(options))
@@ -166,11 +171,35 @@ def reconstruct(
             typer.echo(f"{input}: {problem.description}", err=True)
             with ProgressBar(desc="RED-Diff", disable=quiet) as bar:
                 result = run(problem, prior=prior, n_samples=samples, seed=seed + indices[0], device=device,
-                             callback=bar,
+                             callback=bar, calibration=calibration,
                              steps=steps, lr=lr, lam=lam, weighting=weighting, timesteps=timesteps,
                              sigma_x0=sigma_x0)
             written = save_outputs(result, problem, folder, formats=formats, overwrite=overwrite)
+        _warn_calibration([result])
         typer.echo(summary_line(result) + f"; wrote {len(written)} files to {folder}")
+
+
+def _calibration(spec: str, input: Path, modality: str):
+    """A ``--calibration`` value read and checked before any long work (a file must load)."""
+    from .calibration import resolve
+
+    if spec in ("default", "none"):
+        return spec
+    path = Path(spec)
+    try:
+        resolve(path, modality if modality != "auto" else modalities.for_file(input).name)
+    except InputError as err:
+        raise err.about(path) from err
+    return path
+
+
+def _warn_calibration(results) -> None:
+    """Say loudly when a calibration was applied to a measurement unlike what it was fitted on."""
+    from .calibration import warnings_of
+
+    said = {w for result in results for w in warnings_of(result)}
+    for warning in sorted(said):
+        typer.echo(f"warning: calibration: {warning}; the intervals may not hold their level", err=True)
 
 
 def _reconstruct_volume(path: Path, slices, indices, folder: Path, *, formats, overwrite: bool, quiet: bool,
@@ -189,6 +218,7 @@ def _reconstruct_volume(path: Path, slices, indices, folder: Path, *, formats, o
         with ProgressBar(desc="RED-Diff", disable=quiet) as bar:
             volume = reconstruct_volume(path, slices=slices, callback=bar, **settings)
         written = save_volume_outputs(volume, folder, formats=formats, overwrite=overwrite)
+    _warn_calibration(volume.results)
     psnrs = [r.dataset.attrs.get("psnr_db") for r in volume.results]
     quality = "" if None in psnrs else f", mean PSNR {sum(psnrs) / len(psnrs):.2f} dB"
     typer.echo(f"{len(indices)} slices; middle slice {summary_line(volume.middle)}{quality}; "
@@ -222,6 +252,56 @@ def simulate(
         except InputError as err:
             raise err.about(image) from err
         typer.echo(f"wrote {', '.join(map(str, written))}")
+
+
+@app.command()
+@modality_options("load_options")
+def calibrate(
+    references: list[Path] = typer.Argument(..., help="Reference images (fully sampled scans, high-dose slices, "
+                                            "deep frames): DICOM, NIfTI, FITS, PNG, NumPy, ..."),
+    like: Path = typer.Option(..., "--like", help="The measurement to calibrate for: its physics, noise and grid."),
+    out: Path = typer.Option(..., "--out", help="Calibration JSON to write (for reconstruct --calibration)."),
+    level: float = typer.Option(0.9, help="Central level of the intervals."),
+    bins: int = typer.Option(1, help="Std bins, one widening factor each."),
+    prior: str = typer.Option(None, help="Prior name or folder; default the modality's."),
+    steps: int = typer.Option(None, help="Optimisation steps (as the measurement will be reconstructed)."),
+    lam: float = typer.Option(None, help="Prior weight (default: the modality's, scaled to the noise)."),
+    samples: int = typer.Option(8, help="Stochastic runs per reference (as for reconstruct)."),
+    seed: int = typer.Option(0, help="Seeds the simulated noise and the solver."),
+    slice_index: int = typer.Option(0, "--slice", help="Slice of a multi-slice --like file."),
+    device: str = typer.Option(None, help="cpu or cuda (default: the GPU when there is one)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out file."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress messages."),
+    debug: bool = DEBUG,
+    **options,
+) -> None:
+    """Fit interval calibration on your own reference images, measured like MEASUREMENT."""
+    from .calibration import problems_like
+    from .pipeline import calibrate_on, load_problem
+
+    with user_errors(debug), stop_on_sigterm():
+        if out.exists() and not overwrite:
+            raise ReddiffError(f"{out}: exists; add --overwrite to replace it")
+        if out.suffix.lower() != ".json":
+            raise ReddiffError(f"{out}: a calibration is written as a .json file")
+        like_problem = load_problem(like, slice_index=slice_index, seed=seed, **given(options))
+        names = [str(path) for path in references]
+        if len(set(names)) != len(names):
+            raise ReddiffError("a reference is given twice: each image must count once")
+        problems = problems_like(like_problem, {name: Path(name) for name in names}, seed=seed)
+
+        def say(i: int, name: str) -> None:
+            if not quiet:
+                typer.echo(f"[{i + 1}/{len(problems)}] {name}", err=True)
+
+        fitted = calibrate_on(problems, level=level, bins=bins, n_samples=samples, seed=seed, progress=say,
+                              prior=prior, device=device, steps=steps, lam=lam)
+        fitted = dataclasses.replace(fitted, context={**fitted.context, "like": str(like)})
+        fitted.save(out)
+        spread = fitted.context["factor_per_image"]
+        typer.echo(f"wrote {out}: std widened by {', '.join(f'{k:.3g}' for k in fitted.scales)} for "
+                   f"{fitted.level:.0%} intervals (raw coverage {fitted.coverage_before:.1%}); factors needed per "
+                   f"image {min(spread):.3g}-{max(spread):.3g}")
 
 
 @app.command()

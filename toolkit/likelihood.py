@@ -1,7 +1,9 @@
 r"""Data terms: negative log-likelihoods of a measurement given ``A(x)``.
 
 A data term is any callable ``(y, Ax) -> Tensor`` whose sum is the negative
-log-likelihood :math:`-\log p(y \mid x)` up to a constant.  The built-in ones
+log-likelihood :math:`-\log p(y \mid x)` up to a constant. The built-in ones also
+``sample(Ax)`` a measurement from their noise model (re-simulating a measurement
+like another one, :meth:`reddiff.modalities.Modality.measure_like`).  The built-in ones
 return one value per batch element (shape ``(B,)``), summed over every other
 axis: reddiff uses **sum reduction** everywhere (see :func:`reddiff.red_diff`),
 so a data term is the full negative log-likelihood, not a per-pixel mean.
@@ -53,6 +55,10 @@ class GaussianLikelihood:
         squared = residual.abs() ** 2 if residual.is_complex() else residual**2
         return _sum_per_sample(squared) / (2.0 * self.sigma**2)
 
+    def sample(self, Ax: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        r"""A measurement drawn from the model, :math:`y = Ax + \sigma n`, :math:`n \sim \mathcal N(0, I)`."""
+        return Ax + self.sigma * torch.randn(Ax.shape, generator=generator, dtype=Ax.dtype)
+
     def __repr__(self) -> str:
         return f"GaussianLikelihood(sigma={self.sigma:g})"
 
@@ -79,6 +85,10 @@ class PoissonLikelihood:
     def __call__(self, y: torch.Tensor, Ax: torch.Tensor) -> torch.Tensor:
         rate = Ax.clamp(min=self.floor)
         return _sum_per_sample(rate - y * torch.log(rate))
+
+    def sample(self, Ax: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        r"""A measurement drawn from the model, :math:`y \sim \mathrm{Poisson}(\max(Ax, 0))`."""
+        return torch.poisson(Ax.clamp_min(0), generator=generator)
 
     def __repr__(self) -> str:
         return f"PoissonLikelihood(floor={self.floor:g})"
@@ -131,6 +141,10 @@ class TransmissionLikelihood:
         I0 = self.I0.to(Ax.device)
         return _sum_per_sample(I0 * torch.exp(-Ax) + y * Ax)
 
+    def sample(self, Ax: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        r"""Counts drawn from the model, :math:`y \sim \mathrm{Poisson}(I_0\, e^{-Ax})`."""
+        return torch.poisson(self.I0.to(Ax.device) * torch.exp(-Ax), generator=generator)
+
     def __repr__(self) -> str:
         value = f"{float(self.I0):g}" if self.I0.numel() == 1 else f"tensor{tuple(self.I0.shape)}"
         return f"TransmissionLikelihood(I0={value})"
@@ -181,6 +195,11 @@ class ShiftedPoissonLikelihood:
         rate = (Ax + shift).clamp(min=self.floor)
         counts = (y + self.read_noise**2).clamp(min=0)
         return _sum_per_sample(rate - counts * torch.log(rate))
+
+    def sample(self, Ax: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        r"""A frame drawn from the CCD model, :math:`y = \mathrm{Poisson}(\max(Ax, 0) + b) + r\, n`."""
+        counts = torch.poisson(Ax.clamp_min(0) + self.background, generator=generator)
+        return counts + self.read_noise * torch.randn(Ax.shape, generator=generator, dtype=Ax.dtype)
 
     def __repr__(self) -> str:
         return f"ShiftedPoissonLikelihood(background={self.background:g}, read_noise={self.read_noise:g})"

@@ -23,6 +23,7 @@ import torch
 
 from . import modalities
 from .errors import InputError
+from .calibration import apply as apply_calibration
 from .modalities import Problem
 from .result import Reconstruction
 
@@ -175,7 +176,7 @@ def prior_for(problem: Problem, prior=None):
 
 def reconstruct(problem: Problem, *, prior=None, n_samples: int = 8, seed: int | None = 0,
                 device: str | None = None, callback=None, keep_samples: bool = False,
-                **overrides) -> Reconstruction:
+                calibration="default", **overrides) -> Reconstruction:
     """RED-Diff on a :class:`Problem` with the modality's defaults, in display units.
 
     Parameters
@@ -192,6 +193,11 @@ def reconstruct(problem: Problem, *, prior=None, n_samples: int = 8, seed: int |
         Progress callback (see :func:`reddiff.red_diff`).
     keep_samples : bool
         Store every sample.
+    calibration : "default", "none", None, path or Calibration
+        Widening of the intervals (:func:`reddiff.calibration.apply`): ``"default"`` the
+        modality's shipped calibration, ``"none"`` (or None) the raw spread, a path a
+        ``reddiff calibrate`` JSON. A calibrated result adds ``std_calibrated``,
+        ``lower`` and ``upper``.
     **overrides
         Any :func:`reddiff.red_diff` setting (``steps``, ``lr``, ``lam``, ``weighting``,
         ``timesteps``, ``sigma_x0``, ``batch_size``, ...); None values keep the default.
@@ -239,7 +245,37 @@ def reconstruct(problem: Problem, *, prior=None, n_samples: int = 8, seed: int |
         truth, baseline = modality.display_image(problem.truth), modality.display_image(problem.baseline)
         result.dataset.attrs["psnr_db"] = image_quality(truth, result.tensor("mean"))["psnr"]
         result.dataset.attrs["baseline_psnr_db"] = image_quality(truth, baseline)["psnr"]
-    return result
+    return apply_calibration(result, problem, "none" if calibration is None else calibration)
+
+
+def calibrate_on(problems: dict, *, level: float = 0.9, bins: int = 1, n_samples: int = 8, seed: int = 0,
+                 progress=None, **settings):
+    """Reconstruct simulated problems (uncalibrated) and fit their interval calibration.
+
+    Parameters
+    ----------
+    problems : dict
+        Name -> :class:`Problem` with a truth (:func:`reddiff.calibration.problems_like`).
+    level, bins
+        See :func:`reddiff.calibration.fit`.
+    n_samples, seed, **settings
+        As for :func:`reconstruct` (problem ``i`` gets ``seed + i``): the settings the
+        measurements to be calibrated will be reconstructed with.
+    progress : callable, optional
+        Called with ``(i, name)`` before each reconstruction.
+
+    Returns
+    -------
+    reddiff.uncertainty.Calibration
+    """
+    from .calibration import fit
+
+    results = []
+    for i, (name, problem) in enumerate(problems.items()):
+        if progress is not None:
+            progress(i, name)
+        results.append(reconstruct(problem, n_samples=n_samples, seed=seed + i, calibration="none", **settings))
+    return fit(problems, results, level=level, bins=bins)
 
 
 @dataclass
@@ -509,4 +545,4 @@ def summary_line(result: Reconstruction) -> str:
 __all__ = ["Problem", "FORMATS", "VOLUME_FORMATS", "Volume", "slice_indices", "reconstruct_volume",
            "save_volume_outputs", "load_problem", "problem_from_measurement", "attach_reference", "prior_for",
            "reconstruct", "save_outputs", "check_outputs", "summary_line", "to_display_units",
-           "reference_for", "noise_level", "display_image"]
+           "reference_for", "noise_level", "display_image", "calibrate_on"]

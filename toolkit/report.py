@@ -125,17 +125,25 @@ def _uncertainty_section(reconstruction, truth, level, calibration) -> list[str]
     lines = ["## Uncertainty", "",
              f"- samples: {reconstruction.dataset.attrs.get('n_samples', '?')}; std over samples: "
              f"mean {np.mean(std):.4g}, max {np.max(std):.4g} ({units})"]
+    attrs = reconstruction.dataset.attrs
+    source = attrs.get("calibration_source")
     if calibration is not None:
         factors = ", ".join(f"{k:.3g}" for k in calibration.scales)
-        lines.append(f"- calibration: std widened by {factors} ({calibration.method} "
-                     f"intervals, {len(calibration.scales)} std bin(s)), fitted for "
+        context = dict(calibration.context)
+        fitted_on = context.pop("fitted_on", None)
+        lines.append(f"- calibration{f' ({source})' if source else ''}: std widened by {factors} "
+                     f"({calibration.method} intervals, {len(calibration.scales)} std bin(s)), fitted for "
                      f"{calibration.level:.0%} coverage on {calibration.n_images} simulated "
-                     f"image(s) ({_describe(calibration.context)}); coverage there "
+                     f"image(s) ({_describe(context)}); coverage there "
                      f"{calibration.coverage_before:.1%} before, {calibration.coverage_after:.1%} after")
+        if fitted_on:
+            lines.append(f"- fitted on: {', '.join(map(str, fitted_on))}")
     else:
-        lines.append("- uncalibrated: RED-Diff's runs differ less than the posterior, so the "
-                     "raw std under-states the error; fit a calibration on simulated data "
-                     "(reddiff.uncertainty.fit_calibration)")
+        lines.append(f"- uncalibrated{f' ({source})' if source else ''}: RED-Diff's runs differ less than "
+                     "the posterior, so the raw std under-states the error; fit a calibration on your own "
+                     "reference images with `reddiff calibrate REFERENCES... --like MEASUREMENT`")
+    for warning in json.loads(attrs.get("calibration_warnings") or "[]"):
+        lines.append(f"- **warning**: {warning}: the calibrated intervals may not hold their level here")
     if truth is None:
         return lines + ["- coverage: not measured (no truth given)", ""]
     rows = [("raw", uncertainty_metrics(reconstruction, truth, level=level))]
@@ -146,7 +154,8 @@ def _uncertainty_section(reconstruction, truth, level, calibration) -> list[str]
     table = [("Coverage of the {:.0%} interval".format(level), "coverage", "{:.1%}"),
              (f"Mean interval width ({units})", "mean_width", "{:.4g}"),
              ("Std of z = (truth - mean) / std (1 if right-sized)", "z_std", "{:.3g}"),
-             ("Correlation of std with abs(error)", "std_error_correlation", "{:.3f}")]
+             ("Correlation of std with abs(error)", "std_error_correlation", "{:.3f}"),
+             ("Rank correlation of std with abs(error)", "std_error_spearman", "{:.3f}")]
     return lines + ["", header, "|---" * (len(rows) + 1) + "|",
                     *(f"| {label} | " + " | ".join(fmt.format(m[key]) for _, m in rows) + " |"
                       for label, key, fmt in table),

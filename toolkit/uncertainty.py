@@ -147,6 +147,26 @@ def std_error_correlation(std, error) -> float:
     return float(np.corrcoef(s, e)[0, 1])
 
 
+def std_error_spearman(std, error) -> float:
+    """Spearman (rank) correlation between the per-pixel std and the absolute error.
+
+    Unlike :func:`std_error_correlation` it does not depend on how either is scaled:
+    it asks only whether larger std goes with larger error.
+
+    Examples
+    --------
+    >>> std_error_spearman([0.1, 0.2, 0.3], [-0.1, 0.25, -0.3])
+    1.0
+    """
+    from scipy.stats import spearmanr
+
+    s, e = _arrays(std=std, error=error)
+    s, e = s.ravel(), np.abs(e).ravel()
+    if s.std() == 0 or e.std() == 0:
+        return float("nan")
+    return float(spearmanr(s, e).statistic)
+
+
 def conformal_quantile(scores, level: float) -> float:
     r"""The split-conformal quantile: the :math:`\lceil (n+1) L \rceil`-th smallest score.
 
@@ -402,7 +422,7 @@ def uncertainty_metrics(reconstruction: "Reconstruction", truth, *, level: float
     calibrated if ``calibration`` is given), ``mean_width`` (of that interval),
     ``rmse``, ``mean_std``, ``z_mean`` and ``z_std`` (of :func:`z_scores` over pixels
     with a non-zero std; ``z_std`` near 1 means the std has the right size) and
-    ``std_error_correlation``. With a calibration, the std is the calibrated one
+    ``std_error_correlation`` (Pearson) and ``std_error_spearman`` (rank). With a calibration, the std is the calibrated one
     :math:`k(s)\,s`. All per channel entry, physical units.
 
     Examples
@@ -427,7 +447,8 @@ def uncertainty_metrics(reconstruction: "Reconstruction", truth, *, level: float
             "rmse": float(np.sqrt(np.mean((mean - x) ** 2))), "mean_std": float(np.mean(std)),
             "z_mean": float(np.mean(z)) if z.size else float("nan"),
             "z_std": float(np.std(z)) if z.size else float("nan"),
-            "std_error_correlation": std_error_correlation(std, mean - x)}
+            "std_error_correlation": std_error_correlation(std, mean - x),
+            "std_error_spearman": std_error_spearman(std, mean - x)}
 
 
 # -- helpers ----------------------------------------------------------------------

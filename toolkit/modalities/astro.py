@@ -145,6 +145,22 @@ class AstroModality(Modality):
         return self.from_measurement(telescope.simulate(x, psf=telescope.moffat_psf(), background=background,
                                                         read_noise=read_noise, seed=seed))
 
+    def match_scale(self, problem: Problem, image: torch.Tensor) -> float:
+        """Reference frames come in any units and depth: scaled so their 99.9th percentile matches that
+        of ``problem``'s Richardson-Lucy image (same brightness, so the same photon noise)."""
+        target = float(torch.quantile(problem.baseline.flatten().float(), 0.999))
+        peak = float(torch.quantile(image.flatten().float(), 0.999))
+        if not (peak > 0 and target > 0):
+            raise InputError("has no bright pixels to match the measurement's brightness", field="reference")
+        return target / peak
+
+    def calibration_images(self) -> dict[str, np.ndarray]:
+        """Six simulated 128x128 fields (Sersic galaxies, Moffat stars, flat sky) of seeds 1000-1005,
+        which the astro prior was not trained on, in counts."""
+        from reddiff.priors.recipes import simulated_sky
+
+        return {f"simulated field (seed {s})": simulated_sky(128, seed=s) for s in range(1000, 1006)}
+
     def demo_measurement(self, out_dir: Path, *, seed: int = 0) -> tuple[Path, dict]:
         from reddiff.datasets import read_fits, sample_path, simulate_sky
 

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..defaults import SolverDefaults
+from ..errors import InputError
 
 
 @dataclass(eq=False)
@@ -247,3 +248,48 @@ class Modality:
     def reference_for(self, result, problem: Problem) -> torch.Tensor | None:
         """The truth in the result's units, ready for error maps and coverage."""
         return None if problem.truth is None else self.display_image(problem.truth)
+
+    # -- measuring an image like a given measurement (calibration) ----------------------
+
+    def measure_like(self, problem: Problem, image: torch.Tensor, *, seed: int = 0) -> Problem:
+        r"""A new problem: ``image`` measured with ``problem``'s physics and noise model.
+
+        :math:`y' \sim p(y \mid s\,x)` with the data term's noise (``data_term.sample``),
+        where :math:`s` is :meth:`match_scale` (1 unless the modality's units are
+        relative). The truth of the new problem is :math:`s\,x`.
+
+        Parameters
+        ----------
+        problem : Problem
+            The measurement to imitate.
+        image : torch.Tensor
+            ``(1, C, H, W)`` physical units (as :meth:`reference_truth` gives), on ``problem``'s grid.
+        seed : int
+            Seeds the noise.
+        """
+        from reddiff.operators.base import Measurement
+
+        x = image * self.match_scale(problem, image)
+        generator = torch.Generator().manual_seed(int(seed))
+        with torch.no_grad():
+            y = self.measure(problem.physics, x, generator=generator)
+        info = {"measured_like": problem.info.get("path", problem.description), "seed": int(seed)}
+        return self.from_measurement(Measurement(y=y, physics=problem.physics, x_true=x, info=info))
+
+    def measure(self, physics, image: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
+        """A noisy measurement of ``image``: ``physics.data_term.sample(physics.A(image))``."""
+        term = getattr(physics, "data_term", None)
+        if not hasattr(term, "sample"):
+            raise InputError(f"the data term {term!r} cannot simulate measurements (no sample method)",
+                             field="data_term")
+        return term.sample(physics.A(image), generator=generator)
+
+    def match_scale(self, problem: Problem, image: torch.Tensor) -> float:
+        """The factor that brings a reference ``image`` to the scale of ``problem``'s truth
+        (1: the modality's units are absolute)."""
+        return 1.0
+
+    def calibration_images(self) -> dict[str, np.ndarray]:
+        """Generated images (physical units, name -> ``(H, W)``; never a held-out sample) that
+        the modality's default uncertainty calibration is fitted on; empty: none shipped."""
+        return {}

@@ -177,6 +177,40 @@ class MRIModality(Modality):
         return self.from_measurement(mri.simulate(x, acceleration=acceleration, center_fraction=center_fraction,
                                                   mask="random", coils=8, sigma=sigma, seed=seed))
 
+    def measure(self, physics, image: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
+        """k-space of ``image`` with complex Gaussian noise on the sampled points only, as scanners give."""
+        clean = physics.A(image)
+        noisy = physics.data_term.sample(clean, generator=generator)
+        mask = physics.mask if clean.ndim == physics.mask.ndim else physics.mask.unsqueeze(2)
+        return clean + (noisy - clean) * mask
+
+    def match_scale(self, problem: Problem, image: torch.Tensor) -> float:
+        r"""Reference magnitudes are relative: scaled so the zero-filled image of the new measurement
+        has the maximum of ``problem``'s (:math:`s = \max|x_{zf}| / \max|x'_{zf}|`), so both have the
+        same noise relative to the image."""
+        from reddiff.operators import mri
+
+        with torch.no_grad():
+            peak = float(_magnitude(mri.zero_filled(problem.physics.A(image), problem.physics)).max())
+        if not peak > 0:
+            raise InputError("is zero wherever k-space is sampled", field="reference")
+        return problem.image_scale / peak
+
+    def calibration_images(self) -> dict[str, np.ndarray]:
+        """The MNI152 T1 axial slices the mri prior was not trained on (60, 100) and two synthetic
+        contrasts of each (new seeds), magnitudes scaled to maximum 1."""
+        from reddiff.datasets import synthetic_mr_contrast
+        from reddiff.priors.recipes import MRI_EVALUATION_SLICES, mni_volumes
+
+        t1, maps = mni_volumes()
+        images = {}
+        for index in MRI_EVALUATION_SLICES:
+            images[f"MNI152 T1 axial {index}"] = t1[index] / t1[index].max()
+            for k in range(2):
+                contrast = synthetic_mr_contrast({key: v[index] for key, v in maps.items()}, seed=(7, index, k))
+                images[f"synthetic contrast {k} (MNI152 axial {index})"] = contrast
+        return images
+
     def demo_measurement(self, out_dir: Path, *, seed: int = 0) -> tuple[Path, dict]:
         from reddiff.datasets import sample_image, simulate_fastmri
 

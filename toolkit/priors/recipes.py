@@ -97,7 +97,7 @@ def _ct_images() -> list:
 
     slices = [hu_to_mu(np.clip(sample_image(n).array, *HU_CLIP)) for n in ("head_ct_j2k", "head_ct_693")]
     phantoms = [hu_to_mu(ellipse_phantom((size, size), seed=seed)) for size, seeds in CT_PHANTOMS for seed in seeds]
-    _, maps = _mni_volumes()
+    _, maps = mni_volumes()
     heads = [hu_to_mu(pseudo_ct_head({k: v[i] for k, v in maps.items()}, seed=(i, k)))
              for i in CT_PSEUDO_SLICES for k in range(CT_PSEUDO_VARIANTS)]
     return slices + [_half(s) for s in slices] + phantoms + heads
@@ -111,7 +111,7 @@ def _ct_evaluation() -> dict:
     return images
 
 
-def _mni_volumes() -> tuple:
+def mni_volumes() -> tuple:
     """The MNI152 T1 (scaled to [0, 1]) and its tissue maps, ``(N, H, W)`` axial-first."""
     from reddiff.datasets import sample_image, tissue_maps
 
@@ -131,7 +131,7 @@ def _mri_images() -> list:
     """T1 slices in three orientations plus synthetic contrasts, at 1 and 2 mm, max 1."""
     from reddiff.datasets import synthetic_mr_contrast
 
-    t1, maps = _mni_volumes()
+    t1, maps = mni_volumes()
     images = []
     for axis, indices in MRI_SLICES:
         for index in indices:
