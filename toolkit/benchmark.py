@@ -21,12 +21,16 @@ runs, and the interesting numbers are the ratios within one run.
 
 from __future__ import annotations
 
+import ctypes
 import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 
 import torch
+
+from .priors.base import Prior
 
 def inpainting_problem(size: int, *, steps: int, device="cpu", prior_name: str = "ct"):
     """The benchmark's problem: 50 % random inpainting of a flat image with the named prior.
@@ -150,6 +154,117 @@ def probe(name: str, size: int, device="cpu") -> int | None:
              "dps": lambda: dps(y, physics, seed=0)}
     with torch.no_grad() if name == "forward" else torch.enable_grad():
         return _cuda_peak(works[name]) if device.type == "cuda" else _cpu_peak(works[name])
+
+
+class CountingPrior(Prior):
+    r"""A prior that counts its network evaluations, for comparing solvers at equal budgets.
+
+    Wraps any :class:`reddiff.Prior`; ``eps`` is the wrapped prior's, unchanged.
+
+    Parameters
+    ----------
+    prior : reddiff.Prior
+
+    Attributes
+    ----------
+    counts : dict
+        ``"forward"``: images passed through the network (a batch of ``B`` counts ``B``);
+        ``"backprop"``: those evaluated with autograd tracking their input (DPS and
+        PiGDM differentiate through the network; RED-Diff never does). Shared by
+        shallow copies (the MRI modality rescales a copy of its prior).
+
+    Examples
+    --------
+    >>> from reddiff import GaussianPrior
+    >>> prior = CountingPrior(GaussianPrior())
+    >>> _ = prior.eps(torch.zeros(3, 1, 4, 4), torch.tensor([1, 2, 3]))
+    >>> prior.counts
+    {'forward': 3, 'backprop': 0}
+    """
+
+    def __init__(self, prior: Prior):
+        super().__init__(prior.alphas_cumprod, prior.channels, prior.transform, name=prior.name)
+        self.inner = prior
+        self.info = getattr(prior, "info", {})
+        self.counts = {"forward": 0, "backprop": 0}
+
+    def eps(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        self.counts["forward"] += x_t.shape[0]
+        if torch.is_grad_enabled() and x_t.requires_grad:
+            self.counts["backprop"] += x_t.shape[0]
+        return self.inner.eps(x_t, t)
+
+    def reset(self) -> None:
+        """Zero the counts."""
+        self.counts.update(forward=0, backprop=0)
+
+
+@dataclass
+class Measured:
+    """What :func:`measure` returns: the work's value, its wall time and its peak memory.
+
+    Attributes
+    ----------
+    value : object
+        What the work returned.
+    seconds : float
+        Wall time.
+    peak_bytes : int or None
+        Peak memory growth during the work (see :func:`measure`); None where it cannot
+        be measured.
+    """
+
+    value: object
+    seconds: float
+    peak_bytes: int | None
+
+
+def measure(work, device="cpu") -> Measured:
+    """Run ``work()`` once, timing it and measuring its peak memory in this process.
+
+    On CUDA the peak is ``torch.cuda.max_memory_allocated`` beyond what was allocated
+    before. On a Linux CPU it is the peak resident set (``VmHWM``, reset through
+    ``/proc/self/clear_refs``) beyond the resident set before the work, after
+    :func:`return_freed_memory`: large buffers are then their own memory mappings,
+    given back to the system when freed, so one run's peak does not hide in memory
+    an earlier run left to the allocator. Elsewhere the peak is None.
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        started = time.perf_counter()
+        value = work()
+        torch.cuda.synchronize(device)
+        return Measured(value, time.perf_counter() - started, torch.cuda.max_memory_allocated(device) - base)
+    return_freed_memory()
+    box = {}
+
+    def timed():
+        started = time.perf_counter()
+        box["value"] = work()
+        box["seconds"] = time.perf_counter() - started
+
+    peak = _cpu_peak(timed)
+    if "value" not in box:  # no /proc/self/clear_refs: run it unmeasured
+        timed()
+    return Measured(box["value"], box["seconds"], peak)
+
+
+def return_freed_memory() -> None:
+    """Make glibc give freed memory back to the system (Linux; a no-op elsewhere).
+
+    Sets ``M_MMAP_THRESHOLD`` to 64 KiB (buffers above it are mapped on their own and
+    unmapped when freed; this also stops glibc raising the threshold dynamically) and
+    trims the heap with ``malloc_trim(0)``.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 64 * 1024)  # M_MMAP_THRESHOLD
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _cuda_peak(work) -> int:

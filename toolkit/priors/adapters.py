@@ -85,7 +85,8 @@ class PriorDenoiser(Denoiser):
     :math:`v = (u + 1)/2` of the prior's network units :math:`u` (physical images map
     with :meth:`to_deepinv` / :meth:`from_deepinv`) and returns Tweedie's estimate of
     the clean image in the same units, using the step whose noise level is nearest
-    :math:`2\sigma` in network units (:meth:`reddiff.Prior.denoise`).
+    :math:`2\sigma` in network units (:meth:`reddiff.Prior.denoise`). At :math:`\sigma = 0`
+    (the last step of deepinv's DDRM) it returns ``x`` without calling the network.
 
     Parameters
     ----------
@@ -112,9 +113,12 @@ class PriorDenoiser(Denoiser):
         self.prior = prior
 
     def forward(self, x: torch.Tensor, sigma, **kwargs) -> torch.Tensor:
-        sigma = self._handle_sigma(sigma, reference_tensor=x).flatten()
-        u = self.prior.denoise(2 * x - 1, 2 * sigma)
-        return (u + 1) / 2
+        sigma = self._handle_sigma(sigma, reference_tensor=x).flatten().expand(x.shape[0])
+        clean = sigma == 0  # deepinv's DDRM ends at sigma 0: nothing to remove, no network call
+        if bool(clean.all()):
+            return x
+        u = self.prior.denoise(2 * x - 1, 2 * torch.where(clean, sigma.max(), sigma))
+        return torch.where(clean.view(-1, 1, 1, 1), x, (u + 1) / 2)
 
     def to_deepinv(self, x: torch.Tensor) -> torch.Tensor:
         """Physical units to this denoiser's :math:`[0, 1]` units."""

@@ -1,0 +1,887 @@
+r"""The paper's comparison, reproduced: RED-Diff against DPS, PiGDM, DiffPIR and DDRM on the same priors.
+
+Run (one thread per process; the table, CSV and figure go into ``docs/``)::
+
+    python benchmarks/solvers.py                       # the full protocol, 128 px
+    python benchmarks/solvers.py --workers 2           # tasks on 2 processes (2 cores)
+    python benchmarks/solvers.py --quick --out /tmp/q  # the CI smoke run (about a minute)
+    python benchmarks/solvers.py --tasks inpainting ct30 --size 64   # a part of it
+
+**Tasks.** Held-out real images only (:mod:`reddiff.datasets.samples`), each task's
+solver settings tuned on a *validation* image that is neither held out nor trained on:
+
+=============  ==========================================  ===========================  ============
+task           measurement                                  test image (held out)        validation
+=============  ==========================================  ===========================  ============
+inpainting     50 % random pixels, Gaussian noise           ``ct_small`` (1/mm)          phantom 1000
+sr4            4x bicubic downsampling, Gaussian noise      ``ct_small``                 phantom 1000
+deblur         Gaussian blur (std 3 px, circular)           ``ct_small``                 phantom 1000
+ct30           30 parallel views, 1e5 photons per bin       ``ct_small``                 phantom 1000
+mri4 / mri8    8-coil Cartesian MRI, 4x / 8x random lines   ``mr_small`` (64 px)         MNI slice 60
+sky            Moffat PSF, sky 10 e-, read noise 3 e-       ``m13`` centre               simulated sky
+=============  ==========================================  ===========================  ============
+
+The generic tasks (the paper's inpainting, 4x super-resolution and Gaussian deblurring)
+use the CT prior on the CT slice with noise of 2 % of the image's range; the phantom is
+:func:`reddiff.datasets.ellipse_phantom` seed 1000 (one of the CT prior's evaluation
+images, never trained on), the MNI slice one the MRI prior left out, the sky
+:func:`reddiff.priors.recipes.simulated_sky` seed 1000 (training used seeds 0-31).
+
+**Solvers**, all on the same network through :class:`reddiff.benchmark.CountingPrior`
+(which counts its evaluations):
+
+* ``RED-Diff``: :func:`reddiff.red_diff` with the modality's shipped defaults
+  (:data:`reddiff.DEFAULTS`; generic tasks: :data:`GENERIC_DEFAULTS`), at its default
+  budget and at 25/50/100/200/500 steps; ``RED-Diff (tuned)``: ``lam`` tuned on the
+  validation image like every other solver (the shipped defaults were tuned on the
+  held-out images themselves, see :mod:`reddiff.defaults`);
+* ``DPS`` (:class:`deepinv.sampling.DPS`, the original residual-norm guidance, DDPM
+  steps), ``PiGDM`` (:class:`deepinv.sampling.PiGDMDataFidelity` in the same
+  :class:`~deepinv.sampling.PosteriorDiffusion` sampler), ``DiffPIR`` and ``DDRM``
+  (:class:`deepinv.sampling.DiffPIR`, :class:`~deepinv.sampling.DDRM`), through
+  :class:`reddiff.priors.PriorDenoiser`;
+* ``classical``: the best of the modality's truth-tuned classical methods
+  (``benchmarks/heldout.py``'s oracle; TV for the generic tasks).
+
+deepinv's samplers work in the denoiser's units :math:`v = (u + 1)/2` of the network
+units :math:`u = T(x)`; for a linear value transform
+:math:`x = T^{-1}(2v - 1) = 2 s\,v + T^{-1}(-1)` (:math:`s` the transform's scale) the
+problem becomes :math:`y - A\,T^{-1}(-1) = (2 s A) v + n`, with Gaussian noise (CT:
+line integrals with :math:`\sigma^2 = \operatorname{mean}(1/y)`, the transmission
+noise linearised). PiGDM, DiffPIR and DDRM need exactly this linear Gaussian form,
+DDRM also an SVD (:class:`deepinv.physics.DecomposablePhysics`); DPS only needs a
+differentiable :math:`A`. Where a solver does not apply the table says why.
+
+**Protocol.** Budgets are network evaluations (NFE) per run: RED-Diff spends one per
+step, DPS and PiGDM one forward *and one backward* pass, DiffPIR and DDRM one forward.
+Each solver's one setting (RED-Diff ``lam``; DPS guidance :math:`\zeta` in units of
+:math:`1/\lVert J_A\rVert`; PiGDM ``weight``; DiffPIR :math:`\zeta`; DDRM :math:`\eta`)
+is tuned by PSNR on the validation image at the default budget over a grid, extended
+past a winning edge; then on the test image, one run per budget (seed 0) and
+``--repeats`` runs at the default budget for the spread (per-pixel std and the raw
+90 % interval's coverage of the truth, :func:`reddiff.uncertainty.uncertainty_metrics`).
+Every run records PSNR and SSIM (:func:`reddiff.report.image_quality`, in display units),
+data consistency :math:`\lVert (y - \mu(\hat x))/\sigma\rVert / \lVert (y - \mu(x))/\sigma\rVert`
+(1 = the residual of the truth, i.e. the noise), wall time, peak memory
+(:func:`reddiff.benchmark.measure`) and counted NFE.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import platform
+import shlex
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+torch.set_num_threads(1)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import heldout  # noqa: E402  (held-out images and the truth-tuned classical oracle)
+
+import deepinv as dinv  # noqa: E402
+
+import reddiff  # noqa: E402
+from reddiff import modalities  # noqa: E402
+from reddiff.benchmark import CountingPrior, measure  # noqa: E402
+from reddiff.defaults import SolverDefaults  # noqa: E402
+from reddiff.errors import ReddiffError  # noqa: E402
+from reddiff.likelihood import GaussianLikelihood, ShiftedPoissonLikelihood, TransmissionLikelihood  # noqa: E402
+from reddiff.modalities import Classical, Modality, Problem  # noqa: E402
+from reddiff.priors import PriorDenoiser, load_prior  # noqa: E402
+from reddiff.report import image_quality  # noqa: E402
+from reddiff.result import Reconstruction  # noqa: E402
+from reddiff.uncertainty import uncertainty_metrics  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# --------------------------------------------------------------------------------------- tasks
+
+@dataclass(frozen=True)
+class Task:
+    """One measurement setting: a modality (or ``"generic"``), its options and default budget."""
+
+    name: str
+    title: str
+    modality: str
+    settings: dict = field(default_factory=dict)
+    budget: int = 100
+
+
+TASKS = (
+    Task("inpainting", "inpainting, 50 % random pixels", "generic", {"task": "inpaint-random"}),
+    Task("sr4", "4x super-resolution (bicubic)", "generic", {"task": "sr-bicubic"}),
+    Task("deblur", "Gaussian deblurring (3 px)", "generic", {"task": "deblur-gaussian"}),
+    Task("ct30", "CT, 30 views, 1e5 photons", "ct", {"views": 30}),
+    Task("mri4", "MRI, 8 coils, 4x", "mri", {"acceleration": 4.0}, budget=200),
+    Task("mri8", "MRI, 8 coils, 8x", "mri", {"acceleration": 8.0}, budget=200),
+    Task("sky", "sky, Moffat PSF, Poisson + read noise", "astro", {}),
+)
+TASK_NAMES = tuple(t.name for t in TASKS)
+QUICK_TASKS = ("inpainting", "ct30", "sky")
+
+#: Relative noise of the generic tasks: standard deviation over the image's range.
+GENERIC_NOISE = 0.02
+#: RED-Diff's row for the generic tasks (the CT prior): ``lam`` at noise 0.04 in network
+#: units, scaled as 1/noise like the modalities' rows; chosen from a 64 px exploration on
+#: the validation phantom (inpainting, 50 steps: lam 10-100 within 0.2 dB, 1000 -5 dB).
+GENERIC_DEFAULTS = SolverDefaults(prior="ct", steps=100, lr=0.1, lam=25.0, noise_reference=0.04,
+                                  weighting="sqrt", timesteps="descending", sigma_x0=0.0)
+
+
+class GenericTasks(Modality):
+    """The paper's restoration tasks on CT attenuation images (a benchmark-only modality).
+
+    Registered under ``"generic"`` so that the pipeline's helpers and the held-out
+    oracle treat them like any modality: images in 1/mm, the CT prior, Gaussian noise,
+    TV (truth-tuned weight) as the classical method.
+    """
+
+    name = "generic"
+    title = "generic restoration (CT prior)"
+    defaults = GENERIC_DEFAULTS
+
+    def noise_level(self, problem: Problem) -> float:
+        """Gaussian sigma in the CT prior's network units."""
+        return float(problem.physics.data_term.sigma) / load_prior("ct").transform.scale
+
+    def classical_methods(self, problem: Problem) -> list[Classical]:
+        """Non-negative TV-regularised least squares (FISTA, 150 iterations) over its weight."""
+        from reddiff.operators.base import tv_reconstruction
+
+        sigma = float(problem.physics.data_term.sigma)
+        return [Classical("TV", "lam", tuple(sigma * f for f in (0.03, 0.1, 0.3, 1.0)),
+                          lambda lam: tv_reconstruction(problem.y, problem.physics, lam=lam, iterations=150,
+                                                        init=problem.init, nonnegative=True))]
+
+
+modalities.register(GenericTasks, replace=True)
+
+
+def get_task(name: str) -> Task:
+    for task in TASKS:
+        if task.name == name:
+            return task
+    raise KeyError(f"unknown task {name!r}; expected one of {', '.join(TASK_NAMES)}")
+
+
+def test_image(task: Task, size: int, mri_size: int) -> np.ndarray:
+    """The held-out image of a task (physical units), resized to ``size`` (MRI: ``mri_size``)."""
+    sample = {"ct": "ct_small", "generic": "ct_small", "mri": "mr_small", "astro": "m13"}[task.modality]
+    modality = "ct" if task.modality == "generic" else task.modality
+    native = {"ct_small": 128, "mr_small": 64, "m13": 128}[sample]
+    side = mri_size if modality == "mri" else size
+    if sample == "m13":  # a centre cutout of the cluster, not a resampled one
+        return heldout._centre(heldout.image_for(heldout.Case("astro", "m13", "m13 256", {})), side)
+    image = heldout.image_for(heldout.Case(modality, sample, f"{sample} {native}", {}))
+    return image if side == native else heldout._resize(image, (side, side))
+
+
+def validation_image(task: Task, size: int, mri_size: int) -> np.ndarray:
+    """An image of the task's kind that is neither held out nor trained on (see the module notes)."""
+    from reddiff.priors.recipes import MRI_EVALUATION_SLICES, simulated_sky
+
+    if task.modality in ("ct", "generic"):
+        from reddiff.datasets import ellipse_phantom
+        from reddiff.operators.ct import hu_to_mu
+
+        return np.asarray(hu_to_mu(ellipse_phantom((size, size), seed=1000)), dtype=np.float32)
+    if task.modality == "mri":
+        from reddiff.datasets import sample_image
+
+        slice_ = sample_image("mni152_t1").array[MRI_EVALUATION_SLICES[0]][52:180, 34:162]
+        slice_ = heldout._resize(np.clip(slice_, 0, None), (mri_size, mri_size))
+        return slice_ / slice_.max()
+    return simulated_sky(size, seed=1000).astype(np.float32)
+
+
+def build_problem(task: Task, image: np.ndarray, seed: int) -> Problem:
+    """The task's measurement simulated from ``image`` with noise ``seed``."""
+    if task.modality == "generic":
+        return generic_problem(task.settings["task"], image, seed)
+    return modalities.get(task.modality).canonical_problem(image=image, seed=seed, **task.settings)
+
+
+def generic_problem(name: str, image: np.ndarray, seed: int) -> Problem:
+    """Inpainting / super-resolution / deblurring of ``image`` with Gaussian noise (``GENERIC_NOISE``)."""
+    from reddiff.operators import generic
+
+    x = torch.as_tensor(image, dtype=torch.float32)[None, None]
+    sigma = GENERIC_NOISE * float(x.max() - x.min())
+    if name == "deblur-gaussian":  # circular, so DDRM has its SVD (deepinv's BlurFFT)
+        physics = dinv.physics.BlurFFT(img_size=tuple(x.shape[1:]), filter=generic.gaussian_kernel(3.0)[None, None])
+        g = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            y = physics.A(x) + sigma * torch.randn(physics.A(x).shape, generator=g)
+        physics.noise_model = dinv.physics.GaussianNoise(sigma)
+        physics.data_term = GaussianLikelihood(sigma)
+        start = y
+    else:
+        m = generic.simulate(x, task=name, sigma=sigma, seed=seed)
+        physics, y = m.physics, m.y
+        with torch.no_grad():
+            start = physics.A_adjoint(y) if name.startswith("inpaint") else physics.A_dagger(y)
+    start = start.clamp_min(0)
+    return Problem("generic", y, physics, start, "start", init=start, measurement_image=start, truth=x,
+                   description=f"{name}, Gaussian noise {sigma:.3g} 1/mm")
+
+
+# ------------------------------------------------------------------------- deepinv's view
+
+@dataclass
+class View:
+    """A problem as deepinv's samplers see it: images in the denoiser's [0, 1] units.
+
+    ``physics`` maps :math:`v` to the measurement ``y``; ``linear`` says whether it is
+    a :class:`deepinv.physics.LinearPhysics` with Gaussian noise (``sigma``),
+    ``decomposable`` whether it also has an SVD.
+    """
+
+    y: torch.Tensor
+    physics: object
+    linear: bool
+    decomposable: bool
+    sigma: float | None
+    why_not_linear: str = ""
+
+
+def gaussian_measurement(problem: Problem):
+    """``(y, sigma)`` of a Gaussian form of the measurement, or ``(None, reason)``.
+
+    Transmission counts become line integrals :math:`-\\log(y/I_0)` with
+    :math:`\\sigma^2 = \\operatorname{mean}(1/y)` (their variance, linearised).
+    """
+    term = problem.physics.data_term
+    if isinstance(term, GaussianLikelihood):
+        return problem.y, float(term.sigma)
+    if isinstance(term, TransmissionLikelihood):
+        from reddiff.operators import ct
+
+        counts = problem.y.clamp_min(1.0)
+        return ct.line_integrals(problem.y, term.I0), float((1.0 / counts).mean().sqrt())
+    return None, f"{type(term).__name__} noise has no Gaussian form"
+
+
+def deepinv_view(problem: Problem, prior, device) -> View:
+    """The problem in the denoiser's units (see :class:`View` and the module notes)."""
+    physics = problem.physics
+    kind = prior.transform.to_config().get("kind")
+    y, sigma = gaussian_measurement(problem)
+    reason = ("" if kind in ("identity", "affine") else f"the prior's value transform ({kind}) is nonlinear")
+    reason = reason or ("" if isinstance(physics, dinv.physics.LinearPhysics) else "the physics is nonlinear")
+    reason = reason or ("" if y is not None else sigma)
+    shape = (1, *problem.init.shape[1:])
+    if reason:
+        mean = expected_measurement(problem)
+        nonlinear = dinv.physics.Physics(A=lambda v: mean(physics.A(prior.transform.to_physical(2 * v - 1))))
+        return View(problem.y.to(device), nonlinear, False, False, None, reason)
+    to_physical = prior.transform.to_physical
+    scale = 2 * float(to_physical(torch.ones(())) - to_physical(torch.zeros(())))
+    with torch.no_grad():
+        y = (y - physics.A(to_physical(-torch.ones(shape, device=device)))).to(device)
+    noise = dinv.physics.GaussianNoise(sigma)
+    if isinstance(physics, dinv.physics.DecomposablePhysics):
+        view = dinv.physics.DecomposablePhysics(U=physics.U, U_adjoint=physics.U_adjoint, V=physics.V,
+                                                V_adjoint=physics.V_adjoint, mask=scale * physics.mask,
+                                                noise_model=noise)
+        return View(y, view, True, True, sigma)
+    view = dinv.physics.LinearPhysics(A=lambda v: physics.A(scale * v), A_adjoint=lambda r: scale * physics.A_adjoint(r),
+                                      noise_model=noise)
+    return View(y, view, True, False, sigma)
+
+
+def expected_measurement(problem: Problem):
+    """:math:`\\mu(Ax)`, the mean of the measurement given ``A(x)``, for the problem's data term."""
+    term = problem.physics.data_term
+    if isinstance(term, TransmissionLikelihood):
+        return lambda ax: term.I0.to(ax.device) * torch.exp(-ax)
+    if isinstance(term, ShiftedPoissonLikelihood):
+        return lambda ax: ax + term.background
+    return lambda ax: ax
+
+
+def measurement_variance(problem: Problem, ax_true: torch.Tensor) -> torch.Tensor:
+    """The measurement's variance at the truth, for the data term."""
+    term = problem.physics.data_term
+    if isinstance(term, GaussianLikelihood):
+        return torch.full_like(ax_true, float(term.sigma) ** 2)
+    if isinstance(term, ShiftedPoissonLikelihood):
+        return (ax_true + term.background).clamp_min(0) + term.read_noise ** 2 + 1e-6
+    return expected_measurement(problem)(ax_true).clamp_min(1e-6)
+
+
+def data_consistency(problem: Problem, x: torch.Tensor) -> float:
+    r"""Whitened residual of ``x`` over that of the truth: :math:`\lVert (y - \mu(Ax))/\sigma\rVert /
+    \lVert (y - \mu(Ax_{true}))/\sigma\rVert` (1: fits the data as well as the truth, i.e. to the noise)."""
+    physics, mean = problem.physics, expected_measurement(problem)
+    with torch.no_grad():
+        ax_true = physics.A(problem.truth)
+        std = measurement_variance(problem, ax_true).sqrt()
+        ours = ((problem.y - mean(physics.A(x.to(problem.y.device)))) / std).norm()
+        noise = ((problem.y - mean(ax_true)) / std).norm()
+    return float(ours / noise)
+
+
+# ------------------------------------------------------------------------------- the solvers
+
+@dataclass
+class Setup:
+    """Everything a solver needs for one problem: the problem, its prior and deepinv's view."""
+
+    task: Task
+    problem: Problem
+    prior: CountingPrior
+    view: View
+    red_diff: dict
+    device: torch.device
+    guidance_unit: float = 1.0
+
+    @property
+    def start(self) -> torch.Tensor:
+        """The problem's starting image in the denoiser's units."""
+        return ((self.prior.transform.to_model(self.problem.init) + 1) / 2).to(self.device)
+
+    def physical(self, v: torch.Tensor) -> torch.Tensor:
+        """Denoiser units back to physical units (CPU, float32)."""
+        return self.prior.transform.to_physical(2 * v.float() - 1).detach().cpu()
+
+
+def make_setup(task: Task, image: np.ndarray, seed: int, device) -> Setup:
+    device = torch.device(device)
+    problem = build_problem(task, image, seed)
+    modality = modalities.get(problem.modality)
+    prior = modality.prior(problem, CountingPrior(load_prior(modality.defaults.prior))).to(device).eval()
+    physics = problem.physics.to(device) if hasattr(problem.physics, "to") else problem.physics
+    problem.physics = physics
+    problem.y, problem.init = problem.y.to(device), problem.init.to(device)
+    problem.truth = problem.truth.to(device)
+    settings = modality.defaults.as_kwargs(noise=modality.noise_level(problem))
+    setup = Setup(task, problem, prior, deepinv_view(problem, prior, device), settings, device)
+    setup.guidance_unit = 1.0 / jacobian_norm(setup.view, setup.start)
+    return setup
+
+
+def jacobian_norm(view: View, v0: torch.Tensor, iterations: int = 20) -> float:
+    r""":math:`\lVert J_A(v_0)\rVert_2` by power iteration on :math:`J^T J` (the scale of DPS's guidance gradient)."""
+    physics = view.physics
+    u = torch.randn(v0.shape, generator=torch.Generator(device=v0.device).manual_seed(0), device=v0.device)
+    value = 1.0
+    for _ in range(iterations):
+        u = u / u.norm()
+        if view.linear:
+            with torch.no_grad():
+                u = physics.A_adjoint(physics.A(u))
+        else:
+            _, ju = torch.autograd.functional.jvp(physics.A, v0, u)
+            _, u = torch.autograd.functional.vjp(physics.A, v0, ju)
+        value = float(u.norm())
+    return math.sqrt(value)
+
+
+def run_red_diff(setup: Setup, value, budget: int, seed: int) -> torch.Tensor:
+    """RED-Diff with the row's settings, ``lam`` times ``value`` (1: the defaults)."""
+    settings = {**setup.red_diff, "steps": budget, "lam": setup.red_diff["lam"] * value}
+    result = reddiff.red_diff(setup.problem.y, setup.problem.physics, setup.prior, init=setup.problem.init,
+                              seed=seed, **settings)
+    return result.tensor("mean").cpu()
+
+
+def _rng(setup: Setup, seed: int) -> torch.Generator:
+    return torch.Generator(setup.device).manual_seed(seed)
+
+
+def run_dps(setup: Setup, value, budget: int, seed: int) -> torch.Tensor:
+    """deepinv's DPS (residual-norm guidance, DDPM steps); ``value`` is :math:`\\zeta\\,\\lVert J_A\\rVert`."""
+    sampler = dinv.sampling.DPS(PriorDenoiser(setup.prior), num_steps=budget + 1, weight=value * setup.guidance_unit,
+                                rng=_rng(setup, seed), device=setup.device)
+    return setup.physical(sampler(setup.view.y.clone(), setup.view.physics, seed=seed))
+
+
+def run_pigdm(setup: Setup, value, budget: int, seed: int) -> torch.Tensor:
+    """PiGDM: deepinv's :class:`~deepinv.sampling.PiGDMDataFidelity` (``weight=value``) in DPS's sampler."""
+    low, high = setup.prior.info.get("network_range") or (-1.0, 1.0)
+    fidelity = dinv.sampling.PiGDMDataFidelity(weight=value, clip=((low + 1) / 2, (high + 1) / 2))
+    timesteps = torch.linspace(1, 0, budget + 1, dtype=torch.float64, device=setup.device)
+    sampler = dinv.sampling.PosteriorDiffusion(
+        data_fidelity=fidelity, denoiser=PriorDenoiser(setup.prior),
+        sde=dinv.sampling.VariancePreservingDiffusion(device=setup.device),
+        solver=dinv.sampling.DDPMSolver(timesteps=timesteps, rng=_rng(setup, seed)), device=setup.device)
+    return setup.physical(sampler(setup.view.y.clone(), setup.view.physics, seed=seed))
+
+
+def run_diffpir(setup: Setup, value, budget: int, seed: int) -> torch.Tensor:
+    """deepinv's DiffPIR (``lambda_`` 7, ``zeta=value``) from the problem's starting image."""
+    sampler = dinv.sampling.DiffPIR(PriorDenoiser(setup.prior), dinv.optim.data_fidelity.L2(), sigma=setup.view.sigma,
+                                    max_iter=budget, zeta=value, device=setup.device)
+    with torch.random.fork_rng(devices=[setup.device] if setup.device.type == "cuda" else []):
+        torch.manual_seed(seed)  # DiffPIR draws from the global generator
+        return setup.physical(sampler(setup.view.y.clone(), setup.view.physics, x_init=setup.start))
+
+
+def run_ddrm(setup: Setup, value, budget: int, seed: int) -> torch.Tensor:
+    """deepinv's DDRM (``eta=value``, noise levels 1 to 0 in ``budget`` steps; the last, at 0, is free)."""
+    sampler = dinv.sampling.DDRM(PriorDenoiser(setup.prior), sigmas=np.linspace(1, 0, budget + 1), eta=value)
+    with torch.random.fork_rng(devices=[setup.device] if setup.device.type == "cuda" else []):
+        torch.manual_seed(seed)  # DDRM draws from the global generator
+        return setup.physical(sampler(setup.view.y.clone(), setup.view.physics))  # it writes into y
+
+
+@dataclass(frozen=True)
+class Solver:
+    """A solver of the comparison: how to run it, what it needs and its tuned setting.
+
+    ``grid`` holds values of ``parameter`` tried on the validation image (extended
+    geometrically past a winning edge when ``extend``); ``needs`` is ``"any"``,
+    ``"linear"`` (linear Gaussian in the prior's units) or ``"svd"`` (also decomposable).
+    """
+
+    name: str
+    parameter: str
+    grid: tuple
+    run: object
+    needs: str = "any"
+    extend: bool = True
+    backprop: bool = False
+
+
+SOLVERS = (
+    Solver("RED-Diff", "lam factor", (1.0,), run_red_diff, extend=False),
+    Solver("RED-Diff (tuned)", "lam factor", (1 / 3, 1.0, 3.0), run_red_diff),
+    Solver("DPS", "zeta", (10.0, 30.0, 100.0, 300.0), run_dps, backprop=True),
+    Solver("PiGDM", "weight", (0.1, 0.3, 1.0, 3.0), run_pigdm, needs="linear", backprop=True),
+    Solver("DiffPIR", "zeta", (0.1, 0.3, 0.6, 1.0), run_diffpir, needs="linear", extend=False),
+    Solver("DDRM", "eta", (0.25, 0.5, 0.85, 1.0), run_ddrm, needs="svd", extend=False),
+)
+SOLVER_NAMES = tuple(s.name for s in SOLVERS) + ("classical",)
+
+
+def why_not(solver: Solver, setup: Setup) -> str | None:
+    """Why ``solver`` does not apply to ``setup`` (None if it does)."""
+    view = setup.view
+    if solver.needs in ("linear", "svd") and not view.linear:
+        return f"needs a linear Gaussian problem in the prior's units; here {view.why_not_linear}"
+    if solver.needs == "svd" and not view.decomposable:
+        return (f"needs an SVD of the forward operator (deepinv DecomposablePhysics); "
+                f"{type(setup.problem.physics).__name__} has none in deepinv")
+    return None
+
+
+# ------------------------------------------------------------------------------ evaluation
+
+def quality(problem: Problem, x: torch.Tensor) -> dict:
+    """PSNR and SSIM in the modality's display units (MRI on magnitudes)."""
+    modality = modalities.get(problem.modality)
+    truth = modality.display_image(problem.truth.cpu())
+    return image_quality(truth, modality.display_image(x.cpu()))
+
+
+def spread(problem: Problem, samples: torch.Tensor) -> dict:
+    """Std and raw 90 % coverage of repeated runs (display units)."""
+    modality = modalities.get(problem.modality)
+    result = modality.to_display_units(Reconstruction.from_samples(samples))
+    reference = modality.reference_for(result, problem)
+    metrics = uncertainty_metrics(result, reference[0].cpu())
+    return {"std": metrics["mean_std"], "coverage90": metrics["coverage"],
+            "psnr_of_mean": image_quality(reference.cpu(), result.tensor("mean"))["psnr"]}
+
+
+def safe_psnr(setup: Setup, solver: Solver, value, budget: int, seed: int = 0) -> float:
+    """PSNR of one run, -inf when the run diverges."""
+    try:
+        psnr = quality(setup.problem, solver.run(setup, value, budget, seed))["psnr"]
+    except (ReddiffError, RuntimeError, ValueError):
+        return -math.inf
+    return psnr if math.isfinite(psnr) else -math.inf
+
+
+def best_on_grid(score, values, *, extend: bool = True, limit: int = 3):
+    """The value with the highest ``score(value)``, the grid extended geometrically past a winning
+    edge (at most ``limit`` times); returns ``(best, {value: score})``."""
+    scores = {v: score(v) for v in values}
+    for _ in range(limit if extend and len(values) > 1 else 0):
+        ordered, top = sorted(scores), max(scores, key=scores.get)
+        if top not in (ordered[0], ordered[-1]):
+            break
+        value = top * (ordered[-1] / ordered[-2] if top == ordered[-1] else ordered[0] / ordered[1])
+        scores[value] = score(value)
+    return max(scores, key=scores.get), scores
+
+
+def tune(solver: Solver, validation: Setup, budget: int):
+    """The solver's setting with the best PSNR on the validation problem at ``budget``."""
+    return best_on_grid(lambda v: safe_psnr(validation, solver, v, budget), solver.grid, extend=solver.extend)
+
+
+def evaluate(solver: Solver, setup: Setup, value, budget: int, seeds) -> dict:
+    """Run ``solver`` once per seed at ``budget``; metrics of the first run plus the spread."""
+    runs, samples = [], []
+    for seed in seeds:
+        setup.prior.reset()
+        done = measure(lambda: solver.run(setup, value, budget, seed), setup.device)
+        samples.append(done.value)
+        runs.append({**quality(setup.problem, done.value), "seconds": done.seconds, "peak": done.peak_bytes,
+                     **setup.prior.counts})
+    first = runs[0]
+    row = {"psnr": statistics.median(r["psnr"] for r in runs), "ssim": statistics.median(r["ssim"] for r in runs),
+           "data_consistency": data_consistency(setup.problem, samples[0]),
+           "seconds": statistics.median(r["seconds"] for r in runs),
+           "peak_mib": max((r["peak"] or 0) for r in runs) / 2**20 if first["peak"] is not None else math.nan,
+           "nfe": first["forward"], "nfe_backprop": first["backprop"], "runs": len(runs)}
+    if len(samples) > 1:
+        row.update(spread(setup.problem, torch.cat(samples)))
+    return row
+
+
+def classical(problem: Problem) -> tuple[dict, str]:
+    """The truth-tuned classical method (``heldout.oracle``, on the CPU), re-run once to time it."""
+    label, _, _ = heldout.oracle(problem, problem.truth)
+    name, value = label.split(" (")[0], float(label.rsplit(" ", 1)[1].rstrip(")"))
+    method = next(m for m in modalities.get(problem.modality).classical_methods(problem) if m.name == name)
+    done = measure(lambda: method.run(int(value) if method.integer else value))
+    peak = done.peak_bytes / 2**20 if done.peak_bytes is not None else math.nan
+    row = {**quality(problem, done.value), "data_consistency": data_consistency(problem, done.value),
+           "seconds": done.seconds, "peak_mib": peak, "nfe": 0, "nfe_backprop": 0, "runs": 1}
+    return row, label
+
+
+@dataclass
+class Config:
+    """What one run of the benchmark does."""
+
+    size: int = 128
+    mri_size: int = 64
+    repeats: int = 3
+    red_diff_steps: tuple = (25, 50, 100, 200, 500)
+    budgets: tuple = (25, 50, 100, 200)
+    default_budget: int | None = None  # None: each task's own
+    device: str = "cpu"
+    solvers: tuple = SOLVER_NAMES
+
+
+def run_task(task_name: str, config: Config) -> dict:
+    """Tune, run and score every solver on one task; returns rows, tuned settings and notes."""
+    torch.set_num_threads(1)
+    task = get_task(task_name)
+    budget = config.default_budget or task.budget
+    started = time.perf_counter()
+    image = test_image(task, config.size, config.mri_size)
+    test = make_setup(task, image, seed=0, device=config.device)
+    validation = make_setup(task, validation_image(task, config.size, config.mri_size), seed=1,
+                            device=config.device)
+    base = {"task": task.name, "title": task.title, "size": tuple(test.problem.truth.shape[-2:])[0],
+            "default_budget": budget}
+    rows, tuned, notes = [], [], []
+    for solver in (s for s in SOLVERS if s.name in config.solvers):
+        reason = why_not(solver, test)
+        if reason:
+            notes.append({"task": task.name, "solver": solver.name, "reason": reason})
+            continue
+        value, scores = tune(solver, validation, budget)
+        tuned.append({"task": task.name, "solver": solver.name, "parameter": solver.parameter, "value": value,
+                      "grid": {f"{k:g}": round(v, 2) for k, v in sorted(scores.items())}})
+        schedule = config.red_diff_steps if solver.name == "RED-Diff" else \
+            config.budgets if solver.name != "RED-Diff (tuned)" else ()
+        for nfe in sorted(set(schedule) | {budget}):
+            seeds = range(config.repeats) if nfe == budget else range(1)
+            row = evaluate(solver, test, value, nfe, seeds)
+            rows.append({**base, "solver": solver.name, "budget": nfe, "setting": f"{solver.parameter}={value:.3g}",
+                         **row})
+            print(f"{task.name:10s} {solver.name:17s} NFE {row['nfe']:4d}: PSNR {row['psnr']:6.2f}  "
+                  f"{row['seconds']:7.2f} s  {row['peak_mib']:7.1f} MiB", flush=True)
+    if "classical" in config.solvers:
+        row, label = classical(build_problem(task, image, seed=0))
+        rows.append({**base, "solver": "classical", "budget": 0, "setting": label, **row})
+        print(f"{task.name:10s} classical {label}: PSNR {row['psnr']:.2f}", flush=True)
+    return {"rows": rows, "tuned": tuned, "notes": notes, "seconds": time.perf_counter() - started}
+
+
+# ------------------------------------------------------------------------- targets, outputs
+
+COLUMNS = ("task", "title", "size", "solver", "budget", "default_budget", "setting", "nfe", "nfe_backprop", "psnr",
+           "ssim", "data_consistency", "seconds", "peak_mib", "runs", "std", "coverage90", "psnr_of_mean")
+#: Solvers whose curves RED-Diff's default point is compared with.
+RIVALS = ("DPS", "PiGDM", "DiffPIR", "DDRM")
+
+
+def curve_at(points, seconds: float) -> float | None:
+    """A solver's quality-against-time curve at ``seconds``: its best PSNR by each time (the
+    frontier), interpolated linearly in log time; None before its fastest point."""
+    points = sorted(points)
+    if not points or seconds < points[0][0]:
+        return None
+    frontier, best = [], -math.inf
+    for t, psnr in points:
+        best = max(best, psnr)
+        frontier.append((math.log(t), best))
+    x = math.log(seconds)
+    for (x0, p0), (x1, p1) in zip(frontier, frontier[1:]):
+        if x0 <= x <= x1:
+            return p0 if x1 == x0 else p0 + (p1 - p0) * (x - x0) / (x1 - x0)
+    return frontier[-1][1]
+
+
+def targets(rows: list[dict]) -> list[dict]:
+    """Per task, the issue's targets at RED-Diff's default budget (None where a solver did not run).
+
+    ``speedup`` = DPS seconds / RED-Diff seconds (target >= 2), ``memory_ratio`` = DPS peak /
+    RED-Diff peak (>= 2), ``psnr_margin`` = RED-Diff - DPS (>= 0), ``beaten_by``: rivals whose
+    curve lies above RED-Diff's default point at its time (target: none).
+    """
+    out = []
+    for task in dict.fromkeys(r["task"] for r in rows):
+        mine = [r for r in rows if r["task"] == task]
+        at = {r["solver"]: r for r in mine if r["budget"] == r["default_budget"]}
+        red, dps = at.get("RED-Diff"), at.get("DPS")
+        if red is None:
+            continue
+        entry = {"task": task, "budget": red["default_budget"], "red": red, "dps": dps, "speedup": None,
+                 "memory_ratio": None, "psnr_margin": None, "curves": {}, "beaten_by": []}
+        if dps is not None:
+            entry["speedup"] = dps["seconds"] / red["seconds"]
+            entry["memory_ratio"] = dps["peak_mib"] / red["peak_mib"] if red["peak_mib"] > 0 else math.nan
+            entry["psnr_margin"] = red["psnr"] - dps["psnr"]
+        for rival in RIVALS:
+            value = curve_at([(r["seconds"], r["psnr"]) for r in mine if r["solver"] == rival], red["seconds"])
+            if value is not None:
+                entry["curves"][rival] = value
+                if value > red["psnr"]:
+                    entry["beaten_by"].append(rival)
+        classical_row = next((r for r in mine if r["solver"] == "classical"), None)
+        entry["classical_margin"] = red["psnr"] - classical_row["psnr"] if classical_row else None
+        out.append(entry)
+    return out
+
+
+def write_csv(rows: list[dict], path: Path) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+
+def figure(rows: list[dict], path: Path) -> None:
+    """PSNR against seconds per run, one panel per task, one curve per solver."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    columns = min(3, len(tasks))
+    fig, axes = plt.subplots(math.ceil(len(tasks) / columns), columns, figsize=(4.2 * columns, 3.4 * math.ceil(len(tasks) / columns)),
+                             squeeze=False)
+    colours = dict(zip(SOLVER_NAMES, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    for ax, task in zip(axes.flat, tasks):
+        mine = [r for r in rows if r["task"] == task]
+        for solver in SOLVER_NAMES:
+            points = sorted((r["seconds"], r["psnr"], r["budget"]) for r in mine if r["solver"] == solver)
+            if not points:
+                continue
+            t, p, _ = zip(*points)
+            style = {"marker": "s", "linestyle": "none"} if solver == "classical" or len(points) == 1 else \
+                {"marker": "o", "linestyle": "-"}
+            ax.plot(t, p, color=colours[solver], label=solver, markersize=4, **style)
+        red = next(r for r in mine if r["solver"] == "RED-Diff" and r["budget"] == r["default_budget"]) \
+            if any(r["solver"] == "RED-Diff" for r in mine) else None
+        if red:
+            ax.plot([red["seconds"]], [red["psnr"]], marker="*", markersize=12, color=colours["RED-Diff"],
+                    linestyle="none")
+        ax.set_xscale("log")
+        ax.set_title(f"{task} ({mine[0]['size']} px)", fontsize=9)
+        ax.set_xlabel("seconds per run")
+        ax.set_ylabel("PSNR (dB)")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(tasks):]:
+        ax.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _f(value, fmt: str, missing: str = "–") -> str:
+    return missing if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, fmt)
+
+
+def _verdict(value, target: float, fmt: str) -> str:
+    if value is None:
+        return "not run"
+    return f"{value:{fmt}} {'met' if value >= target else '**not met**'}"
+
+
+def targets_table(entries: list[dict]) -> list[str]:
+    lines = ["| task | NFE | RED-Diff s / MiB | DPS s / MiB | DPS/RED-Diff time (>= 2) | DPS/RED-Diff memory (>= 2) "
+             "| PSNR RED-Diff - DPS (>= 0) | rival curves above RED-Diff's point | RED-Diff - classical |",
+             "|" + "---|" * 9]
+    for e in entries:
+        red, dps = e["red"], e["dps"]
+        curves = ", ".join(f"{k} {v:.2f}" for k, v in e["curves"].items() if k in e["beaten_by"])
+        lines.append(f"| {e['task']} | {e['budget']} | {red['seconds']:.2f} / {_f(red['peak_mib'], '.0f')} | "
+                     f"{_f(dps and dps['seconds'], '.2f')} / {_f(dps and dps['peak_mib'], '.0f')} | "
+                     f"{_verdict(e['speedup'], 2.0, '.2f')} | {_verdict(e['memory_ratio'], 2.0, '.2f')} | "
+                     f"{_verdict(e['psnr_margin'], 0.0, '+.2f')} | "
+                     f"{'none (met)' if not e['beaten_by'] else '**' + curves + '** (not met)'} | "
+                     f"{_f(e['classical_margin'], '+.2f')} |")
+    return lines
+
+
+def default_budget_table(rows: list[dict], task: str) -> list[str]:
+    mine = [r for r in rows if r["task"] == task and (r["budget"] == r["default_budget"] or r["solver"] == "classical")]
+    lines = ["| solver | setting | NFE (with backprop) | PSNR | SSIM | data consistency | s/run | peak MiB "
+             "| runs | mean std | raw 90% coverage |", "|" + "---|" * 11]
+    for r in sorted(mine, key=lambda r: SOLVER_NAMES.index(r["solver"])):
+        lines.append(f"| {r['solver']} | {r['setting']} | {r['nfe']} ({r['nfe_backprop']}) | {r['psnr']:.2f} | "
+                     f"{r['ssim']:.3f} | {r['data_consistency']:.2f} | {r['seconds']:.2f} | {_f(r['peak_mib'], '.0f')} | "
+                     f"{r['runs']} | {_f(r.get('std'), '.3g')} | {_f(r.get('coverage90'), '.0%')} |")
+    return lines
+
+
+def curves_table(rows: list[dict]) -> list[str]:
+    budgets = sorted({r["budget"] for r in rows if r["solver"] != "classical"})
+    lines = ["| task | solver | " + " | ".join(f"NFE {b}" for b in budgets) + " |", "|" + "---|" * (len(budgets) + 2)]
+    for task in dict.fromkeys(r["task"] for r in rows):
+        for solver in SOLVER_NAMES[:-1]:
+            got = {r["budget"]: r for r in rows if r["task"] == task and r["solver"] == solver}
+            if got:
+                cells = [f"{got[b]['psnr']:.2f} dB, {got[b]['seconds']:.2f} s" if b in got else "" for b in budgets]
+                lines.append(f"| {task} | {solver} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def markdown(result: dict, config: Config, command: str, figure_name: str) -> str:
+    """docs/benchmarks.md: what was run, the targets, the tables, the figure and what was not run."""
+    rows, entries = result["rows"], targets(result["rows"])
+    run_tasks = list(dict.fromkeys(r["task"] for r in rows))
+    lines = ["# Solver comparison: RED-Diff, DPS, PiGDM, DiffPIR, DDRM and classical methods", "",
+             f"*Generated by `{command}` on {result['date']} ({result['machine']}, {result['device']}, "
+             f"{torch.get_num_threads()} thread per process, {result['workers']} process(es)); the run took "
+             f"{result['seconds'] / 60:.1f} min. Tasks, images, solvers and protocol: the docstring of "
+             "`benchmarks/solvers.py`. Every number below comes from that one run; timings were taken on a "
+             "machine shared with other jobs, so ratios within a task mean more than absolute seconds.*", "",
+             "## Targets", "",
+             f"At RED-Diff's default budget (NFE column), RED-Diff with its default settings against DPS on the "
+             "same network; then whether any rival's quality-against-time curve (its best PSNR by each time, "
+             "interpolated in log time) lies above RED-Diff's default point at RED-Diff's time.", "",
+             *targets_table(entries), "",
+             f"![PSNR against seconds per run]({figure_name})", "",
+             "*PSNR against wall time per run, one curve per solver over its budgets (the star: RED-Diff at its "
+             "default budget; squares: single settings, e.g. the truth-tuned classical method).*", ""]
+    for task in run_tasks:
+        first = next(r for r in rows if r["task"] == task)
+        lines += [f"## {task}: {first['title']}, {first['size']} px", "",
+                  f"At the default budget, {config.repeats} runs (PSNR and SSIM: medians of single runs; "
+                  "data consistency: whitened residual over the truth's, 1 = the noise level).", "",
+                  *default_budget_table(rows, task), ""]
+    lines += ["## Quality against time (single runs, seed 0; the default budget: median of the runs)", "",
+              *curves_table(rows), "", "## Settings tuned on the validation image", "",
+              "| task | solver | parameter | chosen | PSNR on the validation image per value |", "|---|---|---|---|---|"]
+    for t in result["tuned"]:
+        grid = ", ".join(f"{k}: {v}" for k, v in t["grid"].items())
+        lines.append(f"| {t['task']} | {t['solver']} | {t['parameter']} | {t['value']:.3g} | {grid} |")
+    lines += ["", "## Where a solver does not apply", ""]
+    lines += [f"- **{n['solver']}** on {n['task']}: {n['reason']}." for n in result["notes"]] or ["- (none)"]
+    missing_tasks = [t.name for t in TASKS if t.name not in run_tasks]
+    full = Config()
+    lines += ["", "## Not covered by this run", ""]
+    lines.append(f"- Tasks not run: {', '.join(missing_tasks)}." if missing_tasks else "- All tasks ran.")
+    for key, label in (("size", "image side"), ("mri_size", "MRI image side"), ("repeats", "runs at the default budget"),
+                       ("red_diff_steps", "RED-Diff steps"), ("budgets", "rival budgets")):
+        if getattr(config, key) != getattr(full, key):
+            lines.append(f"- {label}: {getattr(config, key)} instead of the full protocol's {getattr(full, key)}.")
+    lines.append("- Only one test image and one noise seed per task: differences below a few tenths of a dB "
+                 "are within what another image or seed would change.")
+    return "\n".join(lines) + "\n"
+
+
+QUICK = {"size": 32, "mri_size": 32, "repeats": 2, "red_diff_steps": (5, 10, 20), "budgets": (5, 10),
+         "default_budget": 10}
+
+
+def parse(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", nargs="+", choices=TASK_NAMES, help="default: all (--quick: " +
+                        " ".join(QUICK_TASKS) + ")")
+    parser.add_argument("--solvers", nargs="+", choices=SOLVER_NAMES, default=list(SOLVER_NAMES))
+    parser.add_argument("--quick", action="store_true", help="CI smoke run: 32 px, budgets 5-20, 2 runs")
+    parser.add_argument("--size", type=int, help="image side in pixels (default 128)")
+    parser.add_argument("--mri-size", type=int, help="MRI image side (default 64, mr_small's own)")
+    parser.add_argument("--repeats", type=int, help="runs at the default budget, for the spread (default 3)")
+    parser.add_argument("--budgets", type=int, nargs="+", help="rivals' NFE budgets (default 25 50 100 200)")
+    parser.add_argument("--red-diff-steps", type=int, nargs="+", help="RED-Diff's steps (default 25 50 100 200 500)")
+    parser.add_argument("--default-budget", type=int, help="override every task's default budget")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--workers", type=int, default=1, help="tasks run in this many processes")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs", help="folder for benchmarks.md, "
+                        "benchmarks.csv and images/solvers_quality_time.png (default docs/)")
+    return parser.parse_args(argv)
+
+
+def config_from(args) -> Config:
+    values = dict(QUICK) if args.quick else {}
+    for key in ("size", "mri_size", "repeats", "default_budget"):
+        if getattr(args, key) is not None:
+            values[key] = getattr(args, key)
+    for key in ("budgets", "red_diff_steps"):
+        if getattr(args, key):
+            values[key] = tuple(getattr(args, key))
+    return Config(**values, device=args.device, solvers=tuple(args.solvers))
+
+
+def run(tasks, config: Config, workers: int = 1) -> dict:
+    """All tasks (in ``workers`` processes); rows, tuned settings and notes in task order."""
+    started = time.perf_counter()
+    if workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            parts = list(pool.map(run_task, tasks, [config] * len(tasks)))
+    else:
+        parts = [run_task(task, config) for task in tasks]
+    merged = {key: [item for part in parts for item in part[key]] for key in ("rows", "tuned", "notes")}
+    return {**merged, "seconds": time.perf_counter() - started, "workers": workers,
+            "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {_cpu_name()}",
+            "device": config.device}
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown CPU"
+
+
+def main(argv=None) -> dict:
+    args = parse(argv)
+    config = config_from(args)
+    tasks = args.tasks or (list(QUICK_TASKS) if args.quick else list(TASK_NAMES))
+    result = run(tasks, config, args.workers)
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    figure_name = "images/solvers_quality_time.png"
+    figure(result["rows"], out / figure_name)
+    write_csv(result["rows"], out / "benchmarks.csv")
+    command = "python benchmarks/solvers.py " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    (out / "benchmarks.md").write_text(markdown(result, config, command.strip(), figure_name))
+    (out / "benchmarks.json").write_text(json.dumps({k: result[k] for k in ("tuned", "notes", "seconds")}, indent=1,
+                                                    default=str))
+    print(f"wrote {out / 'benchmarks.md'}, benchmarks.csv and {figure_name} in {result['seconds']:.0f} s")
+    return result
+
+
+if __name__ == "__main__":
+    main()
