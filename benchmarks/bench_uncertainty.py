@@ -5,6 +5,7 @@ Usage::
     python benchmarks/bench_uncertainty.py diversity      # Gaussian prior, exact posterior known
     python benchmarks/bench_uncertainty.py kspace         # MRI k-space std, sampled vs not
     python benchmarks/bench_uncertainty.py calibration    # real priors, simulated MRI/CT/sky
+    python benchmarks/bench_uncertainty.py spread         # which spread tracks the error (generated images)
     python benchmarks/bench_uncertainty.py throughput     # batched vs sequential, 8 samples
     python benchmarks/bench_uncertainty.py all
 
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 
 from reddiff import GaussianPrior, Prior, Reconstruction, red_diff
+from reddiff.operators.base import Measurement
 from reddiff.priors import ddpm_linear_schedule
 from reddiff.uncertainty import (fit_calibration, interval, normal_quantile,
                                  uncertainty_metrics)
@@ -315,6 +317,76 @@ def solver_settings(modality: str, args) -> dict:
     return {"steps": args.steps, "sigma_x0": args.sigma_x0, "timesteps": args.timesteps}
 
 
+# -- which spread tracks the error: raw, random timesteps, sigma_x0, bootstrap ------------
+
+SPREADS = ("raw", "random timesteps", "sigma_x0 0.05", "bootstrap")
+
+
+def spread_samples(problem, how: str, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""``(centre, samples)`` in physical units for one way of making RED-Diff's spread.
+
+    * raw / random timesteps / sigma_x0: ``n`` RED-Diff runs with the modality defaults
+      (changed in that one setting); the centre is their mean.
+    * bootstrap (parametric): one run gives :math:`\hat x`; ``n`` measurements
+      :math:`y_i \sim p(y \mid \hat x)` are drawn with the noise model and each solved
+      once; the centre is :math:`\hat x`, the spread that of the re-solutions.
+    """
+    from reddiff import modalities
+
+    modality = modalities.get(problem.modality)
+    settings = modality.defaults.as_kwargs(noise=modality.noise_level(problem))
+    prior = modality.prior(problem)
+    changed = {"random timesteps": {"timesteps": "random"}, "sigma_x0 0.05": {"sigma_x0": 0.05}}.get(how, {})
+    if how != "bootstrap":
+        rec = red_diff(problem.y, problem.physics, prior, init=problem.init, n_samples=n, seed=seed,
+                       keep_samples=True, **{**settings, **changed})
+        samples = torch.from_numpy(rec.dataset["samples"].values)
+        return rec.tensor("mean"), samples
+    centre = red_diff(problem.y, problem.physics, prior, init=problem.init, n_samples=1, seed=seed,
+                      **settings).tensor("mean")
+    runs = []
+    for i in range(n):
+        y = modality.measure(problem.physics, centre, generator=torch.Generator().manual_seed(seed + 1 + i))
+        again = modality.from_measurement(Measurement(y, problem.physics, None, {}))
+        runs.append(red_diff(y, problem.physics, prior, init=again.init, n_samples=1, seed=seed + 1 + i,
+                             **settings).tensor("mean"))
+    return centre, torch.cat(runs)
+
+
+def spread(args) -> None:
+    """Rank correlation of std with |error| and the factor each image needs, per spread, on the
+    generated calibration images (``Modality.calibration_images``) measured like the canonical problem."""
+    from reddiff import modalities
+    from reddiff.calibration import fit_to_grid
+    from reddiff.uncertainty import std_error_spearman
+
+    rows = []
+    for name in [m for m in args.modalities if m in ("ct", "mri", "astro")]:
+        modality = modalities.get(name)
+        images = list(modality.calibration_images().items())[:args.spread_images]
+        for how in SPREADS:
+            started = time.perf_counter()
+            rhos, factors, rmses = [], [], []
+            for i, (label, image) in enumerate(images):
+                image = fit_to_grid(image, (args.modality_size, args.modality_size))
+                problem = modality.canonical_problem(image=image, seed=400 + i)
+                centre, samples = spread_samples(problem, how, args.samples, seed=10 * i)
+                truth = problem.truth
+                rec = Reconstruction.from_samples(samples - samples.mean(0, keepdim=True) + centre)
+                rhos.append(std_error_spearman(rec.std.values, (centre - truth)[0].numpy()))
+                factors.append(fit_calibration([rec], [truth], level=LEVEL).scales[0])
+                rmses.append(float((centre - truth).pow(2).mean().sqrt()))
+            rows.append({"modality": name, "spread": how, "images": len(images),
+                         "Spearman median": float(np.median(rhos)), "Spearman min": float(np.min(rhos)),
+                         "k median": float(np.median(factors)),
+                         "k max/min": float(np.max(factors) / np.min(factors)),
+                         "rmse (physical)": float(np.median(rmses)), "time s": time.perf_counter() - started})
+            print(rows[-1], flush=True)
+    print(f"\n### Which spread tracks the error ({args.samples} samples, {args.spread_images} generated images "
+          f"per modality at {args.modality_size} px)\n")
+    print(table(rows, list(rows[0])))
+
+
 # -- throughput: batched vs sequential -------------------------------------------------
 
 def throughput(args) -> None:
@@ -348,7 +420,8 @@ def throughput(args) -> None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=["diversity", "kspace", "calibration", "throughput", "all"])
+    parser.add_argument("part", choices=["diversity", "kspace", "calibration", "spread", "throughput", "all"])
+    parser.add_argument("--spread-images", type=int, default=3, help="generated images per modality for spread")
     parser.add_argument("--size", type=int, default=32, help="image side of the Gaussian problem")
     parser.add_argument("--modality-size", type=int, default=64, help="image side for MRI/CT/sky")
     parser.add_argument("--images", type=int, default=4, help="test images for diversity")
@@ -375,6 +448,8 @@ def main(argv=None) -> None:
         kspace(args)
     if args.part in ("calibration", "all"):
         calibration(args)
+    if args.part in ("spread", "all"):
+        spread(args)
     if args.part in ("throughput", "all"):
         throughput(args)
     print(f"\n(total {time.perf_counter() - started:.0f} s, torch {torch.__version__}, "

@@ -74,3 +74,55 @@ def test_the_batch_command_on_a_local_cluster(inputs, tmp_path):
     assert result.exit_code == 1, result.output
     assert "1 done, 1 failed" in result.output and "failed: " in result.output
     assert (tmp_path / "o" / "ct0_h5" / "reconstruction.nc").is_file()
+
+
+@pytest.mark.slow
+def test_a_killed_batch_keeps_every_finished_result_and_a_rerun_completes_the_rest(tmp_path):
+    """A batch killed part-way (SIGKILL of the whole process group, after the first input is
+    recorded) leaves the finished results whole; a re-run skips them and does the rest."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import xarray as xr
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    hu = sample_image("ct_small").array[::4, ::4]
+    for k in range(4):
+        simulate_sinogram(hu, folder / f"ct{k}.h5", views=8, I0=1e5, pixel_spacing_mm=2.6, seed=k)
+    out = tmp_path / "batch"
+    command = [sys.executable, "-m", "reddiff", "batch", str(folder), "--out", str(out), "--steps", "20",
+               "--samples", "2", "--format", "netcdf", "--quiet", "--calibration", "none"]
+    process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    manifest_path = out / "manifest.json"
+    deadline = time.monotonic() + 240
+    done = []
+    while time.monotonic() < deadline and process.poll() is None:
+        if manifest_path.exists():
+            entries = json.loads(manifest_path.read_text())["entries"]
+            done = [k for k, v in entries.items() if v["status"] == "done"]
+            if done:
+                break
+        time.sleep(0.2)
+    assert done, "no input finished before the deadline"
+    finished_early = process.poll() is not None
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    entries = json.loads(manifest_path.read_text())["entries"]
+    finished = {k for k, v in entries.items() if v["status"] == "done"}
+    for name in finished:
+        with xr.open_dataset(out / entries[name]["output"].rsplit("/", 1)[-1] / "reconstruction.nc",
+                             engine="h5netcdf") as ds:
+            assert ds["mean"].shape[-2:] == (32, 32)
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    entries = json.loads(manifest_path.read_text())["entries"]
+    statuses = {k.rsplit("/", 1)[-1]: v["status"] for k, v in entries.items()}
+    assert set(statuses) == {f"ct{k}.h5" for k in range(4)}
+    assert all(statuses[k.rsplit("/", 1)[-1]] == "skipped" for k in finished)
+    assert sum(s == "done" for s in statuses.values()) == 4 - len(finished) or finished_early
+    leftovers = [p.name for p in out.iterdir() if p.name.startswith(".")]
+    assert leftovers == [], leftovers

@@ -53,6 +53,8 @@ class BatchSettings:
     device : str, optional
     threads : int
         Torch threads per task (1: one task per core).
+    calibration : str
+        ``"default"``, ``"none"`` or a calibration JSON (:func:`reddiff.calibration.resolve`).
     """
 
     solver: dict = field(default_factory=dict)
@@ -62,6 +64,7 @@ class BatchSettings:
     formats: tuple = ("netcdf", "png")
     device: str | None = None
     threads: int = 1
+    calibration: str = "default"
 
     def config_hash(self) -> str:
         """SHA-256 of the settings that shape a result (not ``threads`` or ``device``)."""
@@ -147,7 +150,7 @@ def reconstruct_file(path, out_dir, settings: BatchSettings, config_hash: str) -
     try:
         problem = load_problem(path, seed=seed)
         result = reconstruct(problem, prior=settings.prior, n_samples=settings.n_samples, seed=seed,
-                             device=settings.device, **settings.solver)
+                             device=settings.device, calibration=settings.calibration, **settings.solver)
         record = {**entry, "modality": problem.modality, "psnr_db": result.dataset.attrs.get("psnr_db")}
         written = save_outputs(result, problem, out_dir, formats=settings.formats, overwrite=True,
                                records={RUN_RECORD: record})

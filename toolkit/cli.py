@@ -318,6 +318,8 @@ def batch(
     seed: int = typer.Option(0, help="Batch seed; each input derives its own (recorded in the manifest)."),
     device: str = typer.Option(None, help="cpu or cuda (default: the GPU when there is one)."),
     format: str = typer.Option("netcdf,png", "--format", help="Comma-separated: netcdf, dicom, fits, png."),
+    calibration: str = typer.Option("default", help="Interval calibration: default, none, or a JSON file from "
+                                    "'reddiff calibrate' (applied to every input)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     debug: bool = DEBUG,
 ) -> None:
@@ -326,8 +328,13 @@ def batch(
 
     with user_errors(debug), stop_on_sigterm():
         solver = {k: v for k, v in {"steps": steps, "lr": lr, "lam": lam}.items() if v is not None}
+        if calibration not in ("default", "none"):
+            from .uncertainty import Calibration
+
+            Calibration.load(calibration)  # fails now, not once per input
+            calibration = str(Path(calibration).resolve())
         settings = BatchSettings(solver=solver, prior=prior, n_samples=samples, seed=seed,
-                                 formats=_formats(format), device=device)
+                                 formats=_formats(format), device=device, calibration=calibration)
         manifest = run_batch(inputs, out, settings=settings, workers=workers, scheduler=scheduler,
                              progress=not quiet)
         counts = {}
