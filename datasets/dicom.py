@@ -257,10 +257,26 @@ def _normal(orientation: np.ndarray) -> np.ndarray:
 COPIED = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientAge",
           "StudyInstanceUID", "StudyDate", "StudyTime", "StudyID", "AccessionNumber",
           "ReferringPhysicianName", "StudyDescription", "FrameOfReferenceUID",
-          "PositionReferenceIndicator", "Modality", "Manufacturer", "BodyPartExamined",
-          "SliceThickness", "SliceLocation", "InstanceNumber",
+          "PositionReferenceIndicator", "Modality", "Manufacturer", "BodyPartExamined", "Laterality",
+          "SliceThickness", "SliceLocation", "InstanceNumber", "AcquisitionNumber",
           "PatientPosition", "KVP", "ScanningSequence", "SequenceVariant", "ScanOptions",
-          "MRAcquisitionType", "EchoTime", "RepetitionTime", "MagneticFieldStrength")
+          "MRAcquisitionType", "EchoTime", "RepetitionTime", "EchoTrainLength", "InversionTime",
+          "MagneticFieldStrength")
+
+#: Type 2 attributes (present, possibly empty) of the modules derived images carry, by
+#: ``Modality`` ("" for every image): written empty when the source lacks them, as
+#: dciodvfy requires.
+TYPE2 = {"": ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
+              "ReferringPhysicianName", "StudyID", "AccessionNumber", "Manufacturer",
+              "PositionReferenceIndicator", "SliceThickness", "InstanceNumber"),
+         "CT": ("KVP", "AcquisitionNumber"),
+         "MR": ("ScanOptions", "MRAcquisitionType", "EchoTime", "EchoTrainLength")}
+
+#: UCUM codes of the units derived images are written in (``RealWorldValueMappingSequence``).
+UCUM = {"HU": ("[hnsf'U]", "Hounsfield unit"), "a.u.": ("[arb'U]", "arbitrary unit")}
+
+#: What each derived image is: ``ImageType`` value 4, and the words of its descriptions.
+PRODUCTS = {"mean": ("MEAN", "posterior mean"), "std": ("STD", "standard deviation")}
 
 
 def write_dicom(reconstruction: Reconstruction, reference: DicomVolume, out_dir, *,
@@ -288,13 +304,26 @@ def write_dicom(reconstruction: Reconstruction, reference: DicomVolume, out_dir,
     Notes
     -----
     Each image gets a new ``SeriesInstanceUID`` and ``SOPInstanceUID``, ``ImageType``
-    ``DERIVED\\SECONDARY``, a ``SourceImageSequence`` pointing at the source slice, the
-    source's patient, study and frame of reference, and the same plane: the field of
-    view's corner is kept, so a result on a different grid gets spacing
-    :math:`\\Delta' = \\Delta\\,N/N'`. Values are stored as 16-bit integers with
-    ``RescaleSlope`` :math:`m = (v_{max} - v_{min})/65535` and ``RescaleIntercept``
-    :math:`v_{min}` (quantisation error at most :math:`m/2`). Complex results store the
-    magnitude of the mean and :math:`\\sqrt{\\sigma_{re}^2 + \\sigma_{im}^2}`.
+    ``DERIVED\\SECONDARY\\<source's value 3>\\MEAN`` (or ``STD``), a ``SeriesDescription``
+    saying what it is and in which unit (the std map: "standard deviation ... uncertainty,
+    not anatomy"), a ``SourceImageSequence`` pointing at the source slice, the source's
+    patient, study and frame of reference, and the same plane: the field of view's corner
+    is kept, so a result on a different grid gets spacing :math:`\\Delta' = \\Delta\\,N/N'`.
+    The Type 2 attributes of its IOD (:data:`TYPE2`) are present, empty where the source
+    has none. Complex results store the magnitude of the mean and
+    :math:`\\sqrt{\\sigma_{re}^2 + \\sigma_{im}^2}`.
+
+    Values are 16-bit integers. Where the source's IOD has a Modality LUT (CT, or a source
+    slice with ``RescaleSlope``), each image has ``RescaleSlope``
+    :math:`m = (v_{max} - v_{min})/65535` and ``RescaleIntercept`` :math:`v_{min}`
+    (quantisation error at most :math:`m/2`); the std map's ``RescaleType`` is ``US``
+    (unspecified), not ``HU``, as it is no attenuation. The MR image IOD has no Modality
+    LUT: there mean and std are stored on one shared scale :math:`v = m\\,s` (so they
+    compare on screen) and the factor :math:`m` is given by the
+    ``RealWorldValueMappingSequence`` that every derived image carries (with its UCUM unit
+    and the label ``MEAN`` or ``STD``); :func:`read_dicom` returns the stored :math:`s`.
+    The std map is not written as a Parametric Map: that IOD needs the enhanced
+    multi-frame functional groups, which this writer of single classic images lacks.
 
     Examples
     --------
@@ -313,9 +342,10 @@ def write_dicom(reconstruction: Reconstruction, reference: DicomVolume, out_dir,
     out_dir = Path(out_dir)
     images = _derived_values(reconstruction, reference.unit)
     written: list[Path] = []
+    pixels = _quantised(images, modality_lut=_has_modality_lut(reference.headers[slice_index]))
     try:
         for number, (name, values) in enumerate(images.items(), start=1):
-            ds = _derived_dataset(values, reference, slice_index, name, number, reconstruction)
+            ds = _derived_dataset(values, reference, slice_index, name, number, reconstruction, pixels[name])
             target = out_dir / f"{stem}_{name}.dcm"
             written.append(write_file(target, lambda tmp, ds=ds: ds.save_as(tmp, enforce_file_format=True)))
     except BaseException:
@@ -343,20 +373,26 @@ def _derived_values(reconstruction: Reconstruction, unit: str) -> dict[str, np.n
 
 
 def _derived_dataset(values: np.ndarray, reference: DicomVolume, slice_index: int, name: str,
-                     number: int, reconstruction: Reconstruction) -> Dataset:
+                     number: int, reconstruction: Reconstruction, pixels) -> Dataset:
     source = reference.headers[slice_index]
     ds = Dataset()
     for keyword in COPIED:
         if keyword in source:
             setattr(ds, keyword, copy.deepcopy(source[keyword].value))
+    for keyword in TYPE2[""] + TYPE2.get(str(source.get("Modality", "")), ()):
+        if keyword not in ds:
+            setattr(ds, keyword, None)
+    code, words = PRODUCTS[name]
+    unit = reference.unit
     ds.SOPClassUID = source.get("SOPClassUID", "1.2.840.10008.5.1.4.1.1.7")
     ds.SOPInstanceUID = generate_uid()
     ds.SeriesInstanceUID = generate_uid()
     ds.SeriesNumber = int(source.get("SeriesNumber") or 0) + 1000 * number
-    ds.SeriesDescription = f"RED-Diff posterior {name}"
-    ds.ImageType = ["DERIVED", "SECONDARY", "RECON", name.upper()]
-    ds.DerivationDescription = (f"RED-Diff posterior {name} over "
-                                f"{reconstruction.dataset.attrs.get('n_samples', '?')} samples")
+    ds.SeriesDescription = (f"RED-Diff {words} in {unit}" +
+                            (" (uncertainty, not anatomy)" if name == "std" else ""))[:64]
+    ds.ImageType = ["DERIVED", "SECONDARY", _image_type_3(source), code]
+    ds.DerivationDescription = (f"RED-Diff {words} over "
+                                f"{reconstruction.dataset.attrs.get('n_samples', '?')} samples, in {unit}")
     ds.ImageComments = json.dumps({"config": reconstruction.config, "seeds": reconstruction.seeds})[:10240]
     now = datetime.datetime.now()
     ds.ContentDate, ds.ContentTime = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
@@ -365,13 +401,47 @@ def _derived_dataset(values: np.ndarray, reference: DicomVolume, slice_index: in
     item.ReferencedSOPInstanceUID = source.get("SOPInstanceUID", "")
     ds.SourceImageSequence = [item]
     _set_geometry(ds, reference, slice_index, values.shape)
-    _set_pixels(ds, values, reference.unit)
+    _set_pixels(ds, *pixels, unit=unit, name=name, modality_lut=_has_modality_lut(source))
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     ds.file_meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
     return ds
+
+
+def _image_type_3(source: Dataset) -> str:
+    """``ImageType`` value 3 of the source (the plane: ``AXIAL`` for CT), else ``OTHER``."""
+    values = source.get("ImageType") or []
+    values = [values] if isinstance(values, str) else list(values)
+    return str(values[2]) if len(values) > 2 and str(values[2]) else "OTHER"
+
+
+def _has_modality_lut(source: Dataset) -> bool:
+    """Whether derived images of ``source`` carry ``RescaleSlope``/``RescaleIntercept``: CT
+    (Type 1 there) or a source that has them; the MR image IOD has no Modality LUT."""
+    return source.get("Modality") == "CT" or "RescaleSlope" in source
+
+
+def _quantised(images: dict[str, np.ndarray], *, modality_lut: bool) -> dict[str, tuple]:
+    """Each image as ``(stored, slope, intercept)``: 16-bit integers :math:`s` with
+    :math:`v \\approx m\\,s + b`. With a Modality LUT each image spans its own range
+    (:math:`b = v_{min}`, unsigned); without, all share one slope and :math:`b = 0`
+    (signed if any value is negative)."""
+    if modality_lut:
+        out = {}
+        for name, values in images.items():
+            lo, hi = float(values.min()), float(values.max())
+            slope = (hi - lo) / 65535.0 if hi > lo else 1.0
+            out[name] = (np.clip(np.rint((values - lo) / slope), 0, 65535).astype(np.uint16), slope, lo)
+        return out
+    signed = any(float(values.min()) < 0 for values in images.values())
+    top = 32767 if signed else 65535
+    peak = max(float(np.abs(values).max()) for values in images.values())
+    slope = peak / top if peak > 0 else 1.0
+    dtype = np.int16 if signed else np.uint16
+    return {name: (np.clip(np.rint(values / slope), -top if signed else 0, top).astype(dtype), slope, 0.0)
+            for name, values in images.items()}
 
 
 def slice_grid(volume: DicomVolume, shape, *, slice_index: int = 0) -> tuple[tuple[float, float], np.ndarray]:
@@ -394,14 +464,39 @@ def _set_geometry(ds: Dataset, reference: DicomVolume, slice_index: int, shape) 
     ds.PixelSpacing = [round(dy, 8), round(dx, 8)]
 
 
-def _set_pixels(ds: Dataset, values: np.ndarray, unit: str) -> None:
-    lo, hi = float(values.min()), float(values.max())
-    slope = (hi - lo) / 65535.0 if hi > lo else 1.0
-    stored = np.clip(np.rint((values - lo) / slope), 0, 65535).astype(np.uint16)
+def _set_pixels(ds: Dataset, stored: np.ndarray, slope: float, intercept: float, *, unit: str, name: str,
+                modality_lut: bool) -> None:
+    """Pixel data and how to read it: the Modality LUT if the IOD has one, a Real World Value
+    Mapping always, and a window over the displayed values."""
     ds.Rows, ds.Columns = stored.shape
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
-    ds.RescaleSlope, ds.RescaleIntercept = f"{slope:.10g}"[:16], f"{lo:.10g}"[:16]
-    ds.RescaleType = unit if unit != "a.u." else "US"
-    ds.WindowCenter, ds.WindowWidth = f"{(lo + hi) / 2:.6g}", f"{max(hi - lo, 1e-6):.6g}"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
+    ds.PixelRepresentation = 1 if stored.dtype == np.int16 else 0
+    shown = stored.astype(np.float64)
+    if modality_lut:
+        ds.RescaleSlope, ds.RescaleIntercept = f"{slope:.10g}"[:16], f"{intercept:.10g}"[:16]
+        ds.RescaleType = unit if unit != "a.u." and name == "mean" else "US"
+        slope, intercept = float(ds.RescaleSlope), float(ds.RescaleIntercept)  # as written, rounded
+        shown = shown * slope + intercept
+    ds.RealWorldValueMappingSequence = [_value_mapping(stored, slope, intercept, unit, name)]
+    lo, hi = float(shown.min()), float(shown.max())
+    ds.WindowCenter, ds.WindowWidth = f"{(lo + hi) / 2:.6g}", f"{max(hi - lo, 1.0):.6g}"
     ds.PixelData = stored.tobytes()
+
+
+def _value_mapping(stored: np.ndarray, slope: float, intercept: float, unit: str, name: str) -> Dataset:
+    """A ``RealWorldValueMappingSequence`` item: :math:`v = m\\,s + b` in ``unit``, labelled ``MEAN``/``STD``."""
+    code, words = PRODUCTS[name]
+    item = Dataset()
+    if stored.dtype == np.int16:
+        item.RealWorldValueFirstValueMapped, item.RealWorldValueLastValueMapped = -32768, 32767
+    else:
+        item.RealWorldValueFirstValueMapped, item.RealWorldValueLastValueMapped = 0, 65535
+    item.RealWorldValueSlope, item.RealWorldValueIntercept = float(slope), float(intercept)
+    item.LUTLabel = code
+    item.LUTExplanation = f"RED-Diff {words} in {unit}"[:64]
+    units = Dataset()
+    units.CodeValue, units.CodeMeaning = UCUM.get(unit, (unit, unit))
+    units.CodingSchemeDesignator = "UCUM"
+    item.MeasurementUnitsCodeSequence = [units]
+    return item

@@ -7,8 +7,9 @@ straight into an optimiser; give the mask to the data term to ignore them.
 
 from __future__ import annotations
 
+import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -64,18 +65,53 @@ class SkyImage:
     hdu: int
     path: Path
 
+    @property
+    def in_electrons(self) -> bool:
+        """Whether ``BUNIT`` says electrons (``electron``, ``e-``, ...)."""
+        return _is_electrons(self.unit)
+
     def electrons(self) -> np.ndarray:
         r"""The image in electrons: :math:`e = g \cdot \mathrm{ADU}`, or as-is if already electrons.
 
         Raises InputError when the unit is ADU-like and the file gives no gain.
         """
-        unit = self.unit.strip().lower()
-        if unit in ELECTRON_UNITS:
+        if self.in_electrons:
             return self.array
         if self.gain is None:
             raise InputError(f"image is in {self.unit!r} and the header has no gain "
                              f"({'/'.join(GAIN_KEYS)})", path=self.path, field="GAIN")
         return self.array * np.float32(self.gain)
+
+    def with_detector(self, *, gain: float | None = None, read_noise: float | None = None) -> "SkyImage":
+        """A copy with the gain and/or read noise replaced, in its header too.
+
+        Parameters
+        ----------
+        gain : float, optional
+            Electrons per ADU, positive: written as ``GAIN``, other gain cards
+            (``EGAIN``, ``CCDGAIN``, ...) removed.
+        read_noise : float, optional
+            Electrons, at least 0: written as ``RDNOISE``, other read-noise cards removed.
+
+        Examples
+        --------
+        >>> from reddiff.datasets.samples import sample_path
+        >>> sky = read_fits(sample_path("m13")).with_detector(gain=2.0)
+        >>> sky.gain, sky.header["GAIN"]
+        (2.0, 2.0)
+        """
+        header = self.header.copy()
+        given = ((gain, "GAIN", GAIN_KEYS, "[electron/adu] gain, given to reddiff"),
+                 (read_noise, "RDNOISE", READ_NOISE_KEYS, "[electron] read noise, given to reddiff"))
+        for value, key, keys, comment in given:
+            if value is not None:
+                for old in keys:
+                    header.remove(old, ignore_missing=True, remove_all=True)
+                header[key] = (float(value), comment)
+        return replace(self, header=header,
+                       gain=self.gain if gain is None else _number(header, ("GAIN",), self.path, above=0.0),
+                       read_noise=self.read_noise if read_noise is None else
+                       _number(header, ("RDNOISE",), self.path, at_least=0.0))
 
 
 def read_fits(path, *, hdu: int | str | None = None) -> SkyImage:
@@ -169,6 +205,8 @@ def _image_hdu(hdul, hdu, path: Path) -> int:
     if hdu is not None:
         try:
             index = hdul.index_of(hdu)
+            if not 0 <= index < len(hdul):
+                raise IndexError(index)
         except (KeyError, IndexError) as err:
             raise InputError(f"no HDU {hdu!r} (file has {len(hdul)})", path=path, field="hdu") from err
         if not _is_image(hdul[index]):
@@ -244,7 +282,7 @@ def write_fits(reconstruction: Reconstruction, path, *, reference: SkyImage | No
     path : str or os.PathLike
         Output file, written atomically.
     reference : SkyImage, optional
-        The image the measurement came from: its header cards (telescope, WCS, ...)
+        The image the measurement came from: its header cards (telescope, exposure, ...)
         are kept and its blank pixels are written as NaN. Must have the result's shape.
     variance : bool
         Write the variance :math:`\\sigma^2` as ``VAR`` instead of ``STD``.
@@ -255,10 +293,21 @@ def write_fits(reconstruction: Reconstruction, path, *, reference: SkyImage | No
 
     Notes
     -----
-    The WCS is the result's own (``attrs["wcs_header"]``, set by
-    :func:`reddiff.datasets.with_geometry`) or else the reference's. ``BUNIT`` is the
-    result's unit (squared for ``VAR``). ``HISTORY`` cards record the reddiff version,
-    the number of samples, the seeds and every solver setting.
+    The file is meant to pass ``fitsverify``:
+
+    - The WCS is the result's own (``attrs["wcs_header"]``, set by
+      :func:`reddiff.datasets.with_geometry`) or else the reference's, written in both
+      HDUs as one block that starts with ``WCSAXES`` (FITS WCS paper I); the reference's
+      own primary WCS cards are dropped, not mixed in.
+    - Cards of the reference that describe the measured frame rather than the result
+      are dropped (:data:`STALE`: value range, PSF file, sky level, checksums, ``ORIGIN``,
+      ``DATE``), and so are those in its unit when the result is in another
+      (:data:`UNIT_CARDS`, e.g. ``GAIN`` and ``SATURATE`` of a frame in ADU).
+    - Cards describing the result: ``BUNIT`` (the result's unit, squared for ``VAR``),
+      ``ORIGIN`` naming reddiff, ``DATE``, ``PRODUCT`` in each HDU (``MEAN``, ``STD`` or
+      ``VAR``), ``UNCEXT`` in the primary naming the uncertainty extension, fresh
+      ``CHECKSUM``/``DATASUM``, and ``HISTORY`` cards with the reddiff version, the number
+      of samples, the seeds and every solver setting.
 
     Examples
     --------
@@ -266,57 +315,119 @@ def write_fits(reconstruction: Reconstruction, path, *, reference: SkyImage | No
     >>> from astropy.io import fits
     >>> rec = Reconstruction.from_samples(torch.rand(3, 1, 8, 8), units="electron")
     >>> out = write_fits(rec, os.path.join(tempfile.mkdtemp(), "r.fits"))
-    >>> [h.name for h in fits.open(out)]
-    ['PRIMARY', 'STD']
+    >>> [(h.name, h.header["PRODUCT"]) for h in fits.open(out)]
+    [('PRIMARY', 'MEAN'), ('STD', 'STD')]
     """
     ds = reconstruction.dataset
     mean = np.sqrt((ds["mean"].values.astype(np.float32) ** 2).sum(0)) if ds.sizes["channel"] > 1 \
         else ds["mean"].values[0].astype(np.float32)
     std = np.sqrt((ds["std"].values.astype(np.float32) ** 2).sum(0))
-    header = _output_header(reconstruction, reference, mean.shape)
+    unit = ds["mean"].attrs.get("units", "") or (reference.unit if reference is not None else "")
+    wcs = _output_wcs(reconstruction, reference)
+    header = _output_header(reference, mean.shape, unit, wcs)
     if reference is not None:
         mean, std = np.where(reference.valid, mean, np.nan), np.where(reference.valid, std, np.nan)
-    unit = ds["mean"].attrs.get("units", "") or (reference.unit if reference is not None else "")
+    name = "VAR" if variance else "STD"
     primary = fits.PrimaryHDU(mean.astype(np.float32), header=header)
-    extension = fits.ImageHDU((std ** 2 if variance else std).astype(np.float32),
-                              header=_wcs_cards(header), name="VAR" if variance else "STD")
-    if unit:
-        primary.header["BUNIT"] = unit
-        extension.header["BUNIT"] = f"({unit})**2" if variance else unit
+    extension = fits.ImageHDU((std ** 2 if variance else std).astype(np.float32), header=_wcs_block(wcs), name=name)
+    _describe(primary.header, "MEAN", unit)
+    primary.header["UNCEXT"] = (name, f"extension holding the {'variance' if variance else 'standard deviation'}")
+    _describe(extension.header, name, f"({unit})**2" if variance and unit else unit)
+    for card in _history(reconstruction, name):
+        primary.header.add_history(card)
     hdul = fits.HDUList([primary, extension])
-    return write_file(path, lambda tmp: hdul.writeto(tmp, output_verify="silentfix", overwrite=True))
+    return write_file(path, lambda tmp: hdul.writeto(tmp, output_verify="silentfix", overwrite=True, checksum=True))
 
 
-def _output_header(reconstruction: Reconstruction, reference: SkyImage | None, shape) -> fits.Header:
+#: Cards of a measured frame that do not describe a result made from it: its value range,
+#: its PSF (the result is deconvolved), its sky level (the result has none), the making of
+#: its file (fresh ones are written), and ``INHERIT`` (an extension's card).
+STALE = ("DATAMIN", "DATAMAX", "PSFFILE", "SKYLEVEL", "ORIGIN", "DATE", "FILENAME", "CHECKSUM", "DATASUM",
+         "INHERIT")
+#: Cards in the frame's unit, dropped when the result is in another (ADU -> electrons).
+UNIT_CARDS = ("BUNIT", "SATURATE") + GAIN_KEYS
+#: Cards of a primary (unlettered) WCS: papers I-IV, SIP and lookup-table distortions.
+WCS_CARD = re.compile(r"WCSAXES|WCSNAME|(CTYPE|CRPIX|CRVAL|CDELT|CUNIT|CROTA|CRDER|CSYER|CNAME)\d+|"
+                      r"(PC|CD|PV|PS)\d+_\d+|LONPOLE|LATPOLE|RADESYS|RADECSYS|EQUINOX|EPOCH|"
+                      r"(A|B|AP|BP)_(ORDER|DMAX|\d+_\d+)|(CPDIS|CQDIS|DP|DQ|D2IMDIS|D2IMERR)\d+(\..*)?|D2IMEXT|NPOLEXT")
+
+
+def _output_wcs(reconstruction: Reconstruction, reference: SkyImage | None) -> WCS | None:
+    """The result's WCS, else the reference's celestial one, else any WCS its header describes."""
+    if reconstruction.wcs is not None:
+        return reconstruction.wcs
+    if reference is None:
+        return None
+    if reference.wcs is not None:
+        return reference.wcs
+    if not any(WCS_CARD.fullmatch(key) for key in reference.header):
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FITSFixedWarning)
+            return WCS(reference.header)
+    except Exception:  # noqa: BLE001 - an unusable WCS: the result gets none
+        return None
+
+
+def _wcs_block(wcs: WCS | None) -> fits.Header:
+    """The WCS as header cards, ``WCSAXES`` first (empty for no WCS)."""
+    if wcs is None:
+        return fits.Header()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        return wcs.to_header(relax=True)
+
+
+def _output_header(reference: SkyImage | None, shape, unit: str, wcs: WCS | None) -> fits.Header:
+    """The reference's cards that still describe the result, then the WCS block."""
     header = fits.Header()
+    block = _wcs_block(wcs)
     if reference is not None:
         if reference.array.shape != shape:
             raise InputError(f"result shape {shape} differs from the reference image's "
                              f"{reference.array.shape}", path=reference.path, field="shape")
+        dropped = set(STALE) | set(block) | (set(UNIT_CARDS) if not _same_unit(reference.unit, unit) else set())
         for card in reference.header.cards:
-            if card.keyword not in STRUCTURAL or card.keyword in ("COMMENT", "HISTORY"):
+            key = card.keyword
+            if key in ("COMMENT", "HISTORY") or not (key in STRUCTURAL or key in dropped or
+                                                     (wcs is not None and WCS_CARD.fullmatch(key))):
                 header.append(card)
-    wcs = reconstruction.wcs
-    if wcs is not None:
-        header.update(wcs.to_header())
-    attrs = reconstruction.dataset.attrs
-    header.add_history(f"reddiff {attrs.get('reddiff_version', __version__)} RED-Diff reconstruction: "
-                       f"mean of {attrs.get('n_samples', '?')} samples; STD/VAR extension")
-    header.add_history(f"seeds = {reconstruction.seeds}")
-    for key, value in _flatten(reconstruction.config):
-        header.add_history(f"{key} = {value}")
+    header.extend(block)
     return header
 
 
-def _wcs_cards(header: fits.Header) -> fits.Header:
-    if "CTYPE1" not in header:
-        return fits.Header()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FITSFixedWarning)
-            return WCS(header).to_header(relax=True)
-    except Exception:  # noqa: BLE001 - no usable WCS: the extension gets none
-        return fits.Header()
+def _describe(header: fits.Header, product: str, unit: str) -> None:
+    """Cards saying what an HDU holds, who made it and when."""
+    import datetime
+
+    if unit:
+        header["BUNIT"] = (unit, "physical unit of the values")
+    header["PRODUCT"] = (product, {"MEAN": "posterior mean over RED-Diff runs",
+                                   "STD": "standard deviation over RED-Diff runs",
+                                   "VAR": "variance over RED-Diff runs"}[product])
+    header["ORIGIN"] = (f"reddiff {__version__}", "software that wrote this file")
+    header["DATE"] = (datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"),
+                      "UTC date this HDU was written")
+
+
+def _history(reconstruction: Reconstruction, name: str):
+    """``HISTORY`` lines: what made the result, with its seeds and settings."""
+    attrs = reconstruction.dataset.attrs
+    yield (f"reddiff {attrs.get('reddiff_version', __version__)} RED-Diff reconstruction: "
+           f"mean of {attrs.get('n_samples', '?')} samples; {name} extension")
+    yield f"seeds = {reconstruction.seeds}"
+    for key, value in _flatten(reconstruction.config):
+        yield f"{key} = {value}"
+
+
+def _same_unit(a: str, b: str) -> bool:
+    """Whether two ``BUNIT`` values name the same unit (``electrons`` and ``e-`` do)."""
+    return a.strip().lower() == b.strip().lower() or (_is_electrons(a) and _is_electrons(b))
+
+
+def _is_electrons(unit: str) -> bool:
+    return unit.strip().lower() in ELECTRON_UNITS
 
 
 def _flatten(config: dict, prefix: str = ""):

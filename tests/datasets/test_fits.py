@@ -1,5 +1,9 @@
 """FITS: reading sky images and PSFs, writing results, bad input."""
 
+import shutil
+import subprocess
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -78,6 +82,8 @@ def test_file_without_image_hdu(tmp_path):
         read_fits(tmp_path / "table.fits")
     with pytest.raises(InputError, match=r"\[hdu\] no HDU 'SCI'"):
         read_fits(tmp_path / "table.fits", hdu="SCI")
+    with pytest.raises(InputError, match=r"\[hdu\] no HDU 5 \(file has 2\)"):
+        read_fits(tmp_path / "table.fits", hdu=5)
 
 
 def _result(sky, units):
@@ -127,11 +133,76 @@ def test_shape_mismatch_writes_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_sip_distortion_survives_in_both_hdus(tmp_path):
+@pytest.mark.parametrize("located", [False, True], ids=["reference", "with_geometry"])
+def test_sip_distortion_survives_in_both_hdus(tmp_path, located):
     sky = read_fits(sample_path("star_field"))
     assert sky.wcs.sip is not None
-    with fits.open(write_fits(_result(sky, "adu"), tmp_path / "sip.fits", reference=sky)) as hdul:
+    rec = with_geometry(_result(sky, "adu"), sky) if located else _result(sky, "adu")
+    with fits.open(write_fits(rec, tmp_path / "sip.fits", reference=sky)) as hdul:
         pix = np.array([[0.0, 0.0], [99.0, 49.0]])
         for hdu in hdul:
             assert hdu.header["A_ORDER"] == 2
             np.testing.assert_allclose(WCS(hdu.header).all_pix2world(pix, 0), sky.wcs.all_pix2world(pix, 0))
+
+
+# -- files the field's own tools accept (issue 15) -----------------------------------
+
+def _frame_with_stale_cards(path):
+    """A frame in ADU whose header lists WCSAXES after CTYPE1 and carries cards that describe
+    the measured frame only (value range, PSF file, origin, date, checksums, gain)."""
+    header = fits.Header()
+    header.update({"TELESCOP": "HST", "ORIGIN": "STScI", "DATE": "2001-01-01", "CCDGAIN": 2.0, "READNOIS": 4.5,
+                   "SATURATE": 65000.0, "DATAMIN": 100, "DATAMAX": 999, "PSFFILE": "psf.fits", "BUNIT": "ADU"})
+    cards = _wcs_header()
+    for key in [k for k in cards if k != "WCSAXES"]:
+        header[key] = (cards[key], cards.comments[key])
+    header["WCSAXES"] = 2
+    data = RNG.integers(100, 1000, size=(16, 20)).astype(np.int16)
+    fits.PrimaryHDU(data, header=header).writeto(path, checksum=True)
+    return read_fits(path)
+
+
+def _written(tmp_path, *, variance=False):
+    sky = _frame_with_stale_cards(tmp_path / "frame.fits")
+    rec = with_geometry(_result(sky, "electron"), sky)
+    return write_fits(rec, tmp_path / "out.fits", reference=sky, variance=variance)
+
+
+@pytest.mark.parametrize("variance", [False, True])
+def test_output_is_valid_fits_with_ordered_wcs_and_no_stale_cards(tmp_path, variance):
+    out = _written(tmp_path, variance=variance)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a bad checksum is a warning in astropy
+        with fits.open(out, checksum=True) as hdul:
+            hdul.verify("exception")
+            primary, extension = hdul[0].header, hdul[1].header
+            for header in (primary, extension):
+                keys = list(header)
+                assert keys.index("WCSAXES") < min(keys.index(k) for k in keys if k[:5] in ("CTYPE", "CRPIX",
+                                                                                             "CRVAL", "CDELT"))
+                assert "CHECKSUM" in header and "DATASUM" in header
+                assert header["ORIGIN"].startswith("reddiff ") and header["DATE"][:2] == "20"
+    assert (primary["BUNIT"], primary["PRODUCT"], primary["UNCEXT"]) == ("electron", "MEAN",
+                                                                          "VAR" if variance else "STD")
+    assert extension["PRODUCT"] == extension["EXTNAME"] == ("VAR" if variance else "STD")
+    assert extension["BUNIT"] == ("(electron)**2" if variance else "electron")
+    for stale in ("DATAMIN", "DATAMAX", "PSFFILE", "CCDGAIN", "SATURATE"):
+        assert stale not in primary, stale  # the result is deconvolved, in electrons, of another range
+    assert (primary["TELESCOP"], primary["READNOIS"]) == ("HST", 4.5)  # still true of the result
+    assert "reddiff" in "\n".join(primary["HISTORY"])
+    assert list(primary).count("CTYPE1") == 1
+
+
+def test_output_in_the_frame_unit_keeps_its_gain(tmp_path):
+    sky = _frame_with_stale_cards(tmp_path / "frame.fits")
+    with fits.open(write_fits(_result(sky, "ADU"), tmp_path / "adu.fits", reference=sky)) as hdul:
+        assert (hdul[0].header["BUNIT"], hdul[0].header["CCDGAIN"]) == ("ADU", 2.0)
+
+
+def test_output_passes_fitsverify(tmp_path):
+    if shutil.which("fitsverify") is None:
+        pytest.skip("fitsverify (HEASARC's FITS verifier, Debian package fitsverify) is not on PATH")
+    (tmp_path / "var").mkdir()
+    for out in (_written(tmp_path), _written(tmp_path / "var", variance=True)):
+        done = subprocess.run(["fitsverify", "-q", str(out)], capture_output=True, text=True)
+        assert done.returncode == 0 and "verification OK" in done.stdout, done.stdout + done.stderr

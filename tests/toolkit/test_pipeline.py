@@ -1,5 +1,7 @@
 """The pipeline: problems from files and simulations, units, outputs all or nothing."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -233,6 +235,63 @@ def test_sky_frames_in_adu_are_converted_with_the_gain_and_electrons_are_not(sky
     fits.PrimaryHDU(data, header=header).writeto(tmp_path / "nogain.fits")
     with pytest.raises(InputError, match="no gain"):
         load_problem(tmp_path / "nogain.fits")
+
+
+def _sky_extension_in_adu(sky_file, path):
+    """The simulated frame halved into ADU in a ``SCI`` extension, without GAIN, RDNOISE or PSFFILE."""
+    from astropy.io import fits
+
+    with fits.open(sky_file) as hdul:
+        header, data = hdul[0].header.copy(), hdul[0].data
+    for key in ("GAIN", "RDNOISE", "PSFFILE"):
+        del header[key]
+    header["BUNIT"] = "adu"
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(data / 2.0, header=header, name="SCI")]).writeto(path)
+    return path
+
+
+def test_astro_options_give_gain_read_noise_psf_model_and_extension(sky_file, tmp_path):
+    frame = _sky_extension_in_adu(sky_file, tmp_path / "mef.fits")
+    with pytest.raises(InputError, match=r"\[--gain\] .*no gain card"):
+        load_problem(frame, psf="moffat:2")
+    electrons = load_problem(sky_file)
+    for extension in (None, "SCI", "1", 1):
+        problem = load_problem(frame, gain=2.0, read_noise=5.0, psf="moffat:2", extension=extension)
+        assert torch.allclose(problem.y, electrons.y, rtol=1e-5)  # ADU x --gain
+        assert problem.physics.data_term.read_noise == 5.0  # --read-noise replaces the estimate
+        assert torch.allclose(problem.physics.filter[0, 0], telescope.moffat_psf(2.0))
+        assert (problem.source.header["GAIN"], problem.source.header["RDNOISE"], problem.source.hdu) == (2.0, 5.0, 1)
+    gaussian = load_problem(frame, gain=2.0, psf="gaussian:1.5")
+    assert torch.allclose(gaussian.physics.filter[0, 0], telescope.gaussian_psf(1.5))
+    assert gaussian.physics.data_term.read_noise != 5.0  # no card, no option: estimated from the frame
+    replaced = load_problem(sky_file, read_noise=0.5)  # the file's RDNOISE = 3 is replaced
+    assert replaced.physics.data_term.read_noise == 0.5 and replaced.source.header["RDNOISE"] == 0.5
+
+
+@pytest.mark.parametrize("options, flag, message", [
+    ({"gain": -1.0}, "--gain", "above 0"),
+    ({"gain": float("nan")}, "--gain", "finite"),
+    ({"read_noise": -0.1}, "--read-noise", "at least 0"),
+    ({"read_noise": float("inf")}, "--read-noise", "finite"),
+    ({"psf": "airy:3"}, "--psf", "neither a FITS file nor a model"),
+    ({"psf": "missing_psf.fits"}, "--psf", "neither a FITS file"),
+    ({"psf": "moffat:"}, "--psf", "gives no FWHM"),
+    ({"psf": "gaussian:wide"}, "--psf", "finite number above 0"),
+    ({"psf": "moffat:0"}, "--psf", "above 0"),
+    ({"psf": "moffat:40"}, "--psf", "as wide as the frame"),
+    ({"extension": 0}, "--extension", "holds no image data"),
+    ({"extension": "7"}, "--extension", "no HDU 7"),
+    ({"extension": "ERR"}, "--extension", "no HDU 'ERR'"),
+])
+def test_bad_astro_options_are_named(sky_file, tmp_path, options, flag, message):
+    frame = _sky_extension_in_adu(sky_file, tmp_path / "mef.fits")
+    with pytest.raises(InputError, match=re.escape(f"[{flag}]") + ".*" + re.escape(message)):
+        load_problem(frame, **{"gain": 2.0, "psf": "moffat:2", **options})
+
+
+def test_gain_for_a_frame_in_electrons_is_refused(sky_file):
+    with pytest.raises(InputError, match=r"\[--gain\] .*in electrons already"):
+        load_problem(sky_file, gain=2.0)
 
 
 def test_unknown_solver_settings_are_named(ct_file):

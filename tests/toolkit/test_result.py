@@ -146,3 +146,27 @@ def test_files_carry_cf_metadata_and_read_back_in_reddiff_units(tmp_path):
         assert all("_FillValue" not in f[name].attrs for name in ("x", "y", "channel", "quantile"))
     back = Reconstruction.from_netcdf(path)
     assert back.mean.attrs == rec.mean.attrs and back.dataset["x"].attrs == rec.dataset["x"].attrs
+
+
+def test_a_medical_result_file_draws_right_side_up_as_its_y_comment_says(tmp_path):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    image = torch.zeros(2, 1, 16, 16)
+    image[:, :, :4] = 1000.0  # bright top rows (row 0 is the top of a CT slice)
+    rec = with_coords(Reconstruction.from_samples(image, units="HU"), spacing=(0.7, 0.7), origin=(-5.0, -5.0))
+    with xr.open_dataset(rec.to_netcdf(tmp_path / "ct.nc"), engine="h5netcdf") as ds:
+        assert "plot(yincrease=False)" in ds["y"].attrs["comment"]
+        fig = Figure(figsize=(2, 2), dpi=32)
+        FigureCanvasAgg(fig)
+        ax = fig.add_axes([0, 0, 1, 1])
+        ds["mean"].isel(channel=0).plot(ax=ax, yincrease=False, cmap="gray", add_colorbar=False)  # the recipe
+        ax.set_axis_off()
+        fig.canvas.draw()
+        shown = np.asarray(fig.canvas.buffer_rgba())[..., 0].astype(float)
+    assert shown[:12].mean() > 200 and shown[-40:].mean() < 50  # bright rows drawn at the top
+    assert Reconstruction.from_netcdf(tmp_path / "ct.nc").dataset["y"].attrs == rec.dataset["y"].attrs
+    header = {"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CRVAL1": 1.0, "CRVAL2": 2.0, "CDELT1": -1e-4,
+              "CDELT2": 1e-4}
+    with xr.open_dataset(with_wcs(rec, header).to_netcdf(tmp_path / "sky.nc"), engine="h5netcdf") as ds:
+        assert "default plot is right side up" in ds["y"].attrs["comment"]

@@ -1,11 +1,17 @@
 r"""Telescope imaging: a blurred CCD frame (FITS) and its PSF in, a deblurred sky out (electrons).
 
 Frames are in electrons: as read for ``BUNIT = 'electron'``, else ADU times the ``GAIN``
-card (a file in ADU without one is refused). ``RDNOISE`` and reddiff's ``SKYLEVEL`` card
-are in electrons; without them the sky and read noise are estimated from the frame
-(sigma-clipped statistics). The data term is shifted Poisson (photon noise on the sky
-plus Gaussian read noise); the baseline is Richardson-Lucy, and RED-Diff starts from
-an under-converged Richardson-Lucy image.
+card or ``--gain`` (a file in ADU without either is refused). ``RDNOISE`` (or
+``--read-noise``) and reddiff's ``SKYLEVEL`` card are in electrons; without them the sky
+and read noise are estimated from the frame (sigma-clipped statistics). The PSF is the
+file the ``PSFFILE`` card names, or ``--psf`` (a FITS file, or a model ``moffat:FWHM`` /
+``gaussian:FWHM`` in pixels). The frame is the first image HDU, or ``--extension``
+(an index, 0 the primary HDU, or an ``EXTNAME``); an option rather than the
+``file.fits[2]`` syntax, because every command finds a file's kind from the file
+itself, so the path must name an existing file. Every option is checked before the
+solve, and a bad value is an error naming the option. The data term is shifted Poisson
+(photon noise on the sky plus Gaussian read noise); the baseline is Richardson-Lucy, and
+RED-Diff starts from an under-converged Richardson-Lucy image.
 """
 
 from __future__ import annotations
@@ -40,7 +46,13 @@ class AstroModality(Modality):
     defaults = SolverDefaults(prior="astro", steps=100, lr=0.001, lam=100.0, noise_reference=19 ** 0.5,
                               weighting="sqrt", timesteps="descending", sigma_x0=0.0)
     load_options = (
-        Option("psf", None, "Astro: PSF FITS file (default the PSFFILE card).", type=Path),
+        Option("psf", None, "Astro: the PSF, a FITS file or a model moffat:FWHM or gaussian:FWHM (FWHM in pixels) "
+               "(default the PSFFILE card's file).", type=str),
+        Option("gain", None, "Astro: electrons per ADU of a frame in ADU (replaces the header's GAIN).", type=float),
+        Option("read_noise", None, "Astro: read noise in electrons (replaces the header's RDNOISE; default the card, "
+               "else estimated from the frame).", type=float),
+        Option("extension", None, "Astro: the FITS HDU holding the frame, an index (0: primary) or EXTNAME "
+               "(default the first image HDU).", type=str),
     )
     measurement_suffixes = (".fits", ".fit", ".fts")
     simulate_options = (
@@ -51,21 +63,24 @@ class AstroModality(Modality):
     demo = Demo("m13", "Moffat-blurred CCD frame (FWHM 3 px), sky 10 e-, read noise 3 e-, 128x128 cutout",
                 formats=("netcdf", "fits", "png"))
 
-    def load(self, path, *, seed: int = 0, slice_index: int = 0, psf=None) -> Problem:
+    def load(self, path, *, seed: int = 0, slice_index: int = 0, psf=None, gain: float | None = None,
+             read_noise: float | None = None, extension: int | str | None = None) -> Problem:
         from astropy.stats import sigma_clipped_stats
 
-        from reddiff.datasets import read_fits, read_psf
         from reddiff.operators import telescope
 
-        sky = read_fits(path)
+        gain = _option_number(gain, "--gain", above=0.0)
+        read_noise = _option_number(read_noise, "--read-noise", at_least=0.0)
+        sky = _read_frame(path, extension).with_detector(gain=gain, read_noise=read_noise)
         if sky.array.ndim != 2:
             raise InputError(f"holds a cube of shape {sky.array.shape}; expected one 2-D image", path=sky.path)
-        if psf is None:
-            name = sky.header.get("PSFFILE")
-            if not name:
-                raise InputError("has no PSFFILE card; give the PSF with --psf FILE", path=sky.path, field="PSFFILE")
-            psf = Path(sky.path).parent / str(name)
-        kernel = telescope.as_psf(read_psf(psf) if isinstance(psf, (str, Path)) else psf)
+        if gain is not None and sky.in_electrons:
+            raise InputError(f"--gain {gain:g} given, but the frame is in electrons already (BUNIT = "
+                             f"{sky.unit!r})", path=sky.path, field="--gain")
+        if sky.gain is None and not sky.in_electrons:
+            raise InputError(f"the frame is in {sky.unit!r} and the header has no gain card; give electrons per "
+                             "ADU with --gain", path=sky.path, field="--gain")
+        kernel = telescope.as_psf(_psf(psf, sky))
         electrons = np.where(sky.valid, sky.electrons(), np.nan)  # ADU x GAIN, or as is if in electrons
         _, sky_median, sky_std = sigma_clipped_stats(electrons[np.isfinite(electrons)], sigma=3.0)
         background = float(sky.header.get("SKYLEVEL", sky_median))  # reddiff's card, in electrons
@@ -74,7 +89,8 @@ class AstroModality(Modality):
         y = torch.from_numpy(np.nan_to_num(electrons, nan=background).astype(np.float32))[None, None]
         physics = telescope.blur_physics(kernel)
         physics.data_term = ShiftedPoissonLikelihood(max(background, 0.0), read_noise)
-        return self._problem(y, physics, source=sky, info={"path": str(sky.path), "gain": sky.gain})
+        return self._problem(y, physics, source=sky, info={"path": str(sky.path), "hdu": sky.hdu, "gain": sky.gain,
+                                                           "read_noise": read_noise, "psf": _psf_name(psf, sky)})
 
     def from_measurement(self, measurement, *, source=None) -> Problem:
         return self._problem(measurement.y, measurement.physics, truth=measurement.x_true, source=source,
@@ -169,6 +185,93 @@ class AstroModality(Modality):
         path = simulate_sky(read_fits(cutout), out_dir / "measurement_sky.fits", out_dir / "measurement_psf.fits",
                             seed=seed)
         return path, {"reference": cutout}
+
+
+#: PSF models ``--psf NAME:FWHM`` may name (FWHM in pixels), from :mod:`reddiff.operators.telescope`.
+PSF_MODELS = ("moffat", "gaussian")
+
+
+def _read_frame(path, extension):
+    """The frame in HDU ``extension`` (an index, an index as text, or an ``EXTNAME``), or the
+    first image HDU; a missing or image-less HDU is an error naming ``--extension``."""
+    from reddiff.datasets import read_fits
+
+    if extension is None:
+        return read_fits(path)
+    text = str(extension).strip()
+    if not text or isinstance(extension, bool):
+        raise InputError(f"expected an HDU index (0, 1, ...) or EXTNAME, got {extension!r}", path=path,
+                         field="--extension")
+    hdu = int(text) if text.isdigit() else text
+    try:
+        return read_fits(path, hdu=hdu)
+    except InputError as err:
+        if err.field != "hdu":
+            raise
+        raise InputError(err.message, path=err.path, field="--extension") from None
+
+
+def _option_number(value, flag: str, *, above: float | None = None, at_least: float | None = None):
+    """``value`` as a float checked against its bound, or None; an error names ``flag``."""
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number) or (above is not None and number <= above) or \
+            (at_least is not None and number < at_least):
+        wanted = f"above {above:g}" if above is not None else f"at least {at_least:g}"
+        raise InputError(f"expected a finite number {wanted}, got {value!r}", field=flag)
+    return number
+
+
+def _psf(spec, sky):
+    """The PSF ``spec`` names for the frame ``sky``: data as given; a model ``moffat:FWHM`` or
+    ``gaussian:FWHM``; a FITS file; by default the file of the frame's ``PSFFILE`` card."""
+    from reddiff.datasets import read_psf
+
+    if spec is None:
+        name = sky.header.get("PSFFILE")
+        if not name:
+            raise InputError("has no PSFFILE card; give the PSF with --psf FILE, --psf moffat:FWHM or "
+                             "--psf gaussian:FWHM", path=sky.path, field="PSFFILE")
+        return read_psf(Path(sky.path).parent / str(name))
+    if not isinstance(spec, (str, Path)):
+        return spec
+    model, sep, width = str(spec).partition(":")
+    if sep and model.strip().lower() in PSF_MODELS:
+        return _psf_model(model.strip().lower(), width, sky, spec)
+    if not Path(spec).is_file():
+        raise InputError(f"{str(spec)!r} is neither a FITS file nor a model "
+                         f"({' or '.join(m + ':FWHM' for m in PSF_MODELS)}, FWHM in pixels)", field="--psf")
+    try:
+        return read_psf(spec)
+    except InputError as err:
+        raise InputError(err.message, path=err.path, field="--psf") from None
+
+
+def _psf_model(model: str, width: str, sky, spec):
+    """A Moffat or Gaussian PSF of FWHM ``width`` pixels, which must be narrower than the frame."""
+    from reddiff.operators import telescope
+
+    fwhm = _option_number(width.strip() or None, "--psf", above=0.0)
+    if fwhm is None:
+        raise InputError(f"{spec!r} gives no FWHM; expected {model}:FWHM in pixels, e.g. {model}:3", field="--psf")
+    if fwhm >= min(sky.array.shape[-2:]):
+        raise InputError(f"FWHM {fwhm:g} pixels is as wide as the frame {sky.array.shape[-2:]}; expected the FWHM "
+                         "in pixels", path=sky.path, field="--psf")
+    try:
+        return telescope.moffat_psf(fwhm) if model == "moffat" else telescope.gaussian_psf(fwhm)
+    except InputError as err:
+        raise InputError(err.message, field="--psf") from None
+
+
+def _psf_name(spec, sky) -> str:
+    """What the PSF was, for the record: the model or file given, or the PSFFILE card's file."""
+    if spec is None:
+        return str(Path(sky.path).parent / str(sky.header.get("PSFFILE")))
+    return str(spec) if isinstance(spec, (str, Path)) else "array"
 
 
 def _sky_cutout(path, out, *, size: int) -> Path:
