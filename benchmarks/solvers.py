@@ -70,8 +70,11 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
+import functools
 import json
 import math
+import os
 import platform
 import shlex
 import statistics
@@ -94,7 +97,7 @@ import reddiff  # noqa: E402
 from reddiff import modalities  # noqa: E402
 from reddiff.benchmark import CountingPrior, measure  # noqa: E402
 from reddiff.defaults import SolverDefaults  # noqa: E402
-from reddiff.errors import ReddiffError  # noqa: E402
+from reddiff.errors import DivergenceError  # noqa: E402
 from reddiff.likelihood import GaussianLikelihood, ShiftedPoissonLikelihood, TransmissionLikelihood  # noqa: E402
 from reddiff.modalities import Classical, Modality, Problem  # noqa: E402
 from reddiff.priors import PriorDenoiser, load_prior  # noqa: E402
@@ -153,19 +156,25 @@ class GenericTasks(Modality):
 
     def noise_level(self, problem: Problem) -> float:
         """Gaussian sigma in the CT prior's network units."""
-        return float(problem.physics.data_term.sigma) / load_prior("ct").transform.scale
+        return float(problem.physics.data_term.sigma) / shipped_prior("ct").transform.scale
 
     def classical_methods(self, problem: Problem) -> list[Classical]:
-        """Non-negative TV-regularised least squares (FISTA, 150 iterations) over its weight."""
+        """Non-negative TV-regularised least squares (FISTA, 100 iterations) over its weight."""
         from reddiff.operators.base import tv_reconstruction
 
         sigma = float(problem.physics.data_term.sigma)
         return [Classical("TV", "lam", tuple(sigma * f for f in (0.03, 0.1, 0.3, 1.0)),
-                          lambda lam: tv_reconstruction(problem.y, problem.physics, lam=lam, iterations=150,
+                          lambda lam: tv_reconstruction(problem.y, problem.physics, lam=lam, iterations=100,
                                                         init=problem.init, nonnegative=True))]
 
 
 modalities.register(GenericTasks, replace=True)
+
+
+@functools.lru_cache(maxsize=None)
+def shipped_prior(name: str):
+    """A shipped prior, loaded once per process (setups wrap it, they never change it)."""
+    return load_prior(name).eval()
 
 
 def get_task(name: str) -> Task:
@@ -175,7 +184,7 @@ def get_task(name: str) -> Task:
     raise KeyError(f"unknown task {name!r}; expected one of {', '.join(TASK_NAMES)}")
 
 
-def test_image(task: Task, size: int, mri_size: int) -> np.ndarray:
+def heldout_image(task: Task, size: int, mri_size: int) -> np.ndarray:
     """The held-out image of a task (physical units), resized to ``size`` (MRI: ``mri_size``)."""
     sample = {"ct": "ct_small", "generic": "ct_small", "mri": "mr_small", "astro": "m13"}[task.modality]
     modality = "ct" if task.modality == "generic" else task.modality
@@ -284,7 +293,7 @@ def deepinv_view(problem: Problem, prior, device) -> View:
     if reason:
         mean = expected_measurement(problem)
         nonlinear = dinv.physics.Physics(A=lambda v: mean(physics.A(prior.transform.to_physical(2 * v - 1))))
-        return View(problem.y.to(device), nonlinear, False, False, None, reason)
+        return View(problem.y.to(device), nonlinear.to(device), False, False, None, reason)
     to_physical = prior.transform.to_physical
     scale = 2 * float(to_physical(torch.ones(())) - to_physical(torch.zeros(())))
     with torch.no_grad():
@@ -293,11 +302,11 @@ def deepinv_view(problem: Problem, prior, device) -> View:
     if isinstance(physics, dinv.physics.DecomposablePhysics):
         view = dinv.physics.DecomposablePhysics(U=physics.U, U_adjoint=physics.U_adjoint, V=physics.V,
                                                 V_adjoint=physics.V_adjoint, mask=scale * physics.mask,
-                                                noise_model=noise)
-        return View(y, view, True, True, sigma)
+                                                noise_model=noise, device=device)
+        return View(y, view.to(device), True, True, sigma)
     view = dinv.physics.LinearPhysics(A=lambda v: physics.A(scale * v), A_adjoint=lambda r: scale * physics.A_adjoint(r),
-                                      noise_model=noise)
-    return View(y, view, True, False, sigma)
+                                      noise_model=noise, device=device)
+    return View(y, view.to(device), True, False, sigma)
 
 
 def expected_measurement(problem: Problem):
@@ -360,7 +369,7 @@ def make_setup(task: Task, image: np.ndarray, seed: int, device) -> Setup:
     device = torch.device(device)
     problem = build_problem(task, image, seed)
     modality = modalities.get(problem.modality)
-    prior = modality.prior(problem, CountingPrior(load_prior(modality.defaults.prior))).to(device).eval()
+    prior = modality.prior(problem, CountingPrior(shipped_prior(modality.defaults.prior))).to(device).eval()
     physics = problem.physics.to(device) if hasattr(problem.physics, "to") else problem.physics
     problem.physics = physics
     problem.y, problem.init = problem.y.to(device), problem.init.to(device)
@@ -404,19 +413,22 @@ def run_dps(setup: Setup, value, budget: int, seed: int) -> torch.Tensor:
     """deepinv's DPS (residual-norm guidance, DDPM steps); ``value`` is :math:`\\zeta\\,\\lVert J_A\\rVert`."""
     sampler = dinv.sampling.DPS(PriorDenoiser(setup.prior), num_steps=budget + 1, weight=value * setup.guidance_unit,
                                 rng=_rng(setup, seed), device=setup.device)
-    return setup.physical(sampler(setup.view.y.clone(), setup.view.physics, seed=seed))
+    return setup.physical(sampler(setup.view.y.clone(), setup.view.physics, x_init=tuple(setup.start.shape),
+                                  seed=seed))
 
 
 def run_pigdm(setup: Setup, value, budget: int, seed: int) -> torch.Tensor:
     """PiGDM: deepinv's :class:`~deepinv.sampling.PiGDMDataFidelity` (``weight=value``) in DPS's sampler."""
-    low, high = setup.prior.info.get("network_range") or (-1.0, 1.0)
-    fidelity = dinv.sampling.PiGDMDataFidelity(weight=value, clip=((low + 1) / 2, (high + 1) / 2))
+    known = setup.prior.info.get("network_range")  # clip the denoised image to the prior's range, if known
+    clip = None if known is None else ((known[0] + 1) / 2, (known[1] + 1) / 2)
+    fidelity = dinv.sampling.PiGDMDataFidelity(weight=value, clip=clip)
     timesteps = torch.linspace(1, 0, budget + 1, dtype=torch.float64, device=setup.device)
     sampler = dinv.sampling.PosteriorDiffusion(
         data_fidelity=fidelity, denoiser=PriorDenoiser(setup.prior),
         sde=dinv.sampling.VariancePreservingDiffusion(device=setup.device),
         solver=dinv.sampling.DDPMSolver(timesteps=timesteps, rng=_rng(setup, seed)), device=setup.device)
-    return setup.physical(sampler(setup.view.y.clone(), setup.view.physics, seed=seed))
+    return setup.physical(sampler(setup.view.y.clone(), setup.view.physics, x_init=tuple(setup.start.shape),
+                                  seed=seed))
 
 
 def run_diffpir(setup: Setup, value, budget: int, seed: int) -> torch.Tensor:
@@ -456,7 +468,7 @@ class Solver:
 
 SOLVERS = (
     Solver("RED-Diff", "lam factor", (1.0,), run_red_diff, extend=False),
-    Solver("RED-Diff (tuned)", "lam factor", (1 / 3, 1.0, 3.0), run_red_diff),
+    Solver("RED-Diff (tuned)", "lam factor", (0.1, 0.3, 1.0, 3.0, 10.0), run_red_diff),
     Solver("DPS", "zeta", (10.0, 30.0, 100.0, 300.0), run_dps, backprop=True),
     Solver("PiGDM", "weight", (0.1, 0.3, 1.0, 3.0), run_pigdm, needs="linear", backprop=True),
     Solver("DiffPIR", "zeta", (0.1, 0.3, 0.6, 1.0), run_diffpir, needs="linear", extend=False),
@@ -499,7 +511,7 @@ def safe_psnr(setup: Setup, solver: Solver, value, budget: int, seed: int = 0) -
     """PSNR of one run, -inf when the run diverges."""
     try:
         psnr = quality(setup.problem, solver.run(setup, value, budget, seed))["psnr"]
-    except (ReddiffError, RuntimeError, ValueError):
+    except DivergenceError:
         return -math.inf
     return psnr if math.isfinite(psnr) else -math.inf
 
@@ -522,23 +534,24 @@ def tune(solver: Solver, validation: Setup, budget: int):
     return best_on_grid(lambda v: safe_psnr(validation, solver, v, budget), solver.grid, extend=solver.extend)
 
 
-def evaluate(solver: Solver, setup: Setup, value, budget: int, seeds) -> dict:
-    """Run ``solver`` once per seed at ``budget``; metrics of the first run plus the spread."""
-    runs, samples = [], []
-    for seed in seeds:
-        setup.prior.reset()
-        done = measure(lambda: solver.run(setup, value, budget, seed), setup.device)
-        samples.append(done.value)
-        runs.append({**quality(setup.problem, done.value), "seconds": done.seconds, "peak": done.peak_bytes,
-                     **setup.prior.counts})
+def one_run(solver: Solver, setup: Setup, value, budget: int, seed: int) -> dict:
+    """One measured run: the image (physical units), its quality, seconds, peak bytes and NFE counts."""
+    setup.prior.reset()
+    done = measure(lambda: solver.run(setup, value, budget, seed), setup.device)
+    return {"image": done.value, **quality(setup.problem, done.value), "seconds": done.seconds,
+            "peak": done.peak_bytes, **setup.prior.counts}
+
+
+def summarise(setup: Setup, runs: list[dict]) -> dict:
+    """One row from runs at one budget: medians, the first run's data consistency and NFE, the spread."""
     first = runs[0]
     row = {"psnr": statistics.median(r["psnr"] for r in runs), "ssim": statistics.median(r["ssim"] for r in runs),
-           "data_consistency": data_consistency(setup.problem, samples[0]),
+           "data_consistency": data_consistency(setup.problem, first["image"]),
            "seconds": statistics.median(r["seconds"] for r in runs),
-           "peak_mib": max((r["peak"] or 0) for r in runs) / 2**20 if first["peak"] is not None else math.nan,
+           "peak_mib": max(r["peak"] for r in runs) / 2**20 if first["peak"] is not None else math.nan,
            "nfe": first["forward"], "nfe_backprop": first["backprop"], "runs": len(runs)}
-    if len(samples) > 1:
-        row.update(spread(setup.problem, torch.cat(samples)))
+    if len(runs) > 1:
+        row.update(spread(setup.problem, torch.cat([r["image"] for r in runs])))
     return row
 
 
@@ -568,36 +581,50 @@ class Config:
     solvers: tuple = SOLVER_NAMES
 
 
+def schedule(config: Config, budget: int, solvers) -> list[tuple]:
+    """``(nfe, seed, solver)`` in run order: each budget of the curves (one seed), then the
+    default ``budget`` ``config.repeats`` times, the solvers interleaved within each."""
+    def budgets(solver):
+        own = {"RED-Diff": config.red_diff_steps, "RED-Diff (tuned)": ()}.get(solver.name, config.budgets)
+        return set(own) - {budget}
+
+    order = [(nfe, 0, s) for nfe in sorted(set().union(*map(budgets, solvers))) for s in solvers if nfe in budgets(s)]
+    return order + [(budget, seed, s) for seed in range(config.repeats) for s in solvers]
+
+
 def run_task(task_name: str, config: Config) -> dict:
-    """Tune, run and score every solver on one task; returns rows, tuned settings and notes."""
+    """Tune every solver on the validation image, then run and score them on the test image;
+    returns rows, tuned settings and notes."""
     torch.set_num_threads(1)
     task = get_task(task_name)
     budget = config.default_budget or task.budget
     started = time.perf_counter()
-    image = test_image(task, config.size, config.mri_size)
+    image = heldout_image(task, config.size, config.mri_size)
     test = make_setup(task, image, seed=0, device=config.device)
     validation = make_setup(task, validation_image(task, config.size, config.mri_size), seed=1,
                             device=config.device)
     base = {"task": task.name, "title": task.title, "size": tuple(test.problem.truth.shape[-2:])[0],
             "default_budget": budget}
-    rows, tuned, notes = [], [], []
+    rows, tuned, notes, chosen = [], [], [], {}
     for solver in (s for s in SOLVERS if s.name in config.solvers):
         reason = why_not(solver, test)
         if reason:
             notes.append({"task": task.name, "solver": solver.name, "reason": reason})
             continue
-        value, scores = tune(solver, validation, budget)
-        tuned.append({"task": task.name, "solver": solver.name, "parameter": solver.parameter, "value": value,
-                      "grid": {f"{k:g}": round(v, 2) for k, v in sorted(scores.items())}})
-        schedule = config.red_diff_steps if solver.name == "RED-Diff" else \
-            config.budgets if solver.name != "RED-Diff (tuned)" else ()
-        for nfe in sorted(set(schedule) | {budget}):
-            seeds = range(config.repeats) if nfe == budget else range(1)
-            row = evaluate(solver, test, value, nfe, seeds)
-            rows.append({**base, "solver": solver.name, "budget": nfe, "setting": f"{solver.parameter}={value:.3g}",
-                         **row})
-            print(f"{task.name:10s} {solver.name:17s} NFE {row['nfe']:4d}: PSNR {row['psnr']:6.2f}  "
-                  f"{row['seconds']:7.2f} s  {row['peak_mib']:7.1f} MiB", flush=True)
+        chosen[solver.name], scores = tune(solver, validation, budget)
+        tuned.append({"task": task.name, "solver": solver.name, "parameter": solver.parameter,
+                      "value": chosen[solver.name], "grid": {f"{k:g}": round(v, 2) for k, v in sorted(scores.items())}})
+    # the runs interleave the solvers (budget by budget, seed by seed), so a machine whose load
+    # drifts slows them all alike
+    runs = {}
+    for nfe, seed, solver in schedule(config, budget, [s for s in SOLVERS if s.name in chosen]):
+        runs.setdefault((solver.name, nfe), []).append(one_run(solver, test, chosen[solver.name], nfe, seed))
+    for (name, nfe), done in runs.items():
+        row = summarise(test, done)
+        solver = next(s for s in SOLVERS if s.name == name)
+        rows.append({**base, "solver": name, "budget": nfe, "setting": f"{solver.parameter}={chosen[name]:.3g}", **row})
+        print(f"{task.name:10s} {name:17s} NFE {row['nfe']:4d}: PSNR {row['psnr']:6.2f}  {row['seconds']:7.2f} s  "
+              f"{row['peak_mib']:7.1f} MiB", flush=True)
     if "classical" in config.solvers:
         row, label = classical(build_problem(task, image, seed=0))
         rows.append({**base, "solver": "classical", "budget": 0, "setting": label, **row})
@@ -614,15 +641,15 @@ RIVALS = ("DPS", "PiGDM", "DiffPIR", "DDRM")
 
 
 def curve_at(points, seconds: float) -> float | None:
-    """A solver's quality-against-time curve at ``seconds``: its best PSNR by each time (the
-    frontier), interpolated linearly in log time; None before its fastest point."""
+    """A solver's quality-against-time curve at ``seconds``: the line through its points that no
+    faster point beats (the frontier), linear in log time; None before its fastest point."""
     points = sorted(points)
     if not points or seconds < points[0][0]:
         return None
-    frontier, best = [], -math.inf
+    frontier = []
     for t, psnr in points:
-        best = max(best, psnr)
-        frontier.append((math.log(t), best))
+        if not frontier or psnr > frontier[-1][1]:
+            frontier.append((math.log(t), psnr))
     x = math.log(seconds)
     for (x0, p0), (x1, p1) in zip(frontier, frontier[1:]):
         if x0 <= x <= x1:
@@ -761,20 +788,24 @@ def curves_table(rows: list[dict]) -> list[str]:
     return lines
 
 
-def markdown(result: dict, config: Config, command: str, figure_name: str) -> str:
+def markdown(result: dict, figure_name: str) -> str:
     """docs/benchmarks.md: what was run, the targets, the tables, the figure and what was not run."""
     rows, entries = result["rows"], targets(result["rows"])
+    config = Config(**{k: tuple(v) if isinstance(v, list) else v for k, v in result["config"].items()})
     run_tasks = list(dict.fromkeys(r["task"] for r in rows))
+    load = result.get("load") or {}
     lines = ["# Solver comparison: RED-Diff, DPS, PiGDM, DiffPIR, DDRM and classical methods", "",
-             f"*Generated by `{command}` on {result['date']} ({result['machine']}, {result['device']}, "
-             f"{torch.get_num_threads()} thread per process, {result['workers']} process(es)); the run took "
-             f"{result['seconds'] / 60:.1f} min. Tasks, images, solvers and protocol: the docstring of "
-             "`benchmarks/solvers.py`. Every number below comes from that one run; timings were taken on a "
-             "machine shared with other jobs, so ratios within a task mean more than absolute seconds.*", "",
+             f"*Generated by `{result['command']}` on {result['date']} ({result['machine']}, {result['device']}, "
+             f"one thread per process, {result['workers']} process(es)); the run took "
+             f"{result['seconds'] / 60:.1f} min. The machine was shared: load average "
+             f"{_f(load.get('start'), '.1f')} at the start and {_f(load.get('end'), '.1f')} at the end on "
+             f"{load.get('cpus', '?')} cores, so absolute seconds are inflated and noisy; ratios within one task "
+             "(same load, minutes apart) mean more. Tasks, images, solvers and protocol: the docstring of "
+             "`benchmarks/solvers.py`; every number below comes from this one run.*", "",
              "## Targets", "",
-             f"At RED-Diff's default budget (NFE column), RED-Diff with its default settings against DPS on the "
-             "same network; then whether any rival's quality-against-time curve (its best PSNR by each time, "
-             "interpolated in log time) lies above RED-Diff's default point at RED-Diff's time.", "",
+             "At RED-Diff's default budget (NFE column), RED-Diff with its default settings against DPS on the "
+             "same network; then whether any rival's quality-against-time curve (through its undominated points, "
+             "linear in log time) lies above RED-Diff's default point at RED-Diff's time.", "",
              *targets_table(entries), "",
              f"![PSNR against seconds per run]({figure_name})", "",
              "*PSNR against wall time per run, one curve per solver over its budgets (the star: RED-Diff at its "
@@ -798,7 +829,8 @@ def markdown(result: dict, config: Config, command: str, figure_name: str) -> st
     lines += ["", "## Not covered by this run", ""]
     lines.append(f"- Tasks not run: {', '.join(missing_tasks)}." if missing_tasks else "- All tasks ran.")
     for key, label in (("size", "image side"), ("mri_size", "MRI image side"), ("repeats", "runs at the default budget"),
-                       ("red_diff_steps", "RED-Diff steps"), ("budgets", "rival budgets")):
+                       ("red_diff_steps", "RED-Diff steps"), ("budgets", "rival budgets"),
+                       ("default_budget", "default budget (None: each task's own)")):
         if getattr(config, key) != getattr(full, key):
             lines.append(f"- {label}: {getattr(config, key)} instead of the full protocol's {getattr(full, key)}.")
     lines.append("- Only one test image and one noise seed per task: differences below a few tenths of a dB "
@@ -824,6 +856,8 @@ def parse(argv=None):
     parser.add_argument("--default-budget", type=int, help="override every task's default budget")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--workers", type=int, default=1, help="tasks run in this many processes")
+    parser.add_argument("--render", action="store_true", help="only redraw the page and figure from --out's "
+                        "benchmarks.csv and benchmarks.json")
     parser.add_argument("--out", type=Path, default=ROOT / "docs", help="folder for benchmarks.md, "
                         "benchmarks.csv and images/solvers_quality_time.png (default docs/)")
     return parser.parse_args(argv)
@@ -840,21 +874,35 @@ def config_from(args) -> Config:
     return Config(**values, device=args.device, solvers=tuple(args.solvers))
 
 
-def run(tasks, config: Config, workers: int = 1) -> dict:
-    """All tasks (in ``workers`` processes); rows, tuned settings and notes in task order."""
+def run(tasks, config: Config, workers: int = 1, on_task=None) -> dict:
+    """All tasks (in ``workers`` processes); rows, tuned settings and notes in task order.
+
+    ``on_task(result)`` is called with the results so far after each task (to save them).
+    """
     started = time.perf_counter()
+    parts = []
+
+    def merged() -> dict:
+        out = {key: [item for part in parts for item in part[key]] for key in ("rows", "tuned", "notes")}
+        return {**out, "seconds": time.perf_counter() - started, "workers": workers,
+                "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {_cpu_name()}",
+                "device": config.device}
+
     if workers > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            parts = list(pool.map(run_task, tasks, [config] * len(tasks)))
+            for part in pool.map(run_task, tasks, [config] * len(tasks)):
+                parts.append(part)
+                if on_task:
+                    on_task(merged())
     else:
-        parts = [run_task(task, config) for task in tasks]
-    merged = {key: [item for part in parts for item in part[key]] for key in ("rows", "tuned", "notes")}
-    return {**merged, "seconds": time.perf_counter() - started, "workers": workers,
-            "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {_cpu_name()}",
-            "device": config.device}
+        for task in tasks:
+            parts.append(run_task(task, config))
+            if on_task:
+                on_task(merged())
+    return merged()
 
 
 def _cpu_name() -> str:
@@ -865,22 +913,56 @@ def _cpu_name() -> str:
         return platform.processor() or "unknown CPU"
 
 
+FIGURE = "images/solvers_quality_time.png"
+#: Integer columns of the CSV (the rest are text or floats).
+INTEGERS = ("size", "budget", "default_budget", "nfe", "nfe_backprop", "runs")
+
+
+def save(result: dict, out: Path) -> None:
+    """The Markdown page, the CSV, the figure and the run's record (JSON) into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    figure(result["rows"], out / FIGURE)
+    write_csv(result["rows"], out / "benchmarks.csv")
+    (out / "benchmarks.md").write_text(markdown(result, FIGURE))
+    (out / "benchmarks.json").write_text(json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=1,
+                                                    default=str))
+
+
+def load(out: Path) -> dict:
+    """A saved run back from ``out``'s CSV and JSON (for ``--render``)."""
+    result = json.loads((out / "benchmarks.json").read_text())
+    with (out / "benchmarks.csv").open() as f:
+        result["rows"] = [{k: (int(v) if k in INTEGERS else _number(v)) for k, v in row.items()}
+                          for row in csv.DictReader(f)]
+    return result
+
+
+def _number(text: str):
+    try:
+        return float(text) if text else math.nan
+    except ValueError:
+        return text
+
+
 def main(argv=None) -> dict:
     args = parse(argv)
+    if args.render:
+        result = load(args.out)
+        save(result, args.out)
+        return result
     config = config_from(args)
     tasks = args.tasks or (list(QUICK_TASKS) if args.quick else list(TASK_NAMES))
-    result = run(tasks, config, args.workers)
-    out = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    figure_name = "images/solvers_quality_time.png"
-    figure(result["rows"], out / figure_name)
-    write_csv(result["rows"], out / "benchmarks.csv")
-    command = "python benchmarks/solvers.py " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
-    (out / "benchmarks.md").write_text(markdown(result, config, command.strip(), figure_name))
-    (out / "benchmarks.json").write_text(json.dumps({k: result[k] for k in ("tuned", "notes", "seconds")}, indent=1,
-                                                    default=str))
-    print(f"wrote {out / 'benchmarks.md'}, benchmarks.csv and {figure_name} in {result['seconds']:.0f} s")
-    return result
+    words = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    record = {"command": " ".join(["python benchmarks/solvers.py", *map(shlex.quote, words)]),
+              "config": dataclasses.asdict(config), "load": {"start": os.getloadavg()[0], "cpus": os.cpu_count()}}
+
+    def keep(partial: dict) -> None:
+        record["load"]["end"] = os.getloadavg()[0]
+        save({**partial, **record}, args.out)
+
+    result = run(tasks, config, args.workers, on_task=keep)
+    print(f"wrote {args.out / 'benchmarks.md'}, benchmarks.csv and the figure in {result['seconds']:.0f} s")
+    return {**result, **record}
 
 
 if __name__ == "__main__":
