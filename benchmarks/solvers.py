@@ -501,7 +501,7 @@ def spread(problem: Problem, samples: torch.Tensor) -> dict:
     """Std and raw 90 % coverage of repeated runs (display units)."""
     modality = modalities.get(problem.modality)
     result = modality.to_display_units(Reconstruction.from_samples(samples))
-    reference = modality.reference_for(result, problem)
+    reference = modality.reference_for(result, dataclasses.replace(problem, truth=problem.truth.cpu()))
     metrics = uncertainty_metrics(result, reference[0].cpu())
     return {"std": metrics["mean_std"], "coverage90": metrics["coverage"],
             "psnr_of_mean": image_quality(reference.cpu(), result.tensor("mean"))["psnr"]}

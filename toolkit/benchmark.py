@@ -17,6 +17,10 @@ physics, so the numbers isolate the solver):
 
 Timings on a shared machine are noisy: every figure is a median over ``repeats``
 runs, and the interesting numbers are the ratios within one run.
+
+For comparisons between solvers (``benchmarks/solvers.py``), :class:`CountingPrior`
+counts a prior's network evaluations (and those differentiated through) and
+:func:`measure` times one piece of work and measures its peak memory in-process.
 """
 
 from __future__ import annotations
