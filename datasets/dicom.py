@@ -4,6 +4,12 @@ Reading applies the modality LUT (``RescaleSlope``/``RescaleIntercept``), so CT 
 out in Hounsfield units, and sorts a series along the slice normal. Compressed
 transfer syntaxes decode when pydicom has a plugin for them (JPEG 2000 through
 pylibjpeg-openjpeg, JPEG/RLE through Pillow or pylibjpeg).
+
+A series' geometry travels without its pixels: :func:`header_json` keeps the attributes
+derived series need (:data:`SERIES_KEYWORDS`) as DICOM JSON, :func:`header_only_volume`
+rebuilds a :class:`DicomVolume` from them (a measurement file simulated from a series
+carries them), and :func:`write_dicom_series` writes one derived series per product
+(mean, std) with an instance per slice.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import copy
 import datetime
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,9 +43,10 @@ class DicomVolume:
 
     Attributes
     ----------
-    array : numpy.ndarray
+    array : numpy.ndarray or None
         ``(N, H, W)`` float32 pixel values after the modality LUT (HU for CT, with
-        padding below :data:`CT_MIN_HU` set to it).
+        padding below :data:`CT_MIN_HU` set to it); None for a header-only volume, the
+        geometry of a series whose pixels are not at hand (:func:`header_only_volume`).
     unit : str
         ``"HU"`` for CT, the ``Units``/``RescaleType`` of the file where given,
         else ``"a.u."``.
@@ -53,12 +61,12 @@ class DicomVolume:
     headers : list of pydicom.Dataset
         One header per slice, without pixel data (the source of derived series).
     files : list of pathlib.Path
-        The file of each slice.
+        The file of each slice (for a header-only volume, the file the headers were read from).
     path : pathlib.Path
         The file or folder that was read.
     """
 
-    array: np.ndarray
+    array: np.ndarray | None
     unit: str
     modality: str
     pixel_spacing: tuple[float, float]
@@ -67,6 +75,13 @@ class DicomVolume:
     headers: list = field(repr=False)
     files: list
     path: Path
+
+    @property
+    def grid_shape(self) -> tuple[int, int]:
+        """``(rows, columns)`` of the slices (from the headers when there are no pixels)."""
+        if self.array is not None:
+            return tuple(int(n) for n in self.array.shape[1:])
+        return int(self.headers[0].Rows), int(self.headers[0].Columns)
 
     @property
     def normal(self) -> np.ndarray:
@@ -89,7 +104,7 @@ class DicomVolume:
     @property
     def spacing(self) -> tuple[float, ...]:
         """``(dz, dy, dx)`` in mm for a volume, ``(dy, dx)`` for a single slice."""
-        if len(self.array) > 1 and self.slice_spacing is not None:
+        if len(self.positions) > 1 and self.slice_spacing is not None:
             return (self.slice_spacing, *self.pixel_spacing)
         return self.pixel_spacing
 
@@ -164,9 +179,16 @@ def _series_files(folder: Path, series_uid: str | None) -> list[Path]:
                              field="SeriesInstanceUID")
         return series[series_uid]
     if len(series) > 1:
-        raise InputError(f"folder holds {len(series)} series {sorted(series)}: pass series_uid=",
-                         path=folder, field="SeriesInstanceUID")
+        listed = "; ".join(f"{uid or '(none)'}: {_names(files)}" for uid, files in sorted(series.items()))
+        raise InputError(f"folder holds {len(series)} series ({listed}): keep one series per folder, or pass "
+                         "series_uid=", path=folder, field="SeriesInstanceUID")
     return next(iter(series.values()))
+
+
+def _names(files, most: int = 3) -> str:
+    """File names for a message: the first ``most``, then how many more."""
+    names = [Path(f).name for f in files]
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 def _read_slice(file: Path) -> tuple[Dataset, np.ndarray]:
@@ -199,13 +221,71 @@ def _sort_key(item) -> tuple:
 
 
 def _check_consistent(slices, path: Path) -> None:
-    shapes = {pixels.shape[1:] for _, pixels in slices}
-    if len(shapes) > 1:
-        raise InputError(f"slices differ in size: {sorted(shapes)}", path=path, field="Rows/Columns")
-    if len(slices) > 1:
-        orientations = np.array([_orientation(h) for h, _ in slices])
-        if np.abs(orientations - orientations[0]).max() > 1e-3:
-            raise InputError("slices differ in orientation", path=path, field="ImageOrientationPatient")
+    """Every slice has the first one's size, orientation and pixel spacing; the error names
+    the first file that differs."""
+    first, first_pixels = slices[0]
+    first_file = Path(getattr(first, "filename", None) or path)
+    for header, pixels in slices[1:]:
+        file = Path(getattr(header, "filename", None) or path)
+        if pixels.shape[1:] != first_pixels.shape[1:]:
+            raise InputError(f"slice of size {pixels.shape[1:]} in a series of {first_pixels.shape[1:]} "
+                             f"({first_file.name}): slices differ in size", path=file, field="Rows/Columns")
+        if np.abs(_orientation(header) - _orientation(first)).max() > 1e-3:
+            raise InputError(f"orientation {_orientation(header).round(4).tolist()} differs from "
+                             f"{_orientation(first).round(4).tolist()} of {first_file.name}: slices differ in "
+                             "orientation", path=file, field="ImageOrientationPatient")
+        if not np.allclose(_pixel_spacing(header, file), _pixel_spacing(first, first_file), rtol=1e-4):
+            raise InputError(f"pixel spacing {_pixel_spacing(header, file)} differs from "
+                             f"{_pixel_spacing(first, first_file)} of {first_file.name}", path=file,
+                             field="PixelSpacing")
+
+
+def check_slice_spacing(volume: DicomVolume, *, rtol: float = 0.01, atol_mm: float = 0.01) -> float:
+    r"""The slice spacing of a series whose slices are evenly spaced along its normal, in mm.
+
+    Parameters
+    ----------
+    volume : DicomVolume
+        Sorted along its normal (as :func:`read_dicom` returns it).
+    rtol, atol_mm : float
+        Tolerance on each gap, relative to the spacing and in mm.
+
+    Returns
+    -------
+    float
+        The spacing :math:`\Delta z`: the gap :math:`z_{k+1} - z_k` between neighbouring
+        slices (:math:`z_k = \mathbf{p}_k\cdot\mathbf{n}`) that most gaps share (the
+        smallest such on a tie), for one slice its ``SliceThickness``, else 1.
+
+    Notes
+    -----
+    A volume (NIfTI affine, a derived series' positions) has one slice spacing: a gap off
+    :math:`\Delta z` by more than :math:`\mathrm{atol} + \mathrm{rtol}\,\Delta z` (a
+    missing or an extra slice) or two slices at one position (a duplicate) is an
+    :class:`~reddiff.errors.InputError` naming the file after that gap.
+
+    Examples
+    --------
+    >>> from pydicom.data import get_testdata_file
+    >>> check_slice_spacing(read_dicom(get_testdata_file("CT_small.dcm")))
+    5.0
+    """
+    if len(volume.positions) < 2:
+        return volume.slice_spacing or 1.0
+    gaps = np.diff(volume.slice_locations)
+    near = np.abs(gaps[:, None] - gaps[None, :]) <= atol_mm + rtol * np.abs(gaps[None, :])
+    shared = near.sum(0)
+    reference = gaps[np.lexsort((gaps, -shared))[0]]  # most shared, then smallest
+    spacing = float(np.median(gaps[np.abs(gaps - reference) <= atol_mm + rtol * abs(reference)]))
+    for k, gap in enumerate(gaps):
+        if gap <= atol_mm:
+            raise InputError(f"is at the same position as {volume.files[k].name} (a duplicate slice?)",
+                             path=volume.files[k + 1], field="ImagePositionPatient")
+        if abs(gap - spacing) > atol_mm + rtol * spacing:
+            raise InputError(f"is {gap:.4g} mm from {volume.files[k].name}, the other slices of the series "
+                             f"{spacing:.4g} mm apart (a missing or an extra slice?): a volume needs even spacing",
+                             path=volume.files[k + 1], field="ImagePositionPatient")
+    return spacing
 
 
 def _unit(header: Dataset) -> str:
@@ -240,10 +320,11 @@ def _floats(header: Dataset, keyword: str, default) -> np.ndarray:
     try:
         out = np.array([float(v) for v in value])
     except (TypeError, ValueError) as err:
-        raise InputError(f"expected numbers, got {value!r}", path=header.filename, field=keyword) from err
+        raise InputError(f"expected numbers, got {value!r}", path=getattr(header, "filename", None),
+                         field=keyword) from err
     if out.shape != np.shape(default) or not np.isfinite(out).all():
         raise InputError(f"expected {len(default)} finite numbers, got {value!r}",
-                         path=header.filename, field=keyword)
+                         path=getattr(header, "filename", None), field=keyword)
     return out
 
 
@@ -355,6 +436,230 @@ def write_dicom(reconstruction: Reconstruction, reference: DicomVolume, out_dir,
     return dict(zip(images, written))
 
 
+def write_dicom_series(volume: Reconstruction, series: DicomVolume, out_dir, *,
+                       stem: str = "reconstruction") -> dict[str, Path]:
+    r"""Write a reconstructed volume as two derived DICOM series, mean and std, one instance per slice.
+
+    Parameters
+    ----------
+    volume : Reconstruction
+        ``(slice, channel, y, x)`` result (:meth:`Reconstruction.stack`), in the series' units
+        (HU for CT; ``1/mm`` is converted).
+    series : DicomVolume
+        One header per slice of ``volume``, in its order (pixels not needed: a
+        :func:`header_only_volume` will do).
+    out_dir : str or os.PathLike
+        Existing folder; the series go into the new folders ``{stem}_mean`` and ``{stem}_std``,
+        as ``0001.dcm``, ``0002.dcm``, ... in slice order.
+    stem : str
+        Folder name stem.
+
+    Returns
+    -------
+    dict
+        ``{"mean": folder, "std": folder}``.
+
+    Notes
+    -----
+    Each instance is written as :func:`write_dicom` writes one image (derived from its
+    source slice, same plane, field of view and units), and within a series the
+    instances share one new ``SeriesInstanceUID``, count ``InstanceNumber`` 1 to
+    :math:`N` along the slice normal, and have ``SliceLocation``
+    :math:`\mathbf{p}_k\cdot\mathbf{n}` (the position of instance :math:`k` along the
+    normal :math:`\mathbf{n}`, so the locations step by the slice spacing). Both
+    series keep the source's ``FrameOfReferenceUID`` (one new UID shared by both
+    where the source has none). A failure removes both folders.
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from pydicom.data import get_testdata_file
+    >>> ref = read_dicom(get_testdata_file("CT_small.dcm"))
+    >>> one = Reconstruction.from_samples(torch.from_numpy(ref.array[None]).repeat(2, 1, 1, 1), units="HU")
+    >>> out = write_dicom_series(Reconstruction.stack([one]), ref, tempfile.mkdtemp())
+    >>> sorted(p.name for p in out["mean"].iterdir())
+    ['0001.dcm']
+    """
+    ds = volume.dataset
+    if "slice" not in ds.dims or ds.sizes["slice"] != len(series.headers):
+        raise InputError(f"expected a volume of {len(series.headers)} slices (one per header), got dimensions "
+                         f"{dict(ds.sizes)}", field="slice")
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        raise InputError("output folder does not exist", path=out_dir)
+    uids = {name: generate_uid() for name in PRODUCTS}
+    frame = str(series.headers[0].get("FrameOfReferenceUID") or generate_uid())
+    folders = {name: out_dir / f"{stem}_{name}" for name in PRODUCTS}
+    try:
+        for folder in folders.values():
+            folder.mkdir()
+        for k in range(ds.sizes["slice"]):
+            part = Reconstruction(ds.isel(slice=k))
+            images = _derived_values(part, series.unit)
+            pixels = _quantised(images, modality_lut=_has_modality_lut(series.headers[k]))
+            for number, name in enumerate(images, start=1):
+                image = _derived_dataset(images[name], series, k, name, number, part, pixels[name],
+                                         series_uid=uids[name])
+                image.InstanceNumber = k + 1
+                image.SliceLocation = round(float(np.asarray(image.ImagePositionPatient, float) @ series.normal), 6)
+                image.FrameOfReferenceUID = frame
+                write_file(folders[name] / f"{k + 1:04d}.dcm",
+                           lambda tmp, image=image: image.save_as(tmp, enforce_file_format=True))
+    except BaseException:
+        for folder in folders.values():
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return folders
+
+
+def series_affine(series: DicomVolume, shape, *, slice_spacing: float | None = None) -> np.ndarray:
+    r"""The NIfTI affine (RAS+, mm) of a volume on a ``shape`` grid over the slices of ``series``.
+
+    Parameters
+    ----------
+    series : DicomVolume
+        One header per slice of the volume, in its order, evenly spaced (:func:`check_slice_spacing`).
+    shape : (int, int)
+        ``(rows, columns)`` of the volume's slices (the field of view is the series', corner kept).
+    slice_spacing : float, optional
+        Slice spacing in mm for a one-slice series (default its ``SliceThickness``, else 1).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(4, 4)``, mapping NIfTI voxel :math:`(i, j, k)` = (column, row, slice), as
+        :func:`reddiff.datasets.write_nifti` stores an array, to RAS+ millimetres.
+
+    Notes
+    -----
+    DICOM patient coordinates are LPS+: the centre of pixel (row :math:`j`, column
+    :math:`i`) of slice :math:`k` lies at
+    :math:`\mathbf{p}_0 + i\,\Delta x\,\mathbf{r} + j\,\Delta y\,\mathbf{c} + k\,\mathbf{s}`
+    (``ImagePositionPatient`` :math:`\mathbf{p}_0` of the first slice on the volume's grid,
+    row and column directions :math:`\mathbf{r}, \mathbf{c}`, slice step
+    :math:`\mathbf{s} = (\mathbf{p}_{N-1} - \mathbf{p}_0)/(N-1)`, or :math:`\Delta z\,\mathbf{n}`
+    for one slice); NIfTI's RAS+ flips the first two axes, :math:`A = \mathrm{diag}(-1, -1, 1)`.
+
+    Examples
+    --------
+    >>> from pydicom.data import get_testdata_file
+    >>> affine = series_affine(read_dicom(get_testdata_file("CT_small.dcm")), (128, 128))
+    >>> affine[:3, :3].round(4).tolist()
+    [[-0.6615, 0.0, 0.0], [0.0, -0.6615, 0.0], [0.0, 0.0, 5.0]]
+    """
+    (dy, dx), first = slice_grid(series, shape, slice_index=0)
+    if len(series.positions) > 1:
+        check_slice_spacing(series)
+        step = (series.positions[-1] - series.positions[0]) / (len(series.positions) - 1)
+    else:
+        step = (slice_spacing or series.slice_spacing or 1.0) * series.normal
+    lps = np.eye(4)
+    lps[:3, 0], lps[:3, 1], lps[:3, 2] = dx * series.orientation[:3], dy * series.orientation[3:], step
+    lps[:3, 3] = first
+    return np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps
+
+
+#: Attributes of each source slice kept beside a measurement made from a series (see
+#: :func:`header_json`): those derived images copy or read (:data:`COPIED`, :data:`TYPE2`),
+#: the slice's geometry and identity, and what tells its unit.
+SERIES_KEYWORDS = tuple(dict.fromkeys(
+    COPIED + tuple(k for keys in TYPE2.values() for k in keys) +
+    ("SpecificCharacterSet", "SOPClassUID", "SOPInstanceUID", "SeriesInstanceUID", "SeriesNumber", "ImageType",
+     "Rows", "Columns", "PixelSpacing", "ImagePositionPatient", "ImageOrientationPatient", "SpacingBetweenSlices",
+     "RescaleSlope", "RescaleIntercept", "RescaleType", "Units")))
+
+
+def header_json(header: Dataset) -> str:
+    """The attributes of ``header`` that derived series need (:data:`SERIES_KEYWORDS`), as DICOM JSON.
+
+    DICOM JSON is the standard's own text form (PS3.18 annex F), readable by any DICOM
+    toolkit; pixel data and everything else of the header are left out.
+
+    Examples
+    --------
+    >>> from pydicom.data import get_testdata_file
+    >>> text = header_json(read_dicom(get_testdata_file("CT_small.dcm")).headers[0])
+    >>> header_only_volume([text]).headers[0].Modality
+    'CT'
+    """
+    kept = Dataset()
+    for keyword in SERIES_KEYWORDS:
+        if keyword in header:
+            kept[keyword] = copy.deepcopy(header[keyword])
+    return kept.to_json()
+
+
+def header_only_volume(headers, *, positions=None, orientation=None, path=None) -> DicomVolume:
+    """A :class:`DicomVolume` without pixels from :func:`header_json` texts, one per slice in order.
+
+    Parameters
+    ----------
+    headers : sequence of str
+        DICOM JSON of each slice.
+    positions : array-like, optional
+        ``(N, 3)`` ``ImagePositionPatient`` in mm; given, they replace the headers' own
+        (and are written into them).
+    orientation : array-like, optional
+        ``(6,)`` ``ImageOrientationPatient``, likewise.
+    path : str or os.PathLike, optional
+        The file the headers were read from (named in errors; the volume's ``files`` and ``path``).
+
+    Returns
+    -------
+    DicomVolume
+        ``array`` is None; ``grid_shape`` comes from ``Rows``/``Columns``.
+
+    Examples
+    --------
+    See :func:`header_json`.
+    """
+    path = Path(path) if path is not None else None
+    datasets = []
+    for k, text in enumerate(headers):
+        try:
+            datasets.append(Dataset.from_json(text.decode() if isinstance(text, bytes) else str(text)))
+        except Exception as err:  # noqa: BLE001 - pydicom raises many types on bad JSON
+            raise InputError(f"slice {k}: not a DICOM JSON header ({type(err).__name__}: {err})", path=path,
+                             field="dicom_header") from err
+    if not datasets:
+        raise InputError("no slice headers", path=path, field="dicom_header")
+    for k, ds in enumerate(datasets):
+        if "Rows" not in ds or "Columns" not in ds:
+            raise InputError(f"slice {k}: the header has no Rows/Columns", path=path, field="dicom_header")
+        if positions is not None:
+            ds.ImagePositionPatient = [float(v) for v in np.asarray(positions, dtype=np.float64)[k]]
+        if orientation is not None:
+            ds.ImageOrientationPatient = [float(v) for v in np.asarray(orientation, dtype=np.float64)]
+    first = datasets[0]
+    return DicomVolume(array=None, unit=_unit(first), modality=str(first.get("Modality", "")),
+                       pixel_spacing=_pixel_spacing(first, path), positions=np.array([_position(h) for h in datasets]),
+                       orientation=_orientation(first), headers=datasets, files=[path] * len(datasets), path=path)
+
+
+def join_slices(volumes) -> DicomVolume:
+    """The slices of several :class:`DicomVolume` (of one series, in order) as one, without pixels.
+
+    Examples
+    --------
+    >>> from pydicom.data import get_testdata_file
+    >>> one = read_dicom(get_testdata_file("CT_small.dcm"))
+    >>> join_slices([one, one]).positions.shape
+    (2, 3)
+    """
+    volumes = list(volumes)
+    if not volumes:
+        raise InputError("no slices to join", field="slices")
+    first = volumes[0]
+    for volume in volumes[1:]:
+        if np.abs(volume.orientation - first.orientation).max() > 1e-3 or volume.grid_shape != first.grid_shape:
+            raise InputError("slices of different orientation or size are not one volume", path=volume.path,
+                             field="ImageOrientationPatient")
+    return DicomVolume(array=None, unit=first.unit, modality=first.modality, pixel_spacing=first.pixel_spacing,
+                       positions=np.concatenate([v.positions for v in volumes]), orientation=first.orientation,
+                       headers=[h for v in volumes for h in v.headers], files=[f for v in volumes for f in v.files],
+                       path=first.path)
+
+
 def _derived_values(reconstruction: Reconstruction, unit: str) -> dict[str, np.ndarray]:
     ds = reconstruction.dataset
     mean, std = ds["mean"].values.astype(np.float64), ds["std"].values.astype(np.float64)
@@ -373,7 +678,7 @@ def _derived_values(reconstruction: Reconstruction, unit: str) -> dict[str, np.n
 
 
 def _derived_dataset(values: np.ndarray, reference: DicomVolume, slice_index: int, name: str,
-                     number: int, reconstruction: Reconstruction, pixels) -> Dataset:
+                     number: int, reconstruction: Reconstruction, pixels, *, series_uid: str | None = None) -> Dataset:
     source = reference.headers[slice_index]
     ds = Dataset()
     for keyword in COPIED:
@@ -386,7 +691,7 @@ def _derived_dataset(values: np.ndarray, reference: DicomVolume, slice_index: in
     unit = reference.unit
     ds.SOPClassUID = source.get("SOPClassUID", "1.2.840.10008.5.1.4.1.1.7")
     ds.SOPInstanceUID = generate_uid()
-    ds.SeriesInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = series_uid or generate_uid()
     ds.SeriesNumber = int(source.get("SeriesNumber") or 0) + 1000 * number
     ds.SeriesDescription = (f"RED-Diff {words} in {unit}" +
                             (" (uncertainty, not anatomy)" if name == "std" else ""))[:64]
@@ -448,7 +753,7 @@ def slice_grid(volume: DicomVolume, shape, *, slice_index: int = 0) -> tuple[tup
     """Pixel spacing ``(dy, dx)`` and position of pixel ``(0, 0)`` for a ``shape`` grid
     covering the same field of view as slice ``slice_index`` (corner kept fixed)."""
     source = volume.headers[slice_index]
-    rows, cols = volume.array.shape[1:]
+    rows, cols = volume.grid_shape
     (dy, dx), orientation = volume.pixel_spacing, _orientation(source)
     new_dy, new_dx = dy * rows / shape[0], dx * cols / shape[1]
     row_dir, col_dir = orientation[:3], orientation[3:]  # along a row (x), down a column (y)

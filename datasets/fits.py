@@ -3,6 +3,10 @@
 Blank pixels (``BLANK`` in integer images, NaN in float ones) are reported in a
 ``valid`` mask and filled with the median of the valid pixels, so the image can go
 straight into an optimiser; give the mask to the data term to ignore them.
+
+Cubes (planes x H x W, e.g. a spectral cube) are read whole or one plane at a time
+(``plane=``, only that plane is read), and results of their planes are written back as
+a cube with the cube's 3-D WCS (:func:`write_fits_cube`).
 """
 
 from __future__ import annotations
@@ -52,6 +56,11 @@ class SkyImage:
     hdu : int
         Index of the HDU that was read.
     path : pathlib.Path
+    plane : int or None
+        The plane of a cube this image is (``read_fits(..., plane=k)``), None otherwise;
+        ``header`` is then the cube's.
+    n_planes : int
+        Planes of the HDU (1 for a 2-D image).
     """
 
     array: np.ndarray
@@ -64,6 +73,8 @@ class SkyImage:
     exposure: float | None
     hdu: int
     path: Path
+    plane: int | None = None
+    n_planes: int = 1
 
     @property
     def in_electrons(self) -> bool:
@@ -114,7 +125,7 @@ class SkyImage:
                        _number(header, ("RDNOISE",), self.path, at_least=0.0))
 
 
-def read_fits(path, *, hdu: int | str | None = None) -> SkyImage:
+def read_fits(path, *, hdu: int | str | None = None, plane: int | None = None) -> SkyImage:
     """Read the first image HDU (or a chosen one) of a FITS file.
 
     Parameters
@@ -122,6 +133,8 @@ def read_fits(path, *, hdu: int | str | None = None) -> SkyImage:
     path : str or os.PathLike
     hdu : int or str, optional
         HDU index or name (``"SCI"``); default: the first HDU with 2-D or 3-D data.
+    plane : int, optional
+        Read only this plane of a cube (0-based along its third axis; 0 for a 2-D image).
 
     Returns
     -------
@@ -148,7 +161,8 @@ def read_fits(path, *, hdu: int | str | None = None) -> SkyImage:
         with fits.open(path, mode="readonly", memmap=False) as hdul:
             index = _image_hdu(hdul, hdu, path)
             image = hdul[index]
-            raw = image.data
+            n_planes, view = _planes(image.shape, plane, path, index)
+            raw = image.data if view is None else image.section[view]
             header = _merged_header(hdul[0].header, image.header) if index else image.header.copy()
             blank = image.header.get("BLANK") if raw.dtype.kind in "iu" else None
             array = real_float32(raw, path=path, field="data")
@@ -163,10 +177,45 @@ def read_fits(path, *, hdu: int | str | None = None) -> SkyImage:
                     unit=str(header.get("BUNIT", "a.u.")).strip() or "a.u.",
                     gain=_number(header, GAIN_KEYS, path, above=0.0),
                     read_noise=_number(header, READ_NOISE_KEYS, path, at_least=0.0),
-                    exposure=_number(header, ("EXPTIME",), path), hdu=index, path=path)
+                    exposure=_number(header, ("EXPTIME",), path), hdu=index, path=path,
+                    plane=plane if n_planes > 1 else None, n_planes=n_planes)
 
 
-def read_psf(path, *, hdu: int | str | None = None) -> np.ndarray:
+def count_planes(path, *, hdu: int | str | None = None) -> int:
+    """How many planes the image HDU of a FITS file holds (1 for a 2-D image), from its header.
+
+    Examples
+    --------
+    >>> from reddiff.datasets.samples import sample_path
+    >>> count_planes(sample_path("m13"))
+    1
+    """
+    path = input_file(path)
+    with reading(path, "FITS file"), fits.open(path, mode="readonly", memmap=False) as hdul:
+        index = _image_hdu(hdul, hdu, path)
+        return _planes(hdul[index].shape, None, path, index)[0]
+
+
+def _planes(shape, plane, path: Path, index: int):
+    """``(planes, view)`` of an HDU of numpy ``shape``: the length of its one non-degenerate axis
+    beyond the image's two (1 if none), and the index reading ``plane`` (None: read everything)."""
+    extra = [axis for axis, n in enumerate(shape[:-2]) if n != 1]
+    if len(extra) > 1:
+        raise InputError(f"expected a 2-D image or a 3-D cube, got shape {tuple(shape)}", path=path,
+                         field=f"HDU {index}")
+    n_planes = shape[extra[0]] if extra else 1
+    if plane is None:
+        return n_planes, None
+    if not (isinstance(plane, (int, np.integer)) and 0 <= plane < n_planes):
+        raise InputError(f"plane {plane!r} is out of range: HDU {index} holds {n_planes} plane(s)", path=path,
+                         field="slices")
+    if not extra:
+        return n_planes, None
+    return n_planes, tuple(int(plane) if axis == extra[0] else 0 for axis in range(len(shape) - 2)) + (
+        slice(None), slice(None))
+
+
+def read_psf(path, *, hdu: int | str | None = None, plane: int | None = None) -> np.ndarray:
     r"""Read a point-spread function from a FITS file, normalised to unit sum.
 
     Parameters
@@ -174,6 +223,8 @@ def read_psf(path, *, hdu: int | str | None = None) -> np.ndarray:
     path : str or os.PathLike
     hdu : int or str, optional
         Default: the first image HDU.
+    plane : int, optional
+        The plane of a PSF cube (one PSF per plane of a frame cube); a 2-D PSF ignores it.
 
     Returns
     -------
@@ -190,7 +241,8 @@ def read_psf(path, *, hdu: int | str | None = None) -> np.ndarray:
     >>> float(read_psf(p).sum())
     1.0
     """
-    sky = read_fits(path, hdu=hdu)
+    planes = count_planes(path, hdu=hdu)
+    sky = read_fits(path, hdu=hdu, plane=plane if planes > 1 else None)
     if sky.array.ndim != 2 or not sky.valid.all():
         raise InputError("a PSF must be one 2-D image without blank pixels", path=sky.path,
                          field=f"HDU {sky.hdu}")
@@ -219,8 +271,9 @@ def _image_hdu(hdul, hdu, path: Path) -> int:
 
 
 def _is_image(hdu) -> bool:
+    """An image HDU of two or more axes (from its header: its data are not read here)."""
     return (isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU))
-            and hdu.data is not None and hdu.data.ndim >= 2)
+            and not isinstance(hdu, fits.GroupsHDU) and len(hdu.shape) >= 2)
 
 
 def _merged_header(primary: fits.Header, image: fits.Header) -> fits.Header:
@@ -337,6 +390,92 @@ def write_fits(reconstruction: Reconstruction, path, *, reference: SkyImage | No
         primary.header.add_history(card)
     hdul = fits.HDUList([primary, extension])
     return write_file(path, lambda tmp: hdul.writeto(tmp, output_verify="silentfix", overwrite=True, checksum=True))
+
+
+def write_fits_cube(volume: Reconstruction, path, *, references, variance: bool = False) -> Path:
+    """Write the results of a cube's planes as a FITS cube: mean in the primary HDU, ``STD`` (or ``VAR``) extension.
+
+    Parameters
+    ----------
+    volume : Reconstruction
+        ``(slice, channel, y, x)`` result, one slice per plane (:meth:`Reconstruction.stack`).
+    path : str or os.PathLike
+        Output file, written atomically.
+    references : sequence of SkyImage
+        The plane each slice reconstructs (``read_fits(..., plane=k)``), in order: consecutive
+        planes of one cube.
+    variance : bool
+        Write the variance :math:`\\sigma^2` as ``VAR`` instead of ``STD``.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Notes
+    -----
+    As :func:`write_fits` (the cube's cards that still describe the result, ``PRODUCT``,
+    ``UNCEXT``, ``HISTORY``, blank pixels as NaN, checksums), with both HDUs
+    ``(planes, H, W)`` and the cube's 3-D WCS: the celestial axes as they were and the
+    third axis copied, its reference pixel moved for a sub-range of planes
+    (:math:`\\mathrm{CRPIX3}' = \\mathrm{CRPIX3} - k_0` for planes :math:`k_0, k_0 + 1, \\ldots`).
+    A cube whose WCS is not celestial axes 1-2 and one more keeps the celestial WCS only.
+
+    Examples
+    --------
+    >>> import tempfile, os, torch
+    >>> from astropy.io import fits
+    >>> path = os.path.join(tempfile.mkdtemp(), "cube.fits")
+    >>> fits.PrimaryHDU(np.ones((2, 4, 4), np.float32)).writeto(path)
+    >>> planes = [read_fits(path, plane=k) for k in range(2)]
+    >>> one = Reconstruction.from_samples(torch.rand(2, 1, 4, 4), units="electron")
+    >>> out = write_fits_cube(Reconstruction.stack([one, one]), path.replace("cube", "out"), references=planes)
+    >>> fits.getdata(out).shape
+    (2, 4, 4)
+    """
+    ds = volume.dataset
+    references = list(references)
+    if "slice" not in ds.dims or ds.sizes["slice"] != len(references) or not references:
+        raise InputError(f"expected a volume of {len(references)} planes (one per reference), got dimensions "
+                         f"{dict(ds.sizes)}", field="slice")
+    first = references[0]
+    planes = [r.plane if r.plane is not None else k for k, r in enumerate(references)]
+    if planes != list(range(planes[0], planes[0] + len(planes))):
+        raise InputError(f"a FITS cube needs consecutive planes, got {planes}", path=first.path, field="slices")
+    mean = np.sqrt((ds["mean"].values.astype(np.float32) ** 2).sum(1))
+    std = np.sqrt((ds["std"].values.astype(np.float32) ** 2).sum(1))
+    valid = np.stack([r.valid for r in references])
+    mean, std = np.where(valid, mean, np.nan), np.where(valid, std, np.nan)
+    unit = ds["mean"].attrs.get("units", "") or first.unit
+    wcs = _cube_wcs(first, planes[0], len(planes)) or _output_wcs(Reconstruction(ds.isel(slice=0)), first)
+    header = _output_header(first, mean.shape[1:], unit, wcs)
+    name = "VAR" if variance else "STD"
+    primary = fits.PrimaryHDU(mean.astype(np.float32), header=header)
+    extension = fits.ImageHDU((std ** 2 if variance else std).astype(np.float32), header=_wcs_block(wcs), name=name)
+    _describe(primary.header, "MEAN", unit)
+    primary.header["UNCEXT"] = (name, f"extension holding the {'variance' if variance else 'standard deviation'}")
+    _describe(extension.header, name, f"({unit})**2" if variance and unit else unit)
+    for card in _history(volume, name):
+        primary.header.add_history(card)
+    primary.header.add_history(f"planes {planes[0]}-{planes[-1]} of HDU {first.hdu} of {Path(first.path).name}")
+    hdul = fits.HDUList([primary, extension])
+    return write_file(path, lambda tmp: hdul.writeto(tmp, output_verify="silentfix", overwrite=True, checksum=True))
+
+
+def _cube_wcs(reference: SkyImage, start: int, count: int) -> WCS | None:
+    """The 3-D WCS of ``reference``'s cube over planes ``start`` to ``start + count - 1`` (degenerate
+    axes dropped), or None where the cube has no WCS with celestial axes 1-2 and one more."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FITSFixedWarning)
+            wcs = WCS(reference.header)
+            for axis in reversed(range(2, wcs.naxis)):
+                if int(reference.header.get(f"NAXIS{axis + 1}", 0)) == 1:
+                    wcs = wcs.dropaxis(axis)
+            if wcs.naxis != 3 or sorted((wcs.wcs.lng, wcs.wcs.lat)) != [0, 1]:
+                return None
+            return wcs.slice((slice(start, start + count),))
+    except Exception:  # noqa: BLE001 - an unusable cube WCS: the celestial one is written
+        return None
 
 
 #: Cards of a measured frame that do not describe a result made from it: its value range,

@@ -121,10 +121,17 @@ def _describe_sinogram(path):
     from .sinogram import read_sinogram
 
     s = read_sinogram(path)
-    lines = [f"CT sinogram ({s.geometry} beam, {s.quantity}): {s.sinogram.shape[0]} views x "
-             f"{s.sinogram.shape[1]} detectors of {s.detector_spacing_mm:g} mm",
+    views, detectors = s.sinogram.shape[-2:]
+    slices = f"{s.n_slices} slices of " if s.sinogram.ndim == 3 else ""
+    lines = [f"CT sinogram ({s.geometry} beam, {s.quantity}): {slices}{views} views x "
+             f"{detectors} detectors of {s.detector_spacing_mm:g} mm",
              f"angles {s.angles.min():.3g} to {s.angles.max():.3g} rad",
              f"image grid {s.image_shape[0]}x{s.image_shape[1]} of {s.pixel_spacing_mm:g} mm"]
+    if s.slice_spacing_mm is not None:
+        lines.append(f"slice spacing {s.slice_spacing_mm:g} mm")
+    if s.series is not None:
+        lines.append(f"from DICOM series {s.series.headers[0].get('SeriesInstanceUID', '?')} "
+                     f"({s.series.modality}, first slice at {s.series.positions[0].round(3).tolist()} mm)")
     lines += [f"{k} = {getattr(s, k):g}" for k in ("I0", "sigma", "source_distance_mm", "detector_distance_mm")
               if getattr(s, k) is not None]
     return lines

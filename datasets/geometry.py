@@ -7,7 +7,7 @@ import numpy as np
 from reddiff.errors import InputError
 from reddiff.result import Reconstruction, with_coords, with_wcs
 
-from .dicom import DicomVolume, slice_grid
+from .dicom import DicomVolume, join_slices, series_affine, slice_grid
 from .fastmri import MRIData
 from .fits import SkyImage
 from .sinogram import Sinogram
@@ -37,7 +37,8 @@ def with_geometry(reconstruction: Reconstruction, source, *, slice_index: int = 
     :math:`y_i = \\mathbf{p}_0\\cdot\\mathbf{c} + i\\,\\Delta y` (``ImagePositionPatient``
     :math:`\\mathbf{p}_0`, row/column directions :math:`\\mathbf{r}, \\mathbf{c}`).
     fastMRI and sinograms: centred grids, :math:`x_j = (j - (W-1)/2)\\,\\Delta x`, with
-    :math:`\\Delta` = field of view / size of the result.
+    :math:`\\Delta` = field of view / size of the result; a sinogram measured from a DICOM
+    series (``Sinogram.series``) gets that series' plane, as a DICOM source.
 
     Examples
     --------
@@ -58,6 +59,8 @@ def with_geometry(reconstruction: Reconstruction, source, *, slice_index: int = 
 
 def _located(reconstruction: Reconstruction, source, slice_index: int) -> Reconstruction:
     shape = (reconstruction.dataset.sizes["y"], reconstruction.dataset.sizes["x"])
+    if isinstance(source, Sinogram) and source.series is not None:
+        source = source.series
     if isinstance(source, DicomVolume):
         spacing, position = slice_grid(source, shape, slice_index=slice_index)
         origin = (position @ source.orientation[3:], position @ source.orientation[:3])
@@ -89,7 +92,8 @@ def _centred(reconstruction: Reconstruction, fov, shape) -> Reconstruction:
 
 def slice_spacing_mm(source) -> float:
     """The distance between slices of ``source`` in mm: the slab thickness of a fastMRI
-    header (encoded field of view along z), a DICOM series' slice spacing, else 1.
+    header (encoded field of view along z), a DICOM series' slice spacing, a sinogram
+    file's ``slice_spacing_mm`` (else its series'), else 1.
 
     Examples
     --------
@@ -98,6 +102,58 @@ def slice_spacing_mm(source) -> float:
     """
     if isinstance(source, MRIData) and source.header is not None:
         return float(source.header.encoded_fov_mm[2]) or 1.0
+    if isinstance(source, Sinogram):
+        if source.slice_spacing_mm:
+            return float(source.slice_spacing_mm)
+        source = source.series
     if isinstance(source, DicomVolume) and source.slice_spacing:
         return float(source.slice_spacing)
     return 1.0
+
+
+def dicom_reference(source) -> DicomVolume | None:
+    """The DICOM geometry and headers results of ``source`` are written back with: a
+    :class:`DicomVolume` itself, a sinogram's ``series``, else None.
+
+    Examples
+    --------
+    >>> dicom_reference(None) is None
+    True
+    """
+    if isinstance(source, DicomVolume):
+        return source
+    if isinstance(source, Sinogram):
+        return source.series
+    return None
+
+
+def volume_affine(sources, shape) -> np.ndarray | None:
+    """The NIfTI affine (RAS+, mm) of a volume whose slices have these sources, where they lie
+    in patient coordinates (each has a :func:`dicom_reference`); None otherwise.
+
+    Parameters
+    ----------
+    sources : sequence
+        The source of each slice of the volume, in order (one-slice DICOM references, e.g.
+        the sinogram slices of a series).
+    shape : (int, int)
+        ``(rows, columns)`` of the volume's slices.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        ``(4, 4)``, see :func:`reddiff.datasets.dicom.series_affine`.
+
+    Examples
+    --------
+    >>> from pydicom.data import get_testdata_file
+    >>> from reddiff.datasets import read_dicom
+    >>> volume_affine([read_dicom(get_testdata_file("CT_small.dcm"))], (128, 128))[2, 2]
+    np.float64(5.0)
+    >>> volume_affine([None], (4, 4)) is None
+    True
+    """
+    references = [dicom_reference(source) for source in sources]
+    if not references or any(reference is None for reference in references):
+        return None
+    return series_affine(join_slices(references), shape, slice_spacing=slice_spacing_mm(sources[0]))

@@ -11,7 +11,7 @@ from reddiff.errors import InputError
 from ._io import write_file
 
 
-def write_nifti(volume, path, *, spacing_mm=(1.0, 1.0, 1.0), description: str = "") -> Path:
+def write_nifti(volume, path, *, spacing_mm=(1.0, 1.0, 1.0), affine=None, description: str = "") -> Path:
     r"""Write a ``(slices, H, W)`` volume as a NIfTI-1 file (``.nii`` or ``.nii.gz``), atomically.
 
     Parameters
@@ -21,6 +21,10 @@ def write_nifti(volume, path, *, spacing_mm=(1.0, 1.0, 1.0), description: str = 
     path : str or os.PathLike
     spacing_mm : (float, float, float)
         ``(dz, dy, dx)``: slice spacing and pixel spacing in mm.
+    affine : array-like, optional
+        ``(4, 4)`` voxel-to-RAS+ affine in mm, where the volume lies in patient coordinates
+        (:func:`reddiff.datasets.volume_affine`); it replaces the centred one of
+        ``spacing_mm`` and is stored as the scanner-anatomical sform and qform.
     description : str
         Stored in the header's ``descrip`` field (80 characters at most).
 
@@ -32,7 +36,7 @@ def write_nifti(volume, path, *, spacing_mm=(1.0, 1.0, 1.0), description: str = 
     -----
     Array index :math:`(k, i, j)` (slice, row, column) is stored as NIfTI voxel
     :math:`(j, i, k)` with the affine :math:`\mathrm{diag}(\Delta x, \Delta y, \Delta z, 1)`,
-    the volume centred on the origin, and ``xyzt_units`` millimetres.
+    the volume centred on the origin (or with ``affine``), and ``xyzt_units`` millimetres.
 
     Examples
     --------
@@ -52,9 +56,18 @@ def write_nifti(volume, path, *, spacing_mm=(1.0, 1.0, 1.0), description: str = 
         raise InputError(f"expected a finite (slices, H, W) volume, got shape {array.shape}", path=path)
     dz, dy, dx = (float(s) for s in spacing_mm)
     data = np.ascontiguousarray(array.transpose(2, 1, 0))  # (x, y, z)
-    affine = np.diag([dx, dy, dz, 1.0])
-    affine[:3, 3] = -(np.array(data.shape) - 1) / 2 * np.array([dx, dy, dz])
-    image = nib.Nifti1Image(data, affine)
+    if affine is None:
+        placed = np.diag([dx, dy, dz, 1.0])
+        placed[:3, 3] = -(np.array(data.shape) - 1) / 2 * np.array([dx, dy, dz])
+        image = nib.Nifti1Image(data, placed)
+    else:
+        placed = np.asarray(affine, dtype=np.float64)
+        if placed.shape != (4, 4) or not np.isfinite(placed).all() or abs(np.linalg.det(placed[:3, :3])) == 0:
+            raise InputError(f"expected a finite invertible (4, 4) affine, got {placed.tolist()}", path=path,
+                             field="affine")
+        image = nib.Nifti1Image(data, placed)
+        image.set_sform(placed, code="scanner")
+        image.set_qform(placed, code="scanner")
     image.header.set_xyzt_units("mm")
     image.header["descrip"] = description.encode()[:79]
     suffix = ".nii.gz" if str(path).endswith(".nii.gz") else ".nii"

@@ -1,26 +1,42 @@
 """Write a result in every form its input calls for: NetCDF always, DICOM or FITS
-next to a DICOM or FITS source, and a PNG figure."""
+next to a DICOM or FITS source, and a PNG figure; a volume (several slices) as a DICOM
+series per product or a FITS cube beside such sources."""
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 from reddiff.errors import InputError
 from reddiff.result import Reconstruction
 
 from ._io import write_file, writing
-from .dicom import DicomVolume, write_dicom
-from .fits import SkyImage, write_fits
+from .dicom import join_slices, write_dicom, write_dicom_series
+from .fits import SkyImage, write_fits, write_fits_cube
+from .geometry import dicom_reference
 
 
-#: Output formats that need a source of one kind, and what to give when it is missing.
-SOURCE_FORMATS = {"dicom": (DicomVolume, "DICOM output needs a DICOM source: pass the original slice as the reference"),
-                  "fits": (SkyImage, "FITS output needs a FITS measurement or reference")}
+def _fits_reference(source):
+    return source if isinstance(source, SkyImage) else None
 
 
-def check_source_formats(source, formats) -> None:
-    """Refuse formats that need a source ``source`` is not (DICOM beside a DICOM source, FITS beside a FITS one).
+#: Output formats that need a source of one kind: how to find it in a source, and what to
+#: say when it is missing, for one slice and for a volume.
+SOURCE_FORMATS = {
+    "dicom": (dicom_reference, "DICOM output needs a DICOM source: pass the original slice as the reference",
+              "DICOM output of a volume needs the DICOM series it was measured from, which this measurement "
+              "does not carry (a measurement simulated from a DICOM series folder does)"),
+    "fits": (_fits_reference, "FITS output needs a FITS measurement or reference",
+             "FITS output of a volume needs a FITS cube measurement"),
+}
+
+
+def check_source_formats(source, formats, *, volume: bool = False) -> None:
+    """Refuse formats that need a source ``source`` is not (DICOM beside a DICOM source or a
+    measurement that carries its DICOM geometry, FITS beside a FITS one).
+
+    ``volume`` says the result has several slices (the message then says what a volume needs).
 
     Examples
     --------
@@ -29,9 +45,9 @@ def check_source_formats(source, formats) -> None:
     ...
     reddiff.errors.InputError: [format] DICOM output needs a DICOM source: pass the original slice as the reference
     """
-    for name, (kind, message) in SOURCE_FORMATS.items():
-        if name in formats and not isinstance(source, kind):
-            raise InputError(message, field="format")
+    for name, (find, message, volume_message) in SOURCE_FORMATS.items():
+        if name in formats and find(source) is None:
+            raise InputError(volume_message if volume else message, field="format")
 
 
 def source_for_formats(source, formats):
@@ -42,8 +58,60 @@ def source_for_formats(source, formats):
     >>> source_for_formats(None, ("netcdf", "png")) is None
     True
     """
-    return source if any(name in formats and isinstance(source, kind)
-                         for name, (kind, _) in SOURCE_FORMATS.items()) else None
+    return source if any(name in formats and find(source) is not None
+                         for name, (find, _, _) in SOURCE_FORMATS.items()) else None
+
+
+def write_volume_sources(volume: Reconstruction, out_dir, sources, formats, *,
+                         stem: str = "reconstruction") -> dict[str, Path]:
+    """Write a volume in the formats that need its sources: a DICOM series per product, a FITS cube.
+
+    Parameters
+    ----------
+    volume : Reconstruction
+        ``(slice, channel, y, x)`` (:meth:`Reconstruction.stack`).
+    out_dir : str or os.PathLike
+        An existing folder.
+    sources : sequence
+        The source of each slice, in order (each from its slice's problem).
+    formats : sequence of str
+        ``dicom`` writes ``{stem}_mean/0001.dcm ...`` and ``{stem}_std/...``
+        (:func:`reddiff.datasets.dicom.write_dicom_series`); ``fits`` writes ``{stem}.fits``
+        (:func:`reddiff.datasets.fits.write_fits_cube`); other formats are not written here.
+    stem : str
+
+    Returns
+    -------
+    dict
+        ``{"dicom_mean": folder, "dicom_std": folder, "fits": path}`` for what was written;
+        a failure removes it all.
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> volume = Reconstruction.stack([Reconstruction.from_samples(torch.rand(2, 1, 4, 4))] * 2)
+    >>> write_volume_sources(volume, tempfile.mkdtemp(), [None, None], ("netcdf", "png"))
+    {}
+    """
+    out_dir = Path(out_dir)
+    for source in sources:
+        check_source_formats(source, formats, volume=True)
+    written: dict[str, Path] = {}
+    try:
+        if "dicom" in formats:
+            series = join_slices([dicom_reference(source) for source in sources])
+            for name, folder in write_dicom_series(volume, series, out_dir, stem=stem).items():
+                written[f"dicom_{name}"] = folder
+        if "fits" in formats:
+            written["fits"] = write_fits_cube(volume, out_dir / f"{stem}.fits", references=list(sources))
+    except BaseException:
+        for path in written.values():
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        raise
+    return written
 
 
 def write_result(reconstruction: Reconstruction, out_dir, *, source=None, stem: str = "reconstruction",
@@ -56,8 +124,9 @@ def write_result(reconstruction: Reconstruction, out_dir, *, source=None, stem: 
     out_dir : str or os.PathLike
         An existing, writable folder.
     source : DicomVolume, SkyImage, MRIData or Sinogram, optional
-        What the measurement was read from; a DICOM source adds the derived series
-        ``{stem}_mean.dcm``/``{stem}_std.dcm``, a FITS source ``{stem}.fits``.
+        What the measurement was read from; a DICOM source (or a sinogram carrying its
+        DICOM series) adds the derived series ``{stem}_mean.dcm``/``{stem}_std.dcm``, a
+        FITS source ``{stem}.fits``.
     stem : str
         File name stem.
     figure : bool
@@ -95,8 +164,8 @@ def write_result(reconstruction: Reconstruction, out_dir, *, source=None, stem: 
     try:
         with writing(out_dir / f"{stem}.nc"):
             written["netcdf"] = reconstruction.to_netcdf(out_dir / f"{stem}.nc")
-        if isinstance(source, DicomVolume):
-            for name, path in write_dicom(reconstruction, source, out_dir, slice_index=slice_index,
+        if dicom_reference(source) is not None:
+            for name, path in write_dicom(reconstruction, dicom_reference(source), out_dir, slice_index=slice_index,
                                           stem=stem).items():
                 written[f"dicom_{name}"] = path
         if isinstance(source, SkyImage):

@@ -107,7 +107,10 @@ def simulate_sinogram(image, path, *, views: int = 90, geometry: str = "parallel
     Parameters
     ----------
     image : array-like or image object
-        ``(H, W)`` CT image in HU (as read from DICOM) or linear attenuation ``1/mm``.
+        ``(H, W)`` CT image, or ``(slices, H, W)`` stack, in HU (as read from DICOM) or
+        linear attenuation ``1/mm``. A :class:`~reddiff.datasets.DicomVolume` (a series
+        read with :func:`~reddiff.datasets.read_dicom`) also gives the file its series
+        geometry.
     path : str or os.PathLike
         Output ``.h5``/``.nc``/``.npz`` file, written atomically.
     views : int
@@ -126,10 +129,21 @@ def simulate_sinogram(image, path, *, views: int = 90, geometry: str = "parallel
         Default: the image's ``unit`` (an image of another unit, such as ``"a.u."`` from a
         ``.npy`` or PNG file, is refused), else HU for a plain array.
     seed : int
+        Slice ``s`` of a stack uses the ``s``-th seed spawned from ``seed``; one image uses ``seed``.
 
     Returns
     -------
     pathlib.Path
+
+    Notes
+    -----
+    A stack gives one file with a slice axis, each slice measured alike. A DICOM series
+    must be one volume: its slices evenly spaced along their normal
+    (:func:`reddiff.datasets.dicom.check_slice_spacing`; :func:`read_dicom` has checked
+    that they share one series, size, orientation and pixel spacing), and the file keeps
+    each slice's position, the orientation, the slice spacing and the headers derived
+    series need (``slice_position``, ``image_orientation``, ``dicom_header``). A stack of
+    another kind keeps its slice spacing where the image gives one (NIfTI).
 
     Examples
     --------
@@ -141,30 +155,60 @@ def simulate_sinogram(image, path, *, views: int = 90, geometry: str = "parallel
     60
     """
     from reddiff.operators import ct
+    from reddiff.operators.base import check_memory
 
     array, image_unit, spacing = _pixels(image, None if pixel_spacing_mm is None else (pixel_spacing_mm,) * 2)
     unit = unit or image_unit or "HU"
     if unit not in CT_UNITS:
         raise InputError(f"expected a CT image in 'HU' or '1/mm', got {unit!r}; say which with "
                          "unit='HU' or unit='1/mm' (reddiff simulate: --unit HU or --unit 1/mm)", field="unit")
-    if array.ndim != 2:
-        raise InputError(f"expected one (H, W) image, got shape {array.shape}", field="image")
     if not np.isclose(spacing[0], spacing[1], rtol=1e-3):
         raise InputError(f"CT needs square pixels, got spacing {spacing}", field="pixel_spacing_mm")
-    mu = array if unit == "1/mm" else np.asarray(ct.hu_to_mu(array), dtype=np.float32)
-    m = ct.simulate(torch.from_numpy(np.ascontiguousarray(mu, dtype=np.float32))[None, None], views=views,
-                    angles=None, geometry=geometry, pixel_spacing_mm=float(spacing[0]), I0=I0, sigma=sigma,
-                    seed=seed)
-    info = dict(getattr(m, "info", None) or {})
-    angles = np.asarray(info.get("angles", np.linspace(0, np.pi if geometry == "parallel" else 2 * np.pi,
-                                                       views, endpoint=False)), dtype=np.float64)
-    sino = _views_first(m.y, len(angles))
-    sinogram = Sinogram(sino, angles, geometry, "counts" if I0 is not None else "line_integral",
+    series, slice_spacing = _stack_geometry(image, array)
+    stack = array if array.ndim == 3 else array[None]
+    slice_seeds = [seed] if array.ndim == 2 else [int(s) for s in _seeds(seed, len(stack))]
+    sinograms = []
+    for index, (image_slice, slice_seed) in enumerate(zip(stack, slice_seeds)):
+        mu = image_slice if unit == "1/mm" else np.asarray(ct.hu_to_mu(image_slice), dtype=np.float32)
+        m = ct.simulate(torch.from_numpy(np.ascontiguousarray(mu, dtype=np.float32))[None, None], views=views,
+                        angles=None, geometry=geometry, pixel_spacing_mm=float(spacing[0]), I0=I0, sigma=sigma,
+                        seed=slice_seed)
+        info = dict(getattr(m, "info", None) or {})
+        angles = np.asarray(info.get("angles", np.linspace(0, np.pi if geometry == "parallel" else 2 * np.pi,
+                                                           views, endpoint=False)), dtype=np.float64)
+        sinograms.append(_views_first(m.y, len(angles)))
+        if index == 0 and len(stack) > 1:
+            check_memory(len(stack) * sinograms[0].nbytes, f"{len(stack)} sinograms of {sinograms[0].shape}",
+                         field="image")
+    sinogram = Sinogram(np.stack(sinograms) if array.ndim == 3 else sinograms[0], angles, geometry,
+                        "counts" if I0 is not None else "line_integral",
                         detector_spacing_mm=float(info.get("detector_spacing_mm", spacing[0])),
-                        pixel_spacing_mm=float(spacing[0]), image_shape=array.shape, I0=I0, sigma=sigma,
+                        pixel_spacing_mm=float(spacing[0]), image_shape=array.shape[-2:], I0=I0, sigma=sigma,
                         source_distance_mm=info.get("source_distance_mm"),
-                        detector_distance_mm=info.get("detector_distance_mm"))
+                        detector_distance_mm=info.get("detector_distance_mm"), slice_spacing_mm=slice_spacing,
+                        series=series)
     return write_sinogram(sinogram, path)
+
+
+def _stack_geometry(image, array: np.ndarray):
+    """``(series, slice spacing)`` a sinogram file keeps for ``image``: a DICOM source's series
+    (without pixels, checked to be evenly spaced) and spacing; another stack's spacing where
+    the image gives one; else ``(None, None)``."""
+    import dataclasses
+
+    from .dicom import DicomVolume, check_slice_spacing
+
+    if isinstance(image, DicomVolume):
+        if len(image.positions) != (len(array) if array.ndim == 3 else 1):
+            raise InputError(f"holds {len(array)} frames at {len(image.positions)} position(s): the per-frame "
+                             "geometry of a multi-frame file is not read; give single-frame files of one series",
+                             path=image.path, field="ImagePositionPatient")
+        spacing = check_slice_spacing(image) if len(image.positions) > 1 else image.slice_spacing
+        return dataclasses.replace(image, array=None), spacing
+    given = getattr(image, "spacing", None)
+    if array.ndim == 3 and given is not None and len(tuple(given)) == 3:
+        return None, float(tuple(given)[0])
+    return None, None
 
 
 def simulate_sky(image, path, psf_path, *, psf=None, background: float = 10.0, read_noise: float = 3.0,

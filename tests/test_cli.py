@@ -106,9 +106,18 @@ def test_bad_input_gives_one_line_exit_1_and_no_output(tmp_path):
     assert "not a measurement" in image.output
 
 
-def test_wrong_modality_and_options_are_refused(tmp_path):
+def _sinogram_without_dicom_geometry(tmp_path):
+    """A sinogram simulated from a NumPy copy of ct_small: one simulated from the DICOM file itself
+    carries its geometry, and then writes DICOM output without a reference."""
+    image = tmp_path / "ct.npy"
+    np.save(image, sample_image("ct_small").array)
     sino = tmp_path / "s.h5"
-    run("simulate", sample_path("ct_small"), "--modality", "ct", "--views", 8, "--out", sino)
+    run("simulate", image, "--modality", "ct", "--unit", "HU", "--views", 8, "--out", sino)
+    return sino
+
+
+def test_wrong_modality_and_options_are_refused(tmp_path):
+    sino = _sinogram_without_dicom_geometry(tmp_path)
     assert "not mri" in run("reconstruct", sino, "--modality", "mri", code=1).output
     assert "weighting" in run("reconstruct", sino, "--weighting", "cubic", "--steps", 1, "--quiet",
                               "--out", tmp_path / "o", code=1).output
@@ -166,8 +175,7 @@ def test_asking_for_a_missing_gpu_is_one_line(tmp_path):
 
 
 def test_output_problems_are_caught_before_solving_and_leave_no_folder(tmp_path):
-    sino = tmp_path / "s.h5"
-    run("simulate", sample_path("ct_small"), "--modality", "ct", "--views", 8, "--out", sino)
+    sino = _sinogram_without_dicom_geometry(tmp_path)
     for options, message in ((["--format", "netcdf,bogus"], "unknown output format"),
                              (["--format", "dicom"], "DICOM output needs"),
                              (["--device", "foo"], "unknown device"),

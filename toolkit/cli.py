@@ -133,7 +133,8 @@ def reconstruct(
     samples: int = typer.Option(8, help="Stochastic runs for the uncertainty map."),
     seed: int = typer.Option(0, help="Seed of every random draw."),
     device: str = typer.Option(None, help="cpu or cuda (default: the GPU when there is one)."),
-    format: str = typer.Option("netcdf,png", "--format", help="Comma-separated: netcdf, dicom, fits, png."),
+    format: str = typer.Option("netcdf,png", "--format", help="Comma-separated: netcdf, dicom, fits, nifti, png "
+                               "(several slices: a DICOM series per product, a FITS cube)."),
     reference: Path = typer.Option(None, help="Truth image (DICOM/FITS/...): PSNR, and DICOM output geometry."),
     slices: str = typer.Option(None, help="Slices of a multi-slice file: all (default), N, or A:B."),
     calibration: str = typer.Option("default", help="Interval calibration: default (the modality's shipped one), "
@@ -153,7 +154,7 @@ def reconstruct(
         folder = out if out is not None else input.with_name(input.name.split(".")[0] + "-reddiff")
         check_output_folder(folder, overwrite=overwrite)
         calibration = _calibration(calibration, input, modality)
-        indices = slice_indices(input, slices)
+        indices = slice_indices(input, slices, **given(options))
         if len(indices) > 1:
             if reference is not None:
                 raise ReddiffError(f"{reference}: a reference applies to one slice; add --slices N")
@@ -216,7 +217,7 @@ def _reconstruct_volume(path: Path, slices, indices, folder: Path, *, formats, o
     with locked_output(folder):
         typer.echo(f"{path}: {len(indices)} slices ({indices[0]}-{indices[-1]})", err=True)
         with ProgressBar(desc="RED-Diff", disable=quiet) as bar:
-            volume = reconstruct_volume(path, slices=slices, callback=bar, **settings)
+            volume = reconstruct_volume(path, slices=slices, callback=bar, formats=formats, **settings)
         written = save_volume_outputs(volume, folder, formats=formats, overwrite=overwrite)
     _warn_calibration(volume.results)
     psnrs = [r.dataset.attrs.get("psnr_db") for r in volume.results]
@@ -228,7 +229,8 @@ def _reconstruct_volume(path: Path, slices, indices, folder: Path, *, formats, o
 @app.command()
 @modality_options("simulate_options")
 def simulate(
-    image: Path = typer.Argument(..., help="Clean image: DICOM (CT/MR), NIfTI, FITS, PNG, NumPy, ..."),
+    image: Path = typer.Argument(..., help="Clean image: DICOM file or series folder (CT/MR), NIfTI, FITS, PNG, "
+                                 "NumPy, ..."),
     modality: str = typer.Option(..., help=MODALITY_HELP),
     out: Path = typer.Option(..., "--out", help="Measurement file to write (.h5; .fits for astro)."),
     seed: int = typer.Option(0, help="Seed of the noise (and mask)."),

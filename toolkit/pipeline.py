@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +29,9 @@ from .result import Reconstruction
 
 #: Output formats :func:`save_outputs` knows (a modality offers a subset).
 FORMATS = ("netcdf", "dicom", "fits", "nifti", "png")
-#: Formats a volume (several slices) can be written in.
-VOLUME_FORMATS = ("netcdf", "nifti", "png")
+#: Formats a volume (several slices) can be written in: ``dicom`` where the slices come with their
+#: DICOM series' geometry (a sinogram simulated from a DICOM series), ``fits`` for a FITS cube.
+VOLUME_FORMATS = ("netcdf", "dicom", "fits", "nifti", "png")
 
 
 # -- building problems ---------------------------------------------------------------
@@ -85,7 +86,7 @@ def load_problem(path, *, modality: str = "auto", reference=None, seed: int = 0,
                          for k in unknown)
         raise InputError(f"is a {found.title} measurement ({found.name}): {said}", path=path, field=unknown[0])
     try:
-        count = found.slice_count(path)
+        count = found.slice_count(path, **given)
         if not (isinstance(slice_index, int) and 0 <= slice_index < count):
             raise InputError(f"slice {slice_index!r} is out of range: the file holds {count} slice(s)",
                              field="slices")
@@ -100,7 +101,7 @@ def load_problem(path, *, modality: str = "auto", reference=None, seed: int = 0,
     return problem
 
 
-def slice_indices(path, spec=None) -> list[int]:
+def slice_indices(path, spec=None, **options) -> list[int]:
     """The slices of a measurement file a run reconstructs.
 
     Parameters
@@ -109,6 +110,8 @@ def slice_indices(path, spec=None) -> list[int]:
     spec : str or int, optional
         ``None`` or ``"all"``: every slice; ``"N"``: slice N; ``"A:B"``: slices A to B-1
         (either end may be left out, as in Python).
+    **options
+        The modality's load options (an HDU chosen with ``extension``); None values are ignored.
 
     Examples
     --------
@@ -116,7 +119,7 @@ def slice_indices(path, spec=None) -> list[int]:
     >>> slice_indices(sample_path("m13"))
     [0]
     """
-    count = modalities.for_file(path).slice_count(path)
+    count = modalities.for_file(path).slice_count(path, **{k: v for k, v in options.items() if v is not None})
     text = "all" if spec is None else str(spec).strip()
     try:
         if text == "all":
@@ -290,11 +293,15 @@ class Volume:
         Their slice numbers in the file.
     problem : Problem
         The middle slice's problem (for the figure and report).
+    sources : list
+        Each slice's ``Problem.source`` (where it lies: the DICOM series or FITS cube
+        outputs are written with them).
     """
 
     results: list
     slices: list
     problem: Problem
+    sources: list = field(default_factory=list)
 
     @property
     def middle(self) -> Reconstruction:
@@ -302,7 +309,7 @@ class Volume:
 
 
 def reconstruct_volume(path, *, slices=None, modality: str = "auto", seed: int = 0, load_options=None,
-                       callback=None, **settings) -> Volume:
+                       callback=None, formats=None, **settings) -> Volume:
     """Reconstruct several slices of a measurement file (every slice by default), one after the other.
 
     Slice ``k`` is solved with seed ``seed + k`` (so ``--slices k`` alone reproduces it); a
@@ -319,6 +326,9 @@ def reconstruct_volume(path, *, slices=None, modality: str = "auto", seed: int =
         The modality's own options (``load_problem``'s ``**options``).
     callback : callable, optional
         Progress callback; each dict also holds ``slice`` and ``n_slices``.
+    formats : sequence of str, optional
+        The output formats to be written (:func:`save_volume_outputs`), checked on the
+        first slice before anything is solved (:func:`check_outputs`).
     **settings
         For :func:`reconstruct` (``prior``, ``n_samples``, ``device``, solver settings).
 
@@ -328,10 +338,16 @@ def reconstruct_volume(path, *, slices=None, modality: str = "auto", seed: int =
     """
     from reddiff.datasets import with_geometry
 
-    indices = slice_indices(path, slices)
-    results, middle = [], None
+    indices = slice_indices(path, slices, **(load_options or {}))
+    results, sources, middle = [], [], None
     for number, index in enumerate(indices):
         problem = load_problem(path, modality=modality, seed=seed, slice_index=index, **(load_options or {}))
+        if number == 0 and formats is not None:
+            try:
+                check_outputs(problem, formats, n_slices=len(indices))
+            except InputError as err:
+                raise err.about(path) from err
+        sources.append(problem.source)
         progress = None if callback is None else \
             (lambda info, number=number: callback({**info, "slice": number, "n_slices": len(indices)}))
         result = reconstruct(problem, seed=seed + index, callback=progress, **settings)
@@ -339,7 +355,7 @@ def reconstruct_volume(path, *, slices=None, modality: str = "auto", seed: int =
         results.append(with_geometry(result, problem.source) if problem.source is not None else result)
         if number == len(indices) // 2:
             middle = problem
-    return Volume(results, indices, middle)
+    return Volume(results, indices, middle, sources)
 
 
 def to_display_units(result: Reconstruction, problem: Problem) -> Reconstruction:
@@ -413,9 +429,7 @@ def save_outputs(result: Reconstruction, problem: Problem, out_dir, *, formats=(
     with staged_output(out_dir, overwrite=overwrite) as staging:
         written = write_result(result, staging, source=keep, stem=stem, figure=False)
         if "nifti" in formats:
-            from reddiff.datasets import slice_spacing_mm
-
-            written.update(_write_nifti(result, staging, slice_spacing_mm(source)))
+            written.update(_write_nifti(result, staging, [source]))
         if "png" in formats:
             report = write_report(result, staging, truth=truth, baseline=modality.display_image(problem.baseline),
                                   measurement_image=modality.display_image(problem.measurement_image),
@@ -435,8 +449,12 @@ def save_volume_outputs(volume: Volume, out_dir, *, formats=("netcdf", "png"), o
     ``reconstruction.nc`` holds every slice along a ``slice`` dimension (the slice
     numbers as its coordinate, per-slice PSNR in ``psnr_db_per_slice`` when references
     are known); ``nifti`` adds ``reconstruction_mean.nii.gz`` and
-    ``reconstruction_std.nii.gz`` (magnitudes, mm spacing); ``png`` the figure and
-    ``report.md`` of the middle slice.
+    ``reconstruction_std.nii.gz`` (magnitudes of complex images, mm spacing; in patient coordinates where
+    the slices lie in a DICOM series); ``dicom`` a derived DICOM series per product,
+    ``reconstruction_mean/0001.dcm ...`` and ``reconstruction_std/...``, one instance per
+    slice (:func:`reddiff.datasets.dicom.write_dicom_series`; the slices must come with
+    their series' geometry); ``fits`` a FITS cube ``reconstruction.fits`` of the planes of
+    a FITS cube, with its 3-D WCS; ``png`` the figure and ``report.md`` of the middle slice.
 
     Parameters
     ----------
@@ -445,22 +463,19 @@ def save_volume_outputs(volume: Volume, out_dir, *, formats=("netcdf", "png"), o
     out_dir, overwrite, records
         As for :func:`save_outputs`.
     formats : sequence of str
-        Any of :data:`VOLUME_FORMATS`.
+        Any of :data:`VOLUME_FORMATS` the modality offers (checked by :func:`check_outputs`).
 
     Returns
     -------
     dict
         Kind -> path of every file in the result folder.
     """
-    from reddiff.datasets import slice_spacing_mm
+    from reddiff.datasets import write_volume_sources
 
     from .files import staged_output
     from .report import write_report
 
-    unknown = sorted(set(formats) - set(VOLUME_FORMATS))
-    if unknown:
-        raise InputError(f"{', '.join(unknown)} output is not available for volumes; expected "
-                         f"{', '.join(VOLUME_FORMATS)}", field="format")
+    check_outputs(volume.problem, formats, n_slices=len(volume.results), sources=volume.sources)
     problem, modality = volume.problem, modalities.get(volume.problem.modality)
     attrs = dict(volume.results[0].dataset.attrs)
     attrs.pop("slice", None)
@@ -472,8 +487,9 @@ def save_volume_outputs(volume: Volume, out_dir, *, formats=("netcdf", "png"), o
     out_dir = Path(out_dir)
     with staged_output(out_dir, overwrite=overwrite) as staging:
         written = {"netcdf": stacked.to_netcdf(staging / "reconstruction.nc")}
+        written.update(write_volume_sources(stacked, staging, volume.sources, formats))
         if "nifti" in formats:
-            written.update(_write_nifti(stacked, staging, slice_spacing_mm(problem.source)))
+            written.update(_write_nifti(stacked, staging, volume.sources or [problem.source]))
         if "png" in formats:
             middle = volume.middle
             report = write_report(middle, staging, truth=modality.reference_for(middle, problem),
@@ -496,37 +512,54 @@ def _write_records(folder: Path, records: dict | None) -> dict[str, Path]:
     return written
 
 
-def _write_nifti(result: Reconstruction, folder: Path, slice_spacing: float) -> dict[str, Path]:
-    """Mean and std magnitudes as NIfTI volumes, with the result's pixel spacing."""
-    from reddiff.datasets import write_nifti
+def _write_nifti(result: Reconstruction, folder: Path, sources) -> dict[str, Path]:
+    """Mean and std as NIfTI volumes (real images as they are, HU keep their sign; complex ones as
+    magnitudes), with the result's pixel spacing and the slices' spacing, in patient coordinates
+    where the sources (one per slice) place them."""
+    from reddiff.datasets import slice_spacing_mm, volume_affine, write_nifti
 
     spacing = [float(np.diff(result.dataset[axis].values[:2])[0]) if result.dataset.sizes[axis] > 1 else 1.0
                for axis in ("y", "x")]
+    affine = volume_affine(sources, (result.dataset.sizes["y"], result.dataset.sizes["x"]))
     written = {}
     for name in ("mean", "std"):
-        values = result.magnitude(name).values
+        values = (result.dataset[name].isel(channel=0) if result.dataset.sizes["channel"] == 1
+                  else result.magnitude(name)).values
         written[f"nifti_{name}"] = write_nifti(values, folder / f"reconstruction_{name}.nii.gz",
-                                               spacing_mm=(slice_spacing, *map(abs, spacing)),
+                                               spacing_mm=(slice_spacing_mm(sources[0]), *map(abs, spacing)),
+                                               affine=affine,
                                                description=f"reddiff {name}, {result.mean.attrs.get('units', '')}")
     return written
 
 
-def check_outputs(problem: Problem, formats) -> None:
+def check_outputs(problem: Problem, formats, *, n_slices: int = 1, sources=None) -> None:
     """Refuse output formats the problem cannot give, before any long work: unknown ones,
     ones its modality does not offer, ones needing another source (DICOM, FITS), and a
-    source whose geometry the outputs could not carry."""
+    source whose geometry the outputs could not carry.
+
+    For a volume of ``n_slices`` slices, ``problem`` is its first (or middle) slice's and
+    ``sources`` every slice's source once known: ``dicom`` then needs slices that come with
+    their DICOM series' geometry, ``fits`` the planes of a FITS cube, and the error says so.
+    """
     from reddiff.datasets import check_source_formats, with_geometry
 
-    unknown = sorted(set(formats) - set(FORMATS))
+    known = FORMATS if n_slices == 1 else VOLUME_FORMATS
+    unknown = sorted(set(formats) - set(known))
     if unknown:
-        raise InputError(f"unknown output format(s) {', '.join(unknown)}; expected {', '.join(FORMATS)}",
+        raise InputError(f"unknown output format(s) {', '.join(unknown)}; expected {', '.join(known)}",
                          field="format")
     offered = modalities.get(problem.modality).output_formats
     unavailable = sorted(set(formats) - set(offered))
     if unavailable:
         raise InputError(f"{', '.join(unavailable)} output is not available for {problem.modality}; "
                          f"expected {', '.join(offered)}", field="format")
-    check_source_formats(problem.source, formats)
+    for source in sources or [problem.source]:
+        try:
+            check_source_formats(source, formats, volume=n_slices > 1)
+        except InputError as err:
+            if n_slices == 1:
+                raise
+            raise InputError(f"{err.message}; not available for {n_slices} slices", field="format") from None
     if problem.source is not None:
         with_geometry(Reconstruction.from_samples(problem.baseline.detach().float()[:1], quantiles=()),
                       problem.source)

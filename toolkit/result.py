@@ -185,7 +185,10 @@ class Reconstruction:
         Parameters
         ----------
         results : sequence of Reconstruction
-            Same grid and variables.
+            Same grid size and variables; the stack keeps the first result's ``y``/``x``
+            coordinates (slices of a sheared stack, e.g. a tilted CT gantry, differ in-plane
+            by a shift that a 1-D grid cannot hold: their true positions are in the DICOM
+            and NIfTI outputs).
         dim : str
         index : sequence of int, optional
             The slice numbers (the ``dim`` coordinate); default 0, 1, ...
@@ -203,7 +206,7 @@ class Reconstruction:
         if not results:
             raise InputError("nothing to stack", field="results")
         index = list(range(len(results))) if index is None else [int(i) for i in index]
-        stacked = xr.concat([r.dataset for r in results], dim=dim, combine_attrs="override")
+        stacked = xr.concat([r.dataset for r in results], dim=dim, join="override", combine_attrs="override")
         stacked = stacked.assign_coords({dim: np.asarray(index)})
         stacked.attrs = dict(results[0].dataset.attrs if attrs is None else attrs)
         return cls(stacked)

@@ -239,3 +239,59 @@ def test_derived_series_pass_dciodvfy(tmp_path, source):
         done = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True)
         errors = [line for line in (done.stdout + done.stderr).splitlines() if line.startswith("Error")]
         assert not errors, f"{path.name}: {errors}"
+
+
+# -- series geometry without pixels, and derived series of volumes (issue 14) ---------------
+
+def test_headers_keep_what_derived_series_need_and_nothing_of_the_pixels():
+    from reddiff.datasets.dicom import header_json, header_only_volume
+
+    vol = read_dicom(CT)
+    back = header_only_volume([header_json(vol.headers[0])], path="x.h5")
+    assert back.array is None and back.grid_shape == (128, 128) and back.unit == "HU"
+    np.testing.assert_allclose(back.positions, vol.positions)
+    for keyword in ("PatientID", "StudyInstanceUID", "FrameOfReferenceUID", "SOPInstanceUID", "RescaleSlope"):
+        assert back.headers[0][keyword].value == vol.headers[0][keyword].value
+    assert "PixelData" not in back.headers[0] and "InstitutionName" not in back.headers[0]
+    with pytest.raises(InputError, match=r"x.h5: \[dicom_header\] slice 0: not a DICOM JSON header"):
+        header_only_volume(["{not json"], path="x.h5")
+
+
+def test_slice_spacing_must_be_even_and_names_the_file_after_the_gap(tmp_path):
+    from reddiff.datasets.dicom import check_slice_spacing
+
+    _series(tmp_path, [0.0, 2.5, 5.0, 10.0, 12.5], names=["a.dcm", "b.dcm", "c.dcm", "d.dcm", "e.dcm"])
+    with pytest.raises(InputError, match=r"d.dcm: \[ImagePositionPatient\] is 5 mm from c.dcm, the other slices"):
+        check_slice_spacing(read_dicom(tmp_path))
+    (tmp_path / "d.dcm").unlink()
+    (tmp_path / "e.dcm").unlink()
+    assert check_slice_spacing(read_dicom(tmp_path)) == 2.5
+    _series(tmp_path, [2.5], names=["twin.dcm"])
+    with pytest.raises(InputError, match=r"\[ImagePositionPatient\] is at the same position as"):
+        check_slice_spacing(read_dicom(tmp_path))
+
+
+def test_a_volume_becomes_one_series_per_product_and_a_failure_leaves_nothing(tmp_path):
+    from reddiff.datasets import write_dicom_series
+    from reddiff.datasets.dicom import header_json, header_only_volume
+
+    (tmp_path / "src").mkdir()
+    _series(tmp_path / "src", [0.0, 5.0, 10.0])
+    vol = read_dicom(tmp_path / "src")
+    series = header_only_volume([header_json(h) for h in vol.headers])
+    volume = Reconstruction.stack([_result(read_dicom(f)) for f in vol.files])
+    out = write_dicom_series(volume, series, tmp_path)
+    for name, folder in out.items():
+        back = read_dicom(folder)
+        np.testing.assert_allclose(back.positions, vol.positions)
+        assert [int(h.InstanceNumber) for h in back.headers] == [1, 2, 3]
+        assert len({h.SeriesInstanceUID for h in back.headers}) == 1
+        assert [h.SourceImageSequence[0].ReferencedSOPInstanceUID for h in back.headers] == \
+            [h.SOPInstanceUID for h in vol.headers]
+    with pytest.raises(InputError, match=r"\[slice\] expected a volume of 2 slices"):
+        write_dicom_series(volume, header_only_volume([header_json(h) for h in vol.headers[:2]]), tmp_path / "src")
+    bad = Reconstruction(volume.dataset.assign(mean=volume.dataset["mean"] * np.nan))
+    (tmp_path / "again").mkdir()
+    with pytest.raises(InputError, match="NaN"):
+        write_dicom_series(bad, series, tmp_path / "again")
+    assert list((tmp_path / "again").iterdir()) == []

@@ -11,7 +11,7 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 from reddiff import Reconstruction
-from reddiff.datasets import read_fits, read_psf, sample_path, with_geometry, write_fits
+from reddiff.datasets import read_fits, read_psf, sample_path, with_geometry, write_fits, write_fits_cube
 from reddiff.errors import InputError
 
 RNG = np.random.default_rng(1)
@@ -206,3 +206,51 @@ def test_output_passes_fitsverify(tmp_path):
     for out in (_written(tmp_path), _written(tmp_path / "var", variance=True)):
         done = subprocess.run(["fitsverify", "-q", str(out)], capture_output=True, text=True)
         assert done.returncode == 0 and "verification OK" in done.stdout, done.stdout + done.stderr
+
+
+# -- cubes (issue 14) ---------------------------------------------------------------------
+
+def _cube_file(path, planes=4):
+    w = WCS(naxis=3)
+    w.wcs.ctype, w.wcs.cunit = ["RA---TAN", "DEC--TAN", "VRAD"], ["deg", "deg", "m/s"]
+    w.wcs.crval, w.wcs.crpix, w.wcs.cdelt = [150.1, 2.2, 1000.0], [10, 8, 1], [-1e-4, 1e-4, 500.0]
+    header = w.to_header()
+    header["BUNIT"] = "electron"
+    data = RNG.uniform(10, 100, size=(1, planes, 16, 20)).astype(np.float32)  # a degenerate Stokes-like axis
+    data[0, 2, 3, 4] = np.nan
+    fits.PrimaryHDU(data, header=header).writeto(path)
+    return data[0]
+
+
+def test_one_plane_of_a_cube_is_read_alone(tmp_path):
+    from reddiff.datasets.fits import count_planes
+
+    data = _cube_file(tmp_path / "c.fits")
+    assert count_planes(tmp_path / "c.fits") == 4 and read_fits(tmp_path / "c.fits").array.shape == (4, 16, 20)
+    plane = read_fits(tmp_path / "c.fits", plane=2)
+    assert plane.array.shape == (16, 20) and (plane.plane, plane.n_planes) == (2, 4)
+    assert not plane.valid[3, 4] and plane.valid.sum() == 16 * 20 - 1
+    np.testing.assert_array_equal(plane.array[plane.valid], data[2][plane.valid])
+    assert plane.wcs.naxis == 2 and plane.wcs.wcs.ctype[0] == "RA---TAN"
+    with pytest.raises(InputError, match=r"\[slices\] plane 4 is out of range: HDU 0 holds 4 plane"):
+        read_fits(tmp_path / "c.fits", plane=4)
+
+
+def test_a_cube_of_some_planes_keeps_the_third_axis_shifted_to_them(tmp_path):
+    _cube_file(tmp_path / "c.fits")
+    planes = [read_fits(tmp_path / "c.fits", plane=k) for k in (1, 2)]
+    parts = [Reconstruction.from_samples(torch.rand(2, 1, 16, 20), units="electron") for _ in planes]
+    out = write_fits_cube(Reconstruction.stack(parts, index=[1, 2]), tmp_path / "out.fits", references=planes)
+    source = WCS(fits.getheader(tmp_path / "c.fits")).dropaxis(3)
+    with fits.open(out) as hdul:
+        assert hdul[0].data.shape == (2, 16, 20) and np.isnan(hdul[0].data[1, 3, 4])  # blank stays blank
+        wcs = WCS(hdul["STD"].header)
+        np.testing.assert_allclose(wcs.wcs_pix2world([[4, 5, 0]], 0), source.wcs_pix2world([[4, 5, 1]], 0))
+        assert hdul[0].header["CRPIX3"] == 0.0 and "NAXIS4" not in hdul[0].header
+    with pytest.raises(InputError, match=r"\[slices\] a FITS cube needs consecutive planes"):
+        write_fits_cube(Reconstruction.stack(parts), tmp_path / "gap.fits",
+                        references=[read_fits(tmp_path / "c.fits", plane=k) for k in (0, 2)])
+    assert not (tmp_path / "gap.fits").exists()
+    if shutil.which("fitsverify"):
+        done = subprocess.run(["fitsverify", "-q", str(out)], capture_output=True, text=True)
+        assert "verification OK" in done.stdout, done.stdout

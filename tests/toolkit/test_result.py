@@ -170,3 +170,12 @@ def test_a_medical_result_file_draws_right_side_up_as_its_y_comment_says(tmp_pat
               "CDELT2": 1e-4}
     with xr.open_dataset(with_wcs(rec, header).to_netcdf(tmp_path / "sky.nc"), engine="h5netcdf") as ds:
         assert "default plot is right side up" in ds["y"].attrs["comment"]
+
+
+def test_a_stack_of_slices_shifted_in_plane_keeps_one_grid_of_their_size():
+    """A sheared stack (tilted gantry): each slice's grid is shifted; the stack is not padded with NaN."""
+    parts = [with_coords(Reconstruction.from_samples(torch.rand(2, 1, 3, 4)), origin=(0.5 * k, 0.0))
+             for k in range(3)]
+    volume = Reconstruction.stack(parts, index=[4, 5, 6])
+    assert dict(volume.dataset.sizes)["y"] == 3 and np.isfinite(volume.mean.values).all()
+    np.testing.assert_array_equal(volume.mean.sel(slice=6).values, parts[2].mean.values)

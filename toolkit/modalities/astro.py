@@ -12,6 +12,11 @@ itself, so the path must name an existing file. Every option is checked before t
 solve, and a bad value is an error naming the option. The data term is shifted Poisson
 (photon noise on the sky plus Gaussian read noise); the baseline is Richardson-Lucy, and
 RED-Diff starts from an under-converged Richardson-Lucy image.
+
+A frame that is a cube (planes x H x W, e.g. a spectral cube) is reconstructed plane by
+plane (``slice_index`` is the plane; only that plane is read), each with its own sky and
+noise estimate; the PSF is one 2-D PSF for every plane, or a PSF cube with one plane per
+frame plane. Results go back into a FITS cube with the cube's 3-D WCS.
 """
 
 from __future__ import annotations
@@ -63,6 +68,10 @@ class AstroModality(Modality):
     demo = Demo("m13", "Moffat-blurred CCD frame (FWHM 3 px), sky 10 e-, read noise 3 e-, 128x128 cutout",
                 formats=("netcdf", "fits", "png"))
 
+    def slice_count(self, path, *, extension: int | str | None = None, **options) -> int:
+        """The planes of the frame's HDU (1 for a 2-D image)."""
+        return _read_frame(path, extension, count=True)
+
     def load(self, path, *, seed: int = 0, slice_index: int = 0, psf=None, gain: float | None = None,
              read_noise: float | None = None, extension: int | str | None = None) -> Problem:
         from astropy.stats import sigma_clipped_stats
@@ -71,9 +80,7 @@ class AstroModality(Modality):
 
         gain = _option_number(gain, "--gain", above=0.0)
         read_noise = _option_number(read_noise, "--read-noise", at_least=0.0)
-        sky = _read_frame(path, extension).with_detector(gain=gain, read_noise=read_noise)
-        if sky.array.ndim != 2:
-            raise InputError(f"holds a cube of shape {sky.array.shape}; expected one 2-D image", path=sky.path)
+        sky = _read_frame(path, extension, plane=slice_index).with_detector(gain=gain, read_noise=read_noise)
         if gain is not None and sky.in_electrons:
             raise InputError(f"--gain {gain:g} given, but the frame is in electrons already (BUNIT = "
                              f"{sky.unit!r})", path=sky.path, field="--gain")
@@ -89,8 +96,9 @@ class AstroModality(Modality):
         y = torch.from_numpy(np.nan_to_num(electrons, nan=background).astype(np.float32))[None, None]
         physics = telescope.blur_physics(kernel)
         physics.data_term = ShiftedPoissonLikelihood(max(background, 0.0), read_noise)
-        return self._problem(y, physics, source=sky, info={"path": str(sky.path), "hdu": sky.hdu, "gain": sky.gain,
-                                                           "read_noise": read_noise, "psf": _psf_name(psf, sky)})
+        return self._problem(y, physics, source=sky, info={"path": str(sky.path), "hdu": sky.hdu, "plane": sky.plane,
+                                                           "gain": sky.gain, "read_noise": read_noise,
+                                                           "psf": _psf_name(psf, sky)})
 
     def from_measurement(self, measurement, *, source=None) -> Problem:
         return self._problem(measurement.y, measurement.physics, truth=measurement.x_true, source=source,
@@ -191,20 +199,21 @@ class AstroModality(Modality):
 PSF_MODELS = ("moffat", "gaussian")
 
 
-def _read_frame(path, extension):
-    """The frame in HDU ``extension`` (an index, an index as text, or an ``EXTNAME``), or the
-    first image HDU; a missing or image-less HDU is an error naming ``--extension``."""
-    from reddiff.datasets import read_fits
+def _read_frame(path, extension, *, plane: int = 0, count: bool = False):
+    """Plane ``plane`` of the frame in HDU ``extension`` (an index, an index as text, or an
+    ``EXTNAME``), or of the first image HDU (``count``: how many planes it has); a missing or
+    image-less HDU is an error naming ``--extension``."""
+    from reddiff.datasets.fits import count_planes, read_fits
 
-    if extension is None:
-        return read_fits(path)
-    text = str(extension).strip()
-    if not text or isinstance(extension, bool):
-        raise InputError(f"expected an HDU index (0, 1, ...) or EXTNAME, got {extension!r}", path=path,
-                         field="--extension")
-    hdu = int(text) if text.isdigit() else text
+    hdu = None
+    if extension is not None:
+        text = str(extension).strip()
+        if not text or isinstance(extension, bool):
+            raise InputError(f"expected an HDU index (0, 1, ...) or EXTNAME, got {extension!r}", path=path,
+                             field="--extension")
+        hdu = int(text) if text.isdigit() else text
     try:
-        return read_fits(path, hdu=hdu)
+        return count_planes(path, hdu=hdu) if count else read_fits(path, hdu=hdu, plane=plane)
     except InputError as err:
         if err.field != "hdu":
             raise
@@ -229,14 +238,12 @@ def _option_number(value, flag: str, *, above: float | None = None, at_least: fl
 def _psf(spec, sky):
     """The PSF ``spec`` names for the frame ``sky``: data as given; a model ``moffat:FWHM`` or
     ``gaussian:FWHM``; a FITS file; by default the file of the frame's ``PSFFILE`` card."""
-    from reddiff.datasets import read_psf
-
     if spec is None:
         name = sky.header.get("PSFFILE")
         if not name:
             raise InputError("has no PSFFILE card; give the PSF with --psf FILE, --psf moffat:FWHM or "
                              "--psf gaussian:FWHM", path=sky.path, field="PSFFILE")
-        return read_psf(Path(sky.path).parent / str(name))
+        return _psf_file(Path(sky.path).parent / str(name), sky, "PSFFILE")
     if not isinstance(spec, (str, Path)):
         return spec
     model, sep, width = str(spec).partition(":")
@@ -246,9 +253,22 @@ def _psf(spec, sky):
         raise InputError(f"{str(spec)!r} is neither a FITS file nor a model "
                          f"({' or '.join(m + ':FWHM' for m in PSF_MODELS)}, FWHM in pixels)", field="--psf")
     try:
-        return read_psf(spec)
+        return _psf_file(spec, sky, "--psf")
     except InputError as err:
         raise InputError(err.message, path=err.path, field="--psf") from None
+
+
+def _psf_file(path, sky, field: str):
+    """The PSF in a FITS file for the frame ``sky``: a 2-D PSF for any plane, or the plane of a PSF
+    cube that has one plane per plane of the frame's cube (other plane counts are refused)."""
+    from reddiff.datasets.fits import count_planes, read_psf
+
+    planes = count_planes(path)
+    if planes > 1 and planes != sky.n_planes:
+        frame = f"a cube of {sky.n_planes} planes" if sky.n_planes > 1 else "one 2-D image"
+        raise InputError(f"the PSF is a cube of {planes} planes and the frame {frame}: give one 2-D PSF for every "
+                         "plane, or a PSF cube with one plane per frame plane", path=path, field=field)
+    return read_psf(path, plane=sky.plane if planes > 1 else None)
 
 
 def _psf_model(model: str, width: str, sky, spec):

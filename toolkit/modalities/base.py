@@ -214,8 +214,9 @@ class Modality:
 
     # -- defaults that modalities may override -----------------------------------------
 
-    def slice_count(self, path) -> int:
-        """How many 2-D slices the measurement file holds (one by default)."""
+    def slice_count(self, path, **options) -> int:
+        """How many 2-D slices the measurement file holds (one by default); ``options`` are the
+        :attr:`load_options` given (those that choose what is read, such as an HDU), others ignored."""
         return 1
 
     def reads(self, path) -> bool:

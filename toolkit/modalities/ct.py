@@ -4,6 +4,11 @@ Images are reconstructed as linear attenuation :math:`\mu` (1/mm, the prior's un
 and shown and saved in Hounsfield units, :math:`HU = 1000\,(\mu - \mu_w)/\mu_w`.
 The baseline is filtered back-projection with a Hann window; RED-Diff starts from it
 (clamped at 0).
+
+Volumes: a sinogram file may hold a stack of slices (``reddiff simulate SERIES_FOLDER``
+measures every slice of a DICOM series into one file, with the series' geometry);
+each slice is one problem (``slice_index``), and a file made from DICOM keeps the
+positions and headers its results are written back with (a DICOM series per product).
 """
 
 from __future__ import annotations
@@ -51,11 +56,17 @@ class CTModality(Modality):
     demo = Demo("ct_small", "sparse-view CT: 30 parallel-beam views, 1e5 photons per bin",
                 formats=("netcdf", "dicom", "png"))
 
+    def slice_count(self, path, **options) -> int:
+        """The slices of the sinogram file (its leading axis for a ``(slices, views, detectors)`` one)."""
+        from reddiff.datasets.sinogram import count_slices
+
+        return count_slices(path)
+
     def load(self, path, *, seed: int = 0, slice_index: int = 0) -> Problem:
         from reddiff.datasets import read_sinogram
         from reddiff.operators import ct
 
-        sino = read_sinogram(path)
+        sino = read_sinogram(path, slice_index=slice_index)
         physics = ct.ct_physics(sino.image_shape, geometry=sino.geometry, angles=sino.angles,
                                 pixel_spacing_mm=sino.pixel_spacing_mm, detector_spacing_mm=sino.detector_spacing_mm,
                                 n_detectors=sino.sinogram.shape[1],
@@ -69,7 +80,7 @@ class CTModality(Modality):
         else:
             raise InputError("holds line integrals without a noise level; add the sigma attribute "
                              "(standard deviation of the line integrals)", path=sino.path, field="sigma")
-        return self._problem(y, physics, source=sino, info={"path": str(sino.path)})
+        return self._problem(y, physics, source=sino, info={"path": str(sino.path), "slice": slice_index})
 
     def from_measurement(self, measurement, *, source=None) -> Problem:
         return self._problem(measurement.y, measurement.physics, truth=measurement.x_true, source=source,
@@ -135,11 +146,14 @@ class CTModality(Modality):
     def simulate_file(self, image, out: Path, *, views: int = 30, geometry: str = "parallel",
                       I0: float = 1e5, unit: str | None = None, seed: int = 0) -> list[Path]:
         """A sinogram file from a CT image in HU or 1/mm: ``unit``, else the file's own (a file
-        without one, such as ``.npy``, is refused rather than guessed)."""
-        from reddiff.datasets import read_image, simulate_sinogram
+        without one, such as ``.npy``, is refused rather than guessed). A DICOM file or a folder
+        of one series gives one file of all its slices, sorted along the slice normal, with the
+        series' geometry (a mixed folder, uneven spacing or a slice of another orientation,
+        size or pixel spacing is refused, naming the file); a volume file (NIfTI) its slices."""
+        from reddiff.datasets import detect_format, read_dicom, read_image, simulate_sinogram
 
-        return [simulate_sinogram(read_image(image), out, views=views, geometry=geometry, I0=I0, unit=unit,
-                                  seed=seed)]
+        source = read_dicom(image) if detect_format(image) == "dicom" else read_image(image)
+        return [simulate_sinogram(source, out, views=views, geometry=geometry, I0=I0, unit=unit, seed=seed)]
 
     def canonical_problem(self, *, image=None, seed: int = 0, views: int = 30, I0: float = 1e5) -> Problem:
         """``ct_small`` (HU clipped at -1000, as 1/mm) or ``image`` (1/mm), 30 parallel views,

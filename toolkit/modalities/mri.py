@@ -45,7 +45,7 @@ class MRIModality(Modality):
     )
     demo = Demo("mr_small", "4x accelerated 8-coil Cartesian MRI, random lines, 16% centre (coil maps by ESPIRiT)")
 
-    def slice_count(self, path) -> int:
+    def slice_count(self, path, **options) -> int:
         """The number of slices in the file's ``kspace`` dataset."""
         import h5py
 
