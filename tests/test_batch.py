@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 from distributed import Client, LocalCluster
 from typer.testing import CliRunner
@@ -56,6 +57,23 @@ def test_a_rerun_skips_finished_inputs_and_redoes_them_when_settings_change(inpu
     changed = BatchSettings(solver={"steps": 3}, n_samples=2, formats=("netcdf",))
     third = run_batch([inputs / "ct0.h5"], tmp_path / "b", settings=changed, client=client, progress=False)
     assert third["entries"][str(inputs / "ct0.h5")]["status"] == "done"
+
+
+def test_a_multi_slice_input_is_reconstructed_whole_as_one_task(tmp_path, client):
+    import xarray as xr
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    hu = sample_image("ct_small").array[::4, ::4]
+    simulate_sinogram(np.stack([hu, hu[::-1], hu[:, ::-1]]), folder / "stack.h5", views=8, I0=1e5,
+                      pixel_spacing_mm=2.6, seed=0, unit="HU")
+    manifest = run_batch([folder], tmp_path / "batch", settings=SETTINGS, client=client, progress=False)
+    (entry,) = manifest["entries"].values()
+    assert entry["status"] == "done", entry
+    with xr.open_dataset(tmp_path / "batch" / "stack_h5" / "reconstruction.nc", engine="h5netcdf") as ds:
+        assert ds.sizes["slice"] == 3
+    run = json.loads((tmp_path / "batch" / "stack_h5" / "run.json").read_text())
+    assert run["slices"] == [0, 1, 2]
 
 
 def test_inputs_from_globs_lists_and_names_without_collisions(inputs, tmp_path):

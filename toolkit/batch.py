@@ -141,19 +141,28 @@ def reconstruct_file(path, out_dir, settings: BatchSettings, config_hash: str) -
     return its manifest entry. Errors a file can cause are recorded, not raised."""
     import torch
 
-    from .pipeline import load_problem, reconstruct, save_outputs
+    from .pipeline import (load_problem, reconstruct, reconstruct_volume, save_outputs, save_volume_outputs,
+                           slice_indices)
 
     torch.set_num_threads(settings.threads)
     seed = input_seed(settings.seed, Path(path).name)
     entry = {"input": str(path), "output": str(out_dir), "seed": seed, "config_hash": config_hash}
     started = time.perf_counter()
+    solve = {"prior": settings.prior, "n_samples": settings.n_samples, "device": settings.device,
+             "calibration": settings.calibration, **settings.solver}
     try:
-        problem = load_problem(path, seed=seed)
-        result = reconstruct(problem, prior=settings.prior, n_samples=settings.n_samples, seed=seed,
-                             device=settings.device, calibration=settings.calibration, **settings.solver)
-        record = {**entry, "modality": problem.modality, "psnr_db": result.dataset.attrs.get("psnr_db")}
-        written = save_outputs(result, problem, out_dir, formats=settings.formats, overwrite=True,
-                               records={RUN_RECORD: record})
+        if len(slice_indices(path)) > 1:  # a volume: every slice, slice k with seed + k
+            volume = reconstruct_volume(path, seed=seed, formats=settings.formats, **solve)
+            problem, psnr = volume.problem, volume.middle.dataset.attrs.get("psnr_db")
+            record = {**entry, "modality": problem.modality, "slices": volume.slices, "psnr_db_middle_slice": psnr}
+            written = save_volume_outputs(volume, out_dir, formats=settings.formats, overwrite=True,
+                                          records={RUN_RECORD: record})
+        else:
+            problem = load_problem(path, seed=seed)
+            result = reconstruct(problem, seed=seed, **solve)
+            record = {**entry, "modality": problem.modality, "psnr_db": result.dataset.attrs.get("psnr_db")}
+            written = save_outputs(result, problem, out_dir, formats=settings.formats, overwrite=True,
+                                   records={RUN_RECORD: record})
         entry.update(status="done", files=sorted(p.name for p in written.values()), modality=problem.modality)
     except (ReddiffError, OSError, ValueError, RuntimeError) as err:
         entry.update(status="failed", error=f"{type(err).__name__}: {err}")
