@@ -304,7 +304,8 @@ def deepinv_view(problem: Problem, prior, device) -> View:
                                                 V_adjoint=physics.V_adjoint, mask=scale * physics.mask,
                                                 noise_model=noise, device=device)
         return View(y, view.to(device), True, True, sigma)
-    view = dinv.physics.LinearPhysics(A=lambda v: physics.A(scale * v), A_adjoint=lambda r: scale * physics.A_adjoint(r),
+    view = dinv.physics.LinearPhysics(A=lambda v: physics.A(scale * v),
+                                      A_adjoint=lambda r: scale * physics.A_adjoint(r),
                                       noise_model=noise, device=device)
     return View(y, view.to(device), True, False, sigma)
 
@@ -707,8 +708,8 @@ def figure(rows: list[dict], path: Path) -> None:
 
     tasks = list(dict.fromkeys(r["task"] for r in rows))
     columns = min(3, len(tasks))
-    fig, axes = plt.subplots(math.ceil(len(tasks) / columns), columns, figsize=(4.2 * columns, 3.4 * math.ceil(len(tasks) / columns)),
-                             squeeze=False)
+    lines = math.ceil(len(tasks) / columns)
+    fig, axes = plt.subplots(lines, columns, figsize=(4.2 * columns, 3.4 * lines), squeeze=False)
     colours = dict(zip(SOLVER_NAMES, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
     for ax, task in zip(axes.flat, tasks):
         mine = [r for r in rows if r["task"] == task]
@@ -775,7 +776,8 @@ def default_budget_table(rows: list[dict], task: str) -> list[str]:
              "| runs | mean std | raw 90% coverage |", "|" + "---|" * 11]
     for r in sorted(mine, key=lambda r: SOLVER_NAMES.index(r["solver"])):
         lines.append(f"| {r['solver']} | {r['setting']} | {r['nfe']} ({r['nfe_backprop']}) | {r['psnr']:.2f} | "
-                     f"{r['ssim']:.3f} | {r['data_consistency']:.2f} | {r['seconds']:.2f} | {_f(r['peak_mib'], '.0f')} | "
+                     f"{r['ssim']:.3f} | {r['data_consistency']:.2f} | {r['seconds']:.2f} | "
+                     f"{_f(r['peak_mib'], '.0f')} | "
                      f"{r['runs']} | {_f(r.get('std'), '.3g')} | {_f(r.get('coverage90'), '.0%')} |")
     return lines
 
@@ -822,7 +824,8 @@ def markdown(result: dict, figure_name: str) -> str:
                   *default_budget_table(rows, task), ""]
     lines += ["## Quality against time (single runs, seed 0; the default budget: median of the runs)", "",
               *curves_table(rows), "", "## Settings tuned on the validation image", "",
-              "| task | solver | parameter | chosen | PSNR on the validation image per value |", "|---|---|---|---|---|"]
+              "| task | solver | parameter | chosen | PSNR on the validation image per value |",
+              "|---|---|---|---|---|"]
     for t in result["tuned"]:
         grid = ", ".join(f"{k}: {v}" for k, v in t["grid"].items())
         lines.append(f"| {t['task']} | {t['solver']} | {t['parameter']} | {t['value']:.3g} | {grid} |")
@@ -832,8 +835,9 @@ def markdown(result: dict, figure_name: str) -> str:
     full = Config()
     lines += ["", "## Not covered by this run", ""]
     lines.append(f"- Tasks not run: {', '.join(missing_tasks)}." if missing_tasks else "- All tasks ran.")
-    for key, label in (("size", "image side"), ("mri_size", "MRI image side"), ("repeats", "runs at the default budget"),
-                       ("red_diff_steps", "RED-Diff steps"), ("budgets", "rival budgets"),
+    for key, label in (("size", "image side"), ("mri_size", "MRI image side"),
+                       ("repeats", "runs at the default budget"), ("red_diff_steps", "RED-Diff steps"),
+                       ("budgets", "rival budgets"),
                        ("default_budget", "default budget (None: each task's own)")):
         if getattr(config, key) != getattr(full, key):
             lines.append(f"- {label}: {getattr(config, key)} instead of the full protocol's {getattr(full, key)}.")
@@ -881,9 +885,12 @@ def parse(argv=None):
     parser.add_argument("--workers", type=int, default=1, help="tasks run in this many processes")
     parser.add_argument("--render", action="store_true", help="only redraw the page and figure from --out's "
                         "benchmarks.csv and benchmarks.json")
-    parser.add_argument("--out", type=Path, default=ROOT / "docs", help="folder for benchmarks.md, "
-                        "benchmarks.csv and images/solvers_quality_time.png (default docs/)")
-    return parser.parse_args(argv)
+    parser.add_argument("--out", type=Path, help="folder for benchmarks.md, benchmarks.csv, benchmarks.json and "
+                        "images/solvers_quality_time.png (default docs/; --quick: out/solvers-quick/)")
+    args = parser.parse_args(argv)
+    if args.out is None:
+        args.out = ROOT / ("out/solvers-quick" if args.quick else "docs")
+    return args
 
 
 def config_from(args) -> Config:

@@ -10,7 +10,7 @@ import deepinv as dinv
 import pytest
 import torch
 
-from reddiff import GaussianPrior
+from reddiff import GaussianPrior, modalities
 from reddiff.benchmark import CountingPrior
 from reddiff.likelihood import GaussianLikelihood
 from reddiff.modalities import Problem
@@ -20,12 +20,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def solvers():
-    """benchmarks/solvers.py as a module (benchmarks/ is not a package)."""
+    """benchmarks/solvers.py as a module (benchmarks/ is not a package); its "generic"
+    modality is unregistered afterwards, so other tests see only the built-in ones."""
     spec = importlib.util.spec_from_file_location("solvers_benchmark", ROOT / "benchmarks" / "solvers.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
-    return module
+    yield module
+    modalities.unregister("generic")
+    del sys.modules[spec.name]
 
 
 def test_quick_run_writes_every_solver(solvers, tmp_path):
