@@ -6,7 +6,8 @@ Run: ``python benchmarks/fit_calibrations.py [--modality ct mri astro] [--sample
 For each modality the generated images of :meth:`reddiff.modalities.Modality.calibration_images`
 (phantoms, MNI152 slices and synthetic contrasts, simulated sky fields; never a held-out
 sample and never a training image) are measured like the modality's canonical measurement
-(:meth:`~reddiff.modalities.Modality.canonical_problem`) at three noise levels around it,
+(:meth:`~reddiff.modalities.Modality.canonical_problem`, on its grid, built from the first
+generated image so no held-out image sets even the scale) at three noise levels around it,
 image ``i`` at level ``i mod 3`` (:func:`reddiff.calibration.problems_like`), reconstructed
 with the shipped defaults and no calibration, and the split-conformal factor of their 90 %
 intervals is fitted (:func:`reddiff.pipeline.calibrate_on`). ``--quick`` fits on two images
@@ -26,7 +27,7 @@ import torch
 torch.set_num_threads(1)
 
 from reddiff import modalities  # noqa: E402
-from reddiff.calibration import DEFAULTS_FOLDER, problems_like  # noqa: E402
+from reddiff.calibration import DEFAULTS_FOLDER, fit_to_grid, problems_like  # noqa: E402
 from reddiff.pipeline import calibrate_on  # noqa: E402
 
 #: Noise settings of the canonical problem the defaults are fitted across (low, canonical, high noise).
@@ -42,7 +43,9 @@ def fit_default(name: str, *, n_samples: int, quick: bool = False, seed: int = 0
     if quick:
         images = dict(list(images.items())[:2])
     settings = NOISE[modality.name]
-    targets = [modality.canonical_problem(seed=seed, **noise) for noise in settings]
+    grid = _canonical_grid(modality)
+    first = fit_to_grid(next(iter(images.values())), grid)  # the target is built from a generated image too
+    targets = [modality.canonical_problem(image=first, seed=seed, **noise) for noise in settings]
     problems = {}
     for i, (label, image) in enumerate(images.items()):
         level = i % len(targets)
@@ -57,6 +60,11 @@ def fit_default(name: str, *, n_samples: int, quick: bool = False, seed: int = 0
     print(f"{name}: k = {calibration.scales[0]:.3g} (raw coverage {calibration.coverage_before:.1%}); per image "
           f"{context['factor_per_image']}; {time.perf_counter() - started:.0f} s", flush=True)
     return dataclasses.replace(calibration, context=context)
+
+
+def _canonical_grid(modality) -> tuple[int, int]:
+    """The image grid of the modality's canonical problem (its demo sample's size)."""
+    return tuple(modality.canonical_problem(seed=0).baseline.shape[-2:])
 
 
 def _describe(noise: dict) -> str:
