@@ -30,12 +30,13 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
-from .errors import DivergenceError, InputError
+from .errors import DivergenceError, InputError, ReddiffError
 from .likelihood import as_data_term
 from .priors.base import Prior
 from .result import DEFAULT_QUANTILES, Reconstruction
@@ -240,14 +241,13 @@ def red_diff(y: torch.Tensor, physics, prior: Prior, *, data_term=None, steps: i
     batch_size = max(1, min(int(batch_size), n_samples))
 
     started = time.perf_counter()
-    chunks = []
-    starts = range(0, n_samples, batch_size)
-    for chunk, start in enumerate(starts):
-        chunk_seeds = seeds[start:start + batch_size]
-        progress = {"chunk": chunk, "n_chunks": len(starts), "sample_start": start}
-        chunks.append(_optimise(y, physics, prior, nll, mu0, chunk_seeds, schedule, steps=steps,
-                                lr=lr, lam=lam, weight_fn=weight_fn, sigma_x0=sigma_x0,
-                                betas=betas, callback=callback, progress=progress))
+
+    def solve(chunk_seeds, progress):
+        return _optimise(y, physics, prior, nll, mu0, chunk_seeds, schedule, steps=steps, lr=lr, lam=lam,
+                         weight_fn=weight_fn, sigma_x0=sigma_x0, betas=betas, callback=callback,
+                         progress=progress)
+
+    chunks, batch_size = _in_chunks(solve, seeds, batch_size)
     samples = prior.transform.to_physical(torch.cat(chunks))
     elapsed = time.perf_counter() - started
 
@@ -286,6 +286,29 @@ def auto_batch_size(prior: Prior, mu0: torch.Tensor, n_samples: int,
     per_sample = 2 * max(torch.cuda.max_memory_allocated(mu0.device) - before, 1)
     free, _ = torch.cuda.mem_get_info(mu0.device)
     return max(1, min(n_samples, int(memory_fraction * free // per_sample)))
+
+
+def _in_chunks(solve, seeds: list, batch_size: int) -> tuple[list, int]:
+    """Run ``solve(chunk_seeds, progress)`` over the seeds in chunks of ``batch_size``, halving
+    the chunk and retrying it when the GPU runs out of memory (samples depend only on their
+    seeds, so the result is the same); returns the chunks' samples and the size that ran."""
+    chunks, start = [], 0
+    while start < len(seeds):
+        progress = {"chunk": len(chunks), "n_chunks": len(chunks) + math.ceil((len(seeds) - start) / batch_size),
+                    "sample_start": start}
+        try:
+            chunks.append(solve(seeds[start:start + batch_size], progress))
+        except torch.cuda.OutOfMemoryError as err:
+            if batch_size == 1:
+                raise ReddiffError("out of GPU memory with one sample at a time: use a smaller image, "
+                                   "a smaller prior or --device cpu") from err
+            torch.cuda.empty_cache()
+            batch_size = max(1, batch_size // 2)
+            warnings.warn(f"out of GPU memory: retrying with {batch_size} samples at a time", RuntimeWarning,
+                          stacklevel=3)
+            continue
+        start += len(chunks[-1])
+    return chunks, batch_size
 
 
 def _version() -> str:

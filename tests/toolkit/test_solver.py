@@ -248,3 +248,46 @@ def test_progress_bar_counts_every_step_of_every_chunk(problem):
         red_diff(y, physics, GaussianPrior(), data_term=sigma, steps=5, n_samples=3,
                  batch_size=2, seed=0, callback=bar)
         assert (bar.bar.n, bar.bar.total) == (10, 10)
+
+
+def test_out_of_gpu_memory_halves_the_batch_and_gives_the_same_samples(monkeypatch):
+    """A chunk that raises CUDA's out-of-memory error is retried at half the size; samples
+    depend only on their seeds, so the result equals the one-at-a-time run."""
+    import deepinv as dinv
+
+    from reddiff import GaussianPrior, red_diff, solver
+
+    physics = dinv.physics.Inpainting((1, 8, 8), mask=0.5, rng=torch.Generator().manual_seed(0),
+                                      noise_model=dinv.physics.GaussianNoise(0.1))
+    y = physics(torch.zeros(1, 1, 8, 8))
+    original, sizes = solver._optimise, []
+
+    def tight(y, physics, prior, nll, mu0, seeds, *args, **kwargs):
+        sizes.append(len(seeds))
+        if len(seeds) > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return original(y, physics, prior, nll, mu0, seeds, *args, **kwargs)
+
+    monkeypatch.setattr(solver, "_optimise", tight)
+    with pytest.warns(RuntimeWarning, match="retrying with 2 samples"):
+        halved = red_diff(y, physics, GaussianPrior(), steps=5, n_samples=5, seed=3, batch_size=8)
+    monkeypatch.setattr(solver, "_optimise", original)
+    one_by_one = red_diff(y, physics, GaussianPrior(), steps=5, n_samples=5, seed=3, batch_size=1)
+    assert sizes == [5, 2, 2, 1]
+    assert halved.config["batch_size"] == 2
+    assert torch.allclose(halved.tensor("mean"), one_by_one.tensor("mean"), atol=1e-6)
+
+
+def test_out_of_gpu_memory_one_sample_at_a_time_is_a_clear_error(monkeypatch):
+    import deepinv as dinv
+
+    from reddiff import GaussianPrior, red_diff, solver
+    from reddiff.errors import ReddiffError
+
+    def never(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(solver, "_optimise", never)
+    physics = dinv.physics.Denoising(dinv.physics.GaussianNoise(0.1))
+    with pytest.raises(ReddiffError, match="one sample at a time"):
+        red_diff(torch.zeros(1, 1, 4, 4), physics, GaussianPrior(), steps=2, n_samples=1)
