@@ -1,7 +1,8 @@
 """RED-Diff on real images nobody tuned for: every held-out sample, against the classical methods.
 
 Run: ``python benchmarks/heldout.py [--modality ct mri astro] [--seeds 3] [--quick]
-[--prior NAME=FOLDER ...] [--out docs/heldout.md]`` (one thread).
+[--prior NAME=FOLDER ...] [--calibration NAME=JSON ...] [--cases N ...] [--out docs/heldout.md]``
+(one thread).
 
 For each held-out sample image (:func:`reddiff.datasets.list_samples` with
 ``held_out=True``; never training data) and each measurement setting, the
@@ -156,7 +157,7 @@ def oracle(problem, truth) -> tuple[str, float, float]:
     return best
 
 
-def run_case(case: Case, seeds, n_samples: int, priors: dict) -> dict:
+def run_case(case: Case, seeds, n_samples: int, priors: dict, calibrations: dict) -> dict:
     chosen = modalities.get(case.modality)
     image = image_for(case)
     rows = []
@@ -164,7 +165,8 @@ def run_case(case: Case, seeds, n_samples: int, priors: dict) -> dict:
         problem = chosen.canonical_problem(image=image, seed=seed, **case.settings)
         truth = problem.truth
         started = time.perf_counter()
-        result = reddiff.reconstruct(problem, prior=priors.get(case.modality), n_samples=n_samples, seed=seed)
+        result = reddiff.reconstruct(problem, prior=priors.get(case.modality), n_samples=n_samples, seed=seed,
+                                     calibration=calibrations.get(case.modality, "default"))
         seconds = time.perf_counter() - started
         shown_truth = chosen.reference_for(result, problem)
         quality = image_quality(shown_truth, result.tensor("mean"))
@@ -217,15 +219,18 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="one case per modality, one seed (smoke test)")
     parser.add_argument("--prior", action="append", default=[], metavar="MODALITY=FOLDER",
                         help="evaluate another prior for a modality (e.g. mri=training/mri)")
+    parser.add_argument("--calibration", action="append", default=[], metavar="MODALITY=JSON",
+                        help="apply another calibration for a modality (default: the shipped one)")
     parser.add_argument("--out", type=Path, help="Markdown file for the table (a CSV is written beside it)")
     args = parser.parse_args(argv)
     priors = dict(p.split("=", 1) for p in args.prior)
+    calibrations = dict(c.split("=", 1) for c in args.calibration)
     seeds = range(1 if args.quick else args.seeds)
     rows = []
     for modality in args.modality:
         chosen = cases(modality, args.quick)
         for case in ([chosen[i] for i in args.cases if i < len(chosen)] if args.cases else chosen):
-            row = run_case(case, seeds, args.samples, priors)
+            row = run_case(case, seeds, args.samples, priors, calibrations)
             rows.append(row)
             print(f"{row['case']}: RED-Diff {row['psnr']:.2f}, baseline {row['baseline_psnr']:.2f}, "
                   f"{row['oracle']} {row['oracle_psnr']:.2f} (margin {row['margin']:+.2f}), "
