@@ -118,9 +118,9 @@ def test_a_calibration_applied_to_a_like_measurement_adds_intervals_without_warn
 def test_a_measurement_unlike_the_calibration_gets_warnings_for_each_difference(fitted):
     _, cal = fitted
     noisier = _ct_like(I0=1e3)
-    result = pipeline.reconstruct(noisier, calibration=cal, steps=3, n_samples=3)
+    result = pipeline.reconstruct(noisier, calibration=cal, steps=4, n_samples=2)
     warnings = " ".join(calibration.warnings_of(result))
-    assert "noise level" in warnings and "n_samples=3" in warnings
+    assert "noise level" in warnings and "steps=4" in warnings
     assert "lower" in result.dataset  # still applied, but said
 
 
@@ -194,9 +194,9 @@ def test_calibrate_then_reconstruct_from_the_command_line(tmp_path):
         assert bool((ds["lower"] <= ds["upper"]).all())
     report = (out / "report.md").read_text()
     assert f"calibration ({cal})" in report and "fitted on: " in report
-    said = run("reconstruct", sino, "--calibration", cal, "--steps", 3, "--samples", 4, "--quiet",
+    said = run("reconstruct", sino, "--calibration", cal, "--steps", 4, "--samples", 2, "--quiet",
                "--out", tmp_path / "out4")
-    assert "warning: calibration: n_samples=4 differs" in said.output
+    assert "warning: calibration: steps=4 differs" in said.output
 
 
 def test_reconstruct_refuses_a_missing_calibration_file_before_solving(tmp_path):
