@@ -149,8 +149,18 @@ def _describe_fits(path):
               (("gain", sky.gain), ("read noise", sky.read_noise), ("exposure", sky.exposure)) if value is not None]
     for key in ("TELESCOP", "INSTRUME", "OBJECT", "FILTER", "DATE-OBS"):
         if key in sky.header:
-            lines.append(f"{key} = {sky.header[key]}")
+            lines.append(f"{key} = {_card_text(sky.header, key)}")
     return lines
+
+
+def _card_text(header, key: str) -> str:
+    """A header card's value as text, or a note that the card cannot be parsed (a damaged file)."""
+    from astropy.io.fits.verify import VerifyError
+
+    try:
+        return str(header[key])
+    except (VerifyError, ValueError):
+        return "(unparsable card)"
 
 
 def _describe_dicom(path):
