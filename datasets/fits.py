@@ -173,12 +173,13 @@ def read_fits(path, *, hdu: int | str | None = None, plane: int | None = None) -
     if not valid.any():
         raise InputError("every pixel is blank or NaN", path=path, field=f"HDU {index}")
     array = np.where(valid, array, np.median(array[valid])).astype(np.float32)
-    return SkyImage(array=array, valid=valid, header=header, wcs=wcs,
-                    unit=str(header.get("BUNIT", "a.u.")).strip() or "a.u.",
-                    gain=_number(header, GAIN_KEYS, path, above=0.0),
-                    read_noise=_number(header, READ_NOISE_KEYS, path, at_least=0.0),
-                    exposure=_number(header, ("EXPTIME",), path), hdu=index, path=path,
-                    plane=plane if n_planes > 1 else None, n_planes=n_planes)
+    with reading(path, "FITS file"):  # a damaged card fails when its value is parsed
+        return SkyImage(array=array, valid=valid, header=header, wcs=wcs,
+                        unit=str(header.get("BUNIT", "a.u.")).strip() or "a.u.",
+                        gain=_number(header, GAIN_KEYS, path, above=0.0),
+                        read_noise=_number(header, READ_NOISE_KEYS, path, at_least=0.0),
+                        exposure=_number(header, ("EXPTIME",), path), hdu=index, path=path,
+                        plane=plane if n_planes > 1 else None, n_planes=n_planes)
 
 
 def count_planes(path, *, hdu: int | str | None = None) -> int:
