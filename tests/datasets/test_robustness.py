@@ -10,6 +10,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pytest
 from astropy.io import fits
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -96,3 +97,25 @@ def test_random_arrays_in_real_containers(array, other, container):
                 else:
                     f["x"], f["y"] = array, other
         _only_our_errors(path)
+
+
+@pytest.mark.parametrize("card", ["EXPTIME", "INSTRUME"])
+def test_a_fits_card_astropy_cannot_parse_is_our_error_or_shown_as_unparsable(tmp_path, card):
+    """Found by the fuzz test on a damaged real file (a NUL byte in a header card's value)."""
+    from astropy.io import fits
+
+    from reddiff.datasets import describe, read_fits
+
+    path = tmp_path / "damaged.fits"
+    header = fits.Header({"EXPTIME": 30.0, "INSTRUME": 12.5})
+    fits.PrimaryHDU(np.ones((8, 8), np.float32), header=header).writeto(path)
+    raw = bytearray(path.read_bytes())
+    raw[raw.index(card.ljust(8).encode()) + 28] = 0  # a NUL inside the value
+    path.write_bytes(bytes(raw))
+    with fits.open(path) as hdul, pytest.raises(fits.verify.VerifyError):
+        hdul[0].header[card]  # astropy itself cannot parse it
+    if card == "EXPTIME":
+        with pytest.raises(ReddiffError, match="damaged.fits"):
+            read_fits(path)
+    else:
+        assert "INSTRUME = (unparsable card)" in describe(path)
