@@ -140,11 +140,7 @@ def std_error_correlation(std, error) -> float:
     >>> std_error_correlation([0.1, 0.2, 0.3], [-0.1, 0.25, -0.3])
     0.9607689228305227
     """
-    s, e = _arrays(std=std, error=error)
-    s, e = s.ravel(), np.abs(e).ravel()
-    if s.std() == 0 or e.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(s, e)[0, 1])
+    return _std_error(std, error, lambda s, e: np.corrcoef(s, e)[0, 1])
 
 
 def std_error_spearman(std, error) -> float:
@@ -160,11 +156,16 @@ def std_error_spearman(std, error) -> float:
     """
     from scipy.stats import spearmanr
 
+    return _std_error(std, error, lambda s, e: spearmanr(s, e).statistic)
+
+
+def _std_error(std, error, correlation) -> float:
+    """``correlation(std, |error|)`` over pixels; NaN when either is constant."""
     s, e = _arrays(std=std, error=error)
     s, e = s.ravel(), np.abs(e).ravel()
     if s.std() == 0 or e.std() == 0:
         return float("nan")
-    return float(spearmanr(s, e).statistic)
+    return float(correlation(s, e))
 
 
 def conformal_quantile(scores, level: float) -> float:
