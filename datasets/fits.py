@@ -327,7 +327,8 @@ def _number(header: fits.Header, keys, path: Path, *, above: float | None = None
 
 def write_fits(reconstruction: Reconstruction, path, *, reference: SkyImage | None = None,
                variance: bool = False) -> Path:
-    """Write a result as FITS: mean in the primary HDU, ``STD`` (or ``VAR``) extension.
+    """Write a result as FITS: mean in the primary HDU, ``STD`` (or ``VAR``) extension, and
+    ``LOWER``/``UPPER`` extensions when the result holds a calibrated interval.
 
     Parameters
     ----------
@@ -389,8 +390,27 @@ def write_fits(reconstruction: Reconstruction, path, *, reference: SkyImage | No
     _describe(extension.header, name, f"({unit})**2" if variance and unit else unit)
     for card in _history(reconstruction, name):
         primary.header.add_history(card)
-    hdul = fits.HDUList([primary, extension])
+    hdul = fits.HDUList([primary, extension, *_interval_hdus(reconstruction, reference, wcs, unit)])
     return write_file(path, lambda tmp: hdul.writeto(tmp, output_verify="silentfix", overwrite=True, checksum=True))
+
+
+def _interval_hdus(reconstruction: Reconstruction, reference, wcs, unit: str) -> list:
+    """``LOWER`` and ``UPPER`` extensions with the calibrated interval, when the result has one
+    (one real channel: a sky image), with its level in ``INTLEVEL``."""
+    ds = reconstruction.dataset
+    if not {"lower", "upper"} <= set(ds.data_vars) or ds.sizes["channel"] != 1:
+        return []
+    hdus = []
+    for name in ("LOWER", "UPPER"):
+        data = ds[name.lower()].values[0].astype(np.float32)
+        if reference is not None:
+            data = np.where(reference.valid, data, np.nan)
+        hdu = fits.ImageHDU(data, header=_wcs_block(wcs), name=name)
+        _describe(hdu.header, name, unit)
+        hdu.header["INTLEVEL"] = (float(ds[name.lower()].attrs.get("level", float("nan"))),
+                                  "central level of the calibrated interval")
+        hdus.append(hdu)
+    return hdus
 
 
 def write_fits_cube(volume: Reconstruction, path, *, references, variance: bool = False) -> Path:
@@ -545,7 +565,9 @@ def _describe(header: fits.Header, product: str, unit: str) -> None:
         header["BUNIT"] = (unit, "physical unit of the values")
     header["PRODUCT"] = (product, {"MEAN": "posterior mean over RED-Diff runs",
                                    "STD": "standard deviation over RED-Diff runs",
-                                   "VAR": "variance over RED-Diff runs"}[product])
+                                   "VAR": "variance over RED-Diff runs",
+                                   "LOWER": "lower end of the calibrated interval",
+                                   "UPPER": "upper end of the calibrated interval"}[product])
     header["ORIGIN"] = (f"reddiff {__version__}", "software that wrote this file")
     header["DATE"] = (datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"),
                       "UTC date this HDU was written")

@@ -162,10 +162,29 @@ def _frame_with_stale_cards(path):
     return read_fits(path)
 
 
-def _written(tmp_path, *, variance=False):
+def _written(tmp_path, *, variance=False, calibrated=False):
+    from reddiff.uncertainty import Calibration
+
     sky = _frame_with_stale_cards(tmp_path / "frame.fits")
     rec = with_geometry(_result(sky, "electron"), sky)
+    if calibrated:
+        rec = rec.calibrated(Calibration(level=0.9, scales=(3.0,)))
     return write_fits(rec, tmp_path / "out.fits", reference=sky, variance=variance)
+
+
+def test_a_calibrated_interval_is_written_as_lower_and_upper_extensions(tmp_path):
+    out = _written(tmp_path, calibrated=True)
+    with fits.open(out, checksum=True) as hdul:
+        hdul.verify("exception")
+        assert [h.name for h in hdul] == ["PRIMARY", "STD", "LOWER", "UPPER"]
+        lower, upper, mean, std = hdul["LOWER"].data, hdul["UPPER"].data, hdul[0].data, hdul["STD"].data
+        assert hdul["UPPER"].header["PRODUCT"] == "UPPER" and hdul["LOWER"].header["INTLEVEL"] == 0.9
+        assert hdul["UPPER"].header["BUNIT"] == "electron" and hdul["UPPER"].header["CTYPE1"].startswith("RA---")
+        np.testing.assert_allclose(upper - mean, 3.0 * 1.6448536 * std, rtol=1e-3, atol=1e-3)
+        np.testing.assert_allclose(mean - lower, upper - mean, rtol=1e-3, atol=1e-3)
+    (tmp_path / "raw").mkdir()
+    with fits.open(_written(tmp_path / "raw")) as hdul:  # uncalibrated: no interval extensions
+        assert [h.name for h in hdul] == ["PRIMARY", "STD"]
 
 
 @pytest.mark.parametrize("variance", [False, True])
@@ -203,7 +222,9 @@ def test_output_passes_fitsverify(tmp_path):
     if shutil.which("fitsverify") is None:
         pytest.skip("fitsverify (HEASARC's FITS verifier, Debian package fitsverify) is not on PATH")
     (tmp_path / "var").mkdir()
-    for out in (_written(tmp_path), _written(tmp_path / "var", variance=True)):
+    (tmp_path / "cal").mkdir()
+    for out in (_written(tmp_path), _written(tmp_path / "var", variance=True),
+                _written(tmp_path / "cal", calibrated=True)):
         done = subprocess.run(["fitsverify", "-q", str(out)], capture_output=True, text=True)
         assert done.returncode == 0 and "verification OK" in done.stdout, done.stdout + done.stderr
 
