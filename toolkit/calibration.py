@@ -26,11 +26,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from . import modalities
 from .errors import InputError
@@ -158,8 +156,7 @@ def fit(problems: dict[str, Problem], results: list[Reconstruction], *, level: f
     calibration = fit_calibration(results, truths, level=level, bins=bins)
     alone = [fit_calibration([r], [t], level=level).scales[0] for r, t in zip(results, truths)]
     levels = [modality.noise_level(p) for p in problems.values()]
-    context = {**calibration.context, "n_samples": results[0].dataset.attrs.get("n_samples"),
-               "modality": modality.name, "noise_levels": [min(levels), max(levels)],
+    context = {**calibration.context, "modality": modality.name, "noise_levels": [min(levels), max(levels)],
                "measurement_shapes": sorted({json.dumps(list(p.y.shape[1:])) for p in problems.values()}),
                "fitted_on": list(problems), "factor_per_image": [round(k, 4) for k in alone]}
     return dataclasses.replace(calibration, context=context)
@@ -267,27 +264,5 @@ def warnings_of(result: Reconstruction) -> list[str]:
     return json.loads(text) if text else []
 
 
-def transfer_table(calibration: Calibration, results: dict[str, tuple[Reconstruction, torch.Tensor]]) -> list[dict]:
-    """Coverage and std-error rank correlation of each result, raw and calibrated.
-
-    Parameters
-    ----------
-    calibration : Calibration
-    results : dict
-        Name -> (result, truth in the result's units).
-    """
-    from .uncertainty import uncertainty_metrics
-
-    rows = []
-    for name, (result, truth) in results.items():
-        raw = uncertainty_metrics(result, truth, level=calibration.level)
-        cal = uncertainty_metrics(result, truth, level=calibration.level, calibration=calibration)
-        needed = fit_calibration([result], [truth], level=calibration.level).scales[0]
-        rows.append({"image": name, "coverage_raw": raw["coverage"], "coverage_calibrated": cal["coverage"],
-                     "factor_needed": needed, "factor_used": calibration.scales[0] if len(calibration.scales) == 1
-                     else math.nan, "spearman_std_error": raw["std_error_spearman"]})
-    return rows
-
-
 __all__ = ["DEFAULTS_FOLDER", "NOISE_TOLERANCE", "fit_to_grid", "problems_like", "fit", "default_path", "resolve",
-           "mismatches", "apply", "warnings_of", "transfer_table"]
+           "mismatches", "apply", "warnings_of"]
