@@ -43,7 +43,7 @@ def _hdf5_kind(path) -> str:
             return "fastmri"
         if f.attrs.get("reddiff_format") in ("sinogram", b"sinogram") or {"sinogram", "angles"} <= set(f):
             return "sinogram"
-        if {"mean", "std"} <= set(f):
+        if {"reconstruction_mean", "reconstruction_std"} <= set(f) or {"mean", "std"} <= set(f):  # or older
             return "result"
     return "image"
 

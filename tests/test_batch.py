@@ -133,7 +133,7 @@ def test_a_killed_batch_keeps_every_finished_result_and_a_rerun_completes_the_re
     for name in finished:
         with xr.open_dataset(out / entries[name]["output"].rsplit("/", 1)[-1] / "reconstruction.nc",
                              engine="h5netcdf") as ds:
-            assert ds["mean"].shape[-2:] == (32, 32)
+            assert ds["reconstruction_mean"].shape[-2:] == (32, 32)
     rerun = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr
     entries = json.loads(manifest_path.read_text())["entries"]

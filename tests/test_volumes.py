@@ -43,16 +43,16 @@ def test_a_whole_file_is_one_run_and_any_slice_reproduces_alone(kspace, tmp_path
     result = _run("reconstruct", kspace, *FAST, "--format", "netcdf,nifti,png", "--out", out)
     assert "3 slices" in result.output
     with xr.open_dataset(out / "reconstruction.nc", engine="h5netcdf") as ds:
-        assert ds["mean"].dims == ("slice", "channel", "y", "x") and list(ds["slice"].values) == [0, 1, 2]
+        assert ds["reconstruction_mean"].dims == ("slice", "y", "x") and list(ds["slice"].values) == [0, 1, 2]
         assert len(ds.attrs["psnr_db_per_slice"]) == 3
-        middle = ds["mean"].sel(slice=1).values
+        middle = ds["reconstruction_mean"].sel(slice=1).values
     image = nib.load(out / "reconstruction_mean.nii.gz")
     assert image.shape == (32, 32, 3) and tuple(map(float, image.header.get_zooms()))[:2] == (2.0, 2.0)
     assert (out / "report.md").is_file() and (out / "uncertainty.png").is_file()
     alone = tmp_path / "one"
     _run("reconstruct", kspace, *FAST, "--slices", "1", "--format", "netcdf", "--out", alone)
     with xr.open_dataset(alone / "reconstruction.nc", engine="h5netcdf") as ds:
-        np.testing.assert_allclose(ds["mean"].values, middle, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(ds["reconstruction_mean"].values, middle, rtol=1e-5, atol=1e-6)
 
 
 def test_volume_formats_are_checked_before_solving(kspace, tmp_path):
@@ -127,9 +127,10 @@ def test_a_series_volume_gives_netcdf_dicom_series_and_nifti_in_patient_coordina
     out = tmp_path / "out"
     _run("reconstruct", series_sinogram, *STEPS, "--format", "netcdf,dicom,nifti", "--out", out)
     with xr.open_dataset(out / "reconstruction.nc", engine="h5netcdf") as ds:
-        assert ds.sizes["slice"] == 3 and ds["mean"].dims == ("slice", "channel", "y", "x")
-        assert float(ds["x"][0]) == pytest.approx(-158.1) and float(ds["y"][0]) == pytest.approx(-179.0)
-        mean = ds["mean"].values[:, 0]
+        assert ds.sizes["slice"] == 3 and ds["reconstruction_mean"].dims == ("slice", "y", "x")
+        # files store rows bottom first with y pointing up: the top row's centre is at y = +179 mm
+        assert float(ds["x"][0]) == pytest.approx(-158.1) and float(ds["y"][-1]) == pytest.approx(179.0)
+        mean = ds["reconstruction_mean"].values[:, ::-1]
     source = read_dicom(series_sinogram.parent / "series")
     uids = set()
     for name in ("mean", "std"):
@@ -257,7 +258,7 @@ def test_a_fits_cube_is_reconstructed_plane_by_plane_into_a_cube_with_its_wcs(tm
             np.testing.assert_allclose(wcs.wcs_pix2world([[3, 5, 2]], 0), source.wcs_pix2world([[3, 5, 2]], 0))
         mean = hdul[0].data
     with xr.open_dataset(out / "reconstruction.nc", engine="h5netcdf") as ds:
-        np.testing.assert_allclose(ds["mean"].values[:, 0], mean, rtol=1e-5)
+        np.testing.assert_allclose(ds["reconstruction_mean"].values, mean, rtol=1e-5)  # sky: FITS row order
         assert "ra" in ds.coords
     if shutil.which("fitsverify"):
         done = subprocess.run(["fitsverify", "-q", str(out / "reconstruction.fits")], capture_output=True, text=True)

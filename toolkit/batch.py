@@ -159,7 +159,7 @@ def reconstruct_file(path, out_dir, settings: BatchSettings, config_hash: str) -
                                           records={RUN_RECORD: record})
         else:
             problem = load_problem(path, seed=seed)
-            result = reconstruct(problem, seed=seed, **solve)
+            result = reconstruct(problem, seed=seed, progress=False, **solve)
             record = {**entry, "modality": problem.modality, "psnr_db": result.dataset.attrs.get("psnr_db")}
             written = save_outputs(result, problem, out_dir, formats=settings.formats, overwrite=True,
                                    records={RUN_RECORD: record})

@@ -178,7 +178,7 @@ def prior_for(problem: Problem, prior=None):
 
 
 def reconstruct(problem: Problem, *, prior=None, n_samples: int = 8, seed: int | None = 0,
-                device: str | None = None, callback=None, keep_samples: bool = False,
+                device: str | None = None, callback=None, progress: bool = True, keep_samples: bool = False,
                 calibration="default", **overrides) -> Reconstruction:
     """RED-Diff on a :class:`Problem` with the modality's defaults, in display units.
 
@@ -194,6 +194,9 @@ def reconstruct(problem: Problem, *, prior=None, n_samples: int = 8, seed: int |
         ``"cpu"``, ``"cuda"``, ...; default the GPU when there is one.
     callback : callable, optional
         Progress callback (see :func:`reddiff.red_diff`).
+    progress : bool
+        Without a ``callback``, show a progress bar (:class:`reddiff.progress.ProgressBar`:
+        a widget in Jupyter, text in a terminal); ``False`` for none.
     keep_samples : bool
         Store every sample.
     calibration : "default", "none", None, path or Calibration
@@ -215,6 +218,7 @@ def reconstruct(problem: Problem, *, prior=None, n_samples: int = 8, seed: int |
         also record the modality, the baseline and, when the truth is known, PSNR of
         mean and baseline.
     """
+    from .progress import progress_callback
     from .solver import red_diff
 
     import inspect
@@ -237,8 +241,9 @@ def reconstruct(problem: Problem, *, prior=None, n_samples: int = 8, seed: int |
     chosen = modality.prior(problem, prior)
     physics = problem.physics.to(device) if hasattr(problem.physics, "to") else problem.physics
     started = time.perf_counter()
-    result = red_diff(problem.y.to(device), physics, chosen, init=problem.init.to(device), n_samples=n_samples,
-                      seed=seed, callback=callback, keep_samples=keep_samples, **settings)
+    with progress_callback(callback, progress, desc=f"RED-Diff {problem.modality}") as callback:
+        result = red_diff(problem.y.to(device), physics, chosen, init=problem.init.to(device), n_samples=n_samples,
+                          seed=seed, callback=callback, keep_samples=keep_samples, **settings)
     result.dataset.attrs.update({"modality": problem.modality, "baseline": problem.baseline_name,
                                  "problem": problem.description, "wall_time_s": time.perf_counter() - started})
     result = modality.to_display_units(result)
@@ -277,7 +282,8 @@ def calibrate_on(problems: dict, *, level: float = 0.9, bins: int = 1, n_samples
     for i, (name, problem) in enumerate(problems.items()):
         if progress is not None:
             progress(i, name)
-        results.append(reconstruct(problem, n_samples=n_samples, seed=seed + i, calibration="none", **settings))
+        results.append(reconstruct(problem, n_samples=n_samples, seed=seed + i, calibration="none", progress=False,
+                                   **settings))
     return fit(problems, results, level=level, bins=bins)
 
 
@@ -352,10 +358,28 @@ def reconstruct_volume(path, *, slices=None, modality: str = "auto", seed: int =
             (lambda info, number=number: callback({**info, "slice": number, "n_slices": len(indices)}))
         result = reconstruct(problem, seed=seed + index, callback=progress, **settings)
         result.dataset.attrs["slice"] = index
-        results.append(with_geometry(result, problem.source) if problem.source is not None else result)
+        results.append(with_provenance(with_geometry(result, problem.source) if problem.source is not None
+                                       else result, problem))
         if number == len(indices) // 2:
             middle = problem
     return Volume(results, indices, middle, sources)
+
+
+def with_provenance(result: Reconstruction, problem: Problem) -> Reconstruction:
+    """A copy whose ``attrs["source_file"]`` names the measurement file the problem was read from.
+
+    A reference file that gave the geometry (``--reference scan.dcm``) is kept as
+    ``attrs["reference_file"]``; a simulated problem (no file) leaves the attributes as they are.
+    """
+    measured = problem.info.get("path")
+    if measured is None:
+        return result
+    ds = result.dataset.copy()
+    geometry_from = ds.attrs.get("source_file")
+    ds.attrs["source_file"] = str(measured)
+    if geometry_from is not None and geometry_from != str(measured):
+        ds.attrs["reference_file"] = geometry_from
+    return Reconstruction(ds)
 
 
 def to_display_units(result: Reconstruction, problem: Problem) -> Reconstruction:
@@ -423,6 +447,7 @@ def save_outputs(result: Reconstruction, problem: Problem, out_dir, *, formats=(
     source = problem.source
     if source is not None:
         result = with_geometry(result, source)
+    result = with_provenance(result, problem)
     keep = source_for_formats(source, formats)
     truth = modality.reference_for(result, problem)
     out_dir = Path(out_dir)

@@ -1,6 +1,6 @@
 """The result of a reconstruction: an :class:`xarray.Dataset` with provenance.
 
-Layout (all float32, physical units of the image)::
+Layout in memory (all float32, physical units of the image; files differ, below)::
 
     mean      (channel, y, x)            posterior mean over samples
     std       (channel, y, x)            standard deviation over samples (ddof=0)
@@ -16,14 +16,16 @@ coordinates in degrees). ``channel`` is ``["intensity"]`` for real images and
 any result can be reproduced from its file; :meth:`Reconstruction.calibrated` adds
 ``std_calibrated``, ``lower``, ``upper`` and ``attrs["calibration"]``.
 
-Reading a result file with xarray alone: ``xr.open_dataset("reconstruction.nc")["mean"]``
-(``ds.mean`` is the Dataset's own method, not the variable). Medical images keep row 0 at
-the top, so ``y`` grows down the image (as DICOM's patient axes do), while xarray draws
-``y`` growing upwards: plot them with
-``ds["mean"].isel(channel=0).plot(yincrease=False, cmap="gray")``. Sky images keep FITS's
-row 0 at the bottom, which xarray's default draws right side up. The ``y`` coordinate's
-``comment`` in the file says which (:data:`ROW_ORDER`). CF's ``positive`` attribute is
-not used for this: CF defines it for vertical coordinates only, and xarray ignores it.
+Files (:meth:`Reconstruction.to_netcdf`, CF-1.8: :func:`cf_encoded`) name the variables
+``reconstruction_mean``, ``reconstruction_std``, ``reconstruction_quantiles``, ... (``ds.mean``
+is the Dataset's own method), drop a real image's one-channel axis, write a complex image's
+parts as ``*_real``/``*_imag`` with ``reconstruction_mean``/``reconstruction_std`` their
+magnitudes, and store medical images bottom row first with ``y`` pointing up, so with xarray
+alone ``xr.open_dataset("reconstruction.nc")["reconstruction_mean"].plot()`` draws any result
+right side up (``.isel(slice=k)`` first for a volume). :meth:`Reconstruction.from_netcdf`
+undoes all of it, and reads files written before the renaming (``mean``, ``std``, ...).
+CF's ``positive`` attribute is not used for the row order: CF defines it for vertical
+coordinates only, and xarray ignores it.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 import xarray as xr
 
@@ -211,6 +214,38 @@ class Reconstruction:
         stacked.attrs = dict(results[0].dataset.attrs if attrs is None else attrs)
         return cls(stacked)
 
+    # -- Jupyter ------------------------------------------------------------
+    def _repr_html_(self) -> str:
+        """A card for Jupyter: thumbnails of mean and std, units, key settings, then the Dataset.
+
+        Examples
+        --------
+        >>> html = Reconstruction.from_samples(torch.rand(2, 1, 8, 8), units="HU")._repr_html_()
+        >>> "<img" in html and "HU" in html
+        True
+        """
+        import html
+
+        ds, config = self.dataset, self.config
+        units = html.escape(str(self.mean.attrs.get("units", "")) or "unitless")
+        std_name = "std_calibrated" if "std_calibrated" in ds else "std"
+        cells = "".join(_thumbnail_cell(self, name, title, cmap) for name, title, cmap in
+                        (("mean", "mean", "gray"), (std_name, std_name.replace("_", " "), "magma")))
+        settings = {"modality": ds.attrs.get("modality"), "prior": config.get("prior"),
+                    "steps": config.get("steps"), "lr": config.get("lr"), "lam": config.get("lam"),
+                    "weighting": config.get("weighting"), "n_samples": ds.attrs.get("n_samples"),
+                    "PSNR (dB)": _rounded(ds.attrs.get("psnr_db")),
+                    f"{ds.attrs.get('baseline', 'baseline')} PSNR (dB)": _rounded(ds.attrs.get("baseline_psnr_db")),
+                    "calibration": ds.attrs.get("calibration_source") if "calibration" in ds.attrs else None}
+        rows = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+                       for k, v in settings.items() if v is not None)
+        grid = "&times;".join(str(ds.sizes[d]) for d in ("slice", "y", "x") if d in ds.sizes)
+        channels = ", ".join(str(c) for c in ds["channel"].values) if "channel" in ds.coords else ""
+        return (f"<div class='reddiff-reconstruction'><b>reddiff.Reconstruction</b> {grid} px"
+                f" ({html.escape(channels)}), units <b>{units}</b>"
+                f"<table><tr>{cells}<td style='vertical-align:top'><table>{rows}</table></td></tr></table>"
+                f"<details><summary>xarray.Dataset</summary>{ds._repr_html_()}</details></div>")
+
     # -- files --------------------------------------------------------------
     def to_netcdf(self, path) -> Path:
         """Write the dataset to NetCDF-4 atomically (temporary file, then rename), with CF-1.8
@@ -232,79 +267,263 @@ class Reconstruction:
             raise InputError(f"not a readable NetCDF result ({err})", path=path) from err
 
 
-#: Units reddiff uses that UDUNITS (and so CF) does not know: written as "1" with the
-#: unit kept in ``reddiff_units`` and said in ``long_name``.
-NON_UDUNITS = {"HU": "Hounsfield units", "a.u.": "arbitrary units", "electron": "electrons",
-               "pixel": "pixels", "": "unitless"}
+#: Units reddiff uses that UDUNITS (and so CF) does not know, as ``unit: (file units, words)``:
+#: the file carries the UDUNITS ``units``, the words in ``long_name`` and reddiff's own unit
+#: in ``reddiff_units`` (so :func:`cf_decoded` gives it back).
+NON_UDUNITS = {"HU": ("1", "Hounsfield units"), "a.u.": ("1", "arbitrary units"),
+               "electron": ("count", "electrons"), "pixel": ("1", "pixels"), "": ("1", "unitless"),
+               "deg": ("degree", "degrees")}
 LONG_NAMES = {"mean": "posterior mean image", "std": "standard deviation over RED-Diff runs",
               "quantiles": "per-pixel quantiles over RED-Diff runs", "samples": "RED-Diff runs",
               "std_calibrated": "calibrated standard deviation", "lower": "lower interval bound",
-              "upper": "upper interval bound"}
+              "upper": "upper interval bound", "quantile": "quantile level", "sample": "RED-Diff run",
+              "slice": "slice number", "ra": "right ascension", "dec": "declination"}
 
+#: In-memory variable name -> its name in files. ``ds.mean``, ``ds.std`` are xarray's own methods,
+#: so files prefix every image variable (as fastMRI's ``reconstruction_rss`` does).
+FILE_NAMES = {name: f"reconstruction_{name}" for name in
+              ("mean", "std", "quantiles", "samples", "std_calibrated", "lower", "upper")}
+#: Complex variables also written as one real image (mean: ``|mean|``; std: root sum of squares of
+#: the real and imaginary parts' spreads, as the DICOM, FITS and NIfTI outputs show them).
+MAGNITUDES = {"mean": "magnitude of the posterior mean image",
+              "std": "standard deviation over RED-Diff runs (root sum of squares over real and imaginary parts)"}
+COMPLEX_PARTS = ("real", "imag")
 
 #: The ``comment`` files carry on ``y``: how rows run, and so how to draw the image right side up.
-ROW_ORDER = {"image": "rows run top to bottom (y grows down the image): draw with "
-                      "ds['mean'].isel(channel=0).plot(yincrease=False)",
-             "sky": "rows run bottom to top (FITS): xarray's default plot is right side up"}
+ROW_ORDER = {"image": "row 0 is the bottom of the image and y grows up it, so "
+                      "ds['reconstruction_mean'].plot() draws it right side up; y is minus the "
+                      "position along the image's row direction (DICOM column direction), and "
+                      "reddiff.Reconstruction.from_netcdf gives rows back top to bottom",
+             "sky": "rows run bottom to top (FITS): ds['reconstruction_mean'].plot() is right side up"}
+
+#: Global attributes of every result file.
+REFERENCES = ("Mardani, Song, Kautz & Vahdat, A Variational Perspective on Solving Inverse Problems "
+              "with Diffusion Models, ICLR 2024, arXiv:2305.04391")
 
 
 def cf_encoded(ds: xr.Dataset) -> xr.Dataset:
-    """A copy with CF-1.8 metadata for files: ``Conventions``, ``title``, ``history``,
-    ``long_name`` and UDUNITS ``units`` on every variable, ``axis`` on ``x``/``y``.
+    """A copy laid out and described for files, CF-1.8 compliant.
+
+    - variables named ``reconstruction_mean``, ``reconstruction_std``, ... (:data:`FILE_NAMES`);
+    - a real image's one-channel axis dropped, so ``reconstruction_mean`` is ``(y, x)``
+      (or ``(slice, y, x)``); a complex one written as ``{name}_real`` and ``{name}_imag``,
+      with ``reconstruction_mean`` and ``reconstruction_std`` its magnitudes
+      (:data:`MAGNITUDES`), so every file's ``reconstruction_mean`` plots as an image;
+    - medical images (no ``wcs_header``) stored bottom row first with ``y`` negated
+      (:data:`ROW_ORDER`), so xarray's default plot, and viewers that draw row 0 at the
+      bottom, show them right side up; sky images keep FITS's order;
+    - ``Conventions``, ``title``, ``history``, ``source``, ``references``; ``long_name``
+      and UDUNITS ``units`` on every variable (:data:`NON_UDUNITS`); ``x``/``y`` in a
+      length (mm) get ``axis`` ``X``/``Y`` and ``standard_name`` ``projection_x_coordinate``
+      / ``projection_y_coordinate`` (CF's names for Cartesian coordinates on a plane;
+      without them compliance-checker takes an ``axis: Y`` coordinate for a latitude, see
+      ioos/compliance-checker#1064). Pixel indices (a sky image's grid, whose world
+      coordinates are ``ra``/``dec`` and the WCS) have no such name, and with ``axis`` the
+      checker asks for latitudes and longitudes: they get ``cartesian_axis`` instead, which
+      cf-xarray reads as ``axis`` (``ds.cf["X"]``) and CF leaves alone.
+
+    :func:`cf_decoded` is its inverse.
 
     Examples
     --------
     >>> rec = Reconstruction.from_samples(torch.zeros(2, 1, 3, 3), units="HU")
     >>> encoded = cf_encoded(rec.dataset)
-    >>> encoded.attrs["Conventions"], encoded["mean"].attrs["units"], encoded["mean"].attrs["reddiff_units"]
-    ('CF-1.8', '1', 'HU')
-    >>> cf_decoded(encoded)["mean"].attrs["units"]
-    'HU'
+    >>> encoded.attrs["Conventions"], encoded["reconstruction_mean"].dims
+    ('CF-1.8', ('y', 'x'))
+    >>> encoded["reconstruction_mean"].attrs["units"], encoded["reconstruction_mean"].attrs["reddiff_units"]
+    ('1', 'HU')
+    >>> decoded = cf_decoded(encoded)
+    >>> decoded["mean"].dims, decoded["mean"].attrs["units"]
+    (('channel', 'y', 'x'), 'HU')
     """
+    ds = _global_attrs(ds.copy())
+    sky = "wcs_header" in ds.attrs
+    if not sky and "y" in ds.dims:
+        ds = _flip_rows(ds)
+    ds = _split_channels(ds.rename({k: v for k, v in FILE_NAMES.items() if k in ds.data_vars}))
+    for name in list(ds.variables):
+        ds[name].attrs = _cf_attrs(name, dict(ds[name].attrs), ds[name].dtype.kind)
+    if "y" in ds.variables:
+        ds["y"].attrs.setdefault("comment", ROW_ORDER["sky" if sky else "image"])
+    return ds
+
+
+def _global_attrs(ds: xr.Dataset) -> xr.Dataset:
     import datetime
 
     from . import __version__
 
-    ds = ds.copy()
     ds.attrs.setdefault("Conventions", "CF-1.8")
     ds.attrs.setdefault("title", "RED-Diff reconstruction")
     ds.attrs.setdefault("source", f"reddiff {__version__}")
+    ds.attrs.setdefault("references", REFERENCES)
     if "history" not in ds.attrs:
         now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         ds.attrs["history"] = f"{now} reddiff {__version__}: RED-Diff reconstruction"
-    for name in list(ds.variables):
-        attrs = dict(ds[name].attrs)
-        if name in LONG_NAMES:
-            attrs.setdefault("long_name", LONG_NAMES[name])
-        units = attrs.get("units")
-        if units in NON_UDUNITS:
-            attrs["reddiff_units"], attrs["units"] = units, "1"
-            attrs["long_name"] = f"{attrs.get('long_name', name)} ({NON_UDUNITS[units]})"
-        if name in ("x", "y"):
-            attrs.update(axis=name.upper(), long_name=attrs.get("long_name", f"{name} position of pixel centres"))
-        if name == "y":
-            attrs.setdefault("comment", ROW_ORDER["sky" if "wcs_header" in ds.attrs else "image"])
-        ds[name].attrs = attrs
     return ds
 
 
+def _flip_rows(ds: xr.Dataset) -> xr.Dataset:
+    """Rows reversed and ``y`` negated (its own inverse): top-to-bottom <-> bottom-to-top."""
+    attrs = dict(ds["y"].attrs)
+    ds = ds.isel(y=slice(None, None, -1))
+    ds = ds.assign_coords(y=-ds["y"])
+    ds["y"].attrs = attrs
+    if "reddiff_rows" in attrs:  # decoding: back to reddiff's top-to-bottom rows
+        del ds["y"].attrs["reddiff_rows"]
+    else:
+        ds["y"].attrs["reddiff_rows"] = "bottom_to_top"
+    return ds
+
+
+def _split_channels(ds: xr.Dataset) -> xr.Dataset:
+    """A real image's channel axis dropped; a complex image's written as ``_real``/``_imag`` parts."""
+    if "channel" not in ds.dims:
+        return ds
+    labels = [str(v) for v in ds["channel"].values]
+    if labels == ["intensity"]:
+        return ds.squeeze("channel", drop=True)
+    if labels != list(COMPLEX_PARTS):
+        return ds  # other channel layouts are written as they are
+    for name in [n for n in ds.data_vars if "channel" in ds[n].dims]:
+        variable = ds[name]
+        for part in COMPLEX_PARTS:
+            ds[f"{name}_{part}"] = variable.sel(channel=part, drop=True)
+            ds[f"{name}_{part}"].attrs = dict(variable.attrs)
+        ds = ds.drop_vars(name)
+        short = name.removeprefix("reconstruction_")
+        if short in MAGNITUDES:
+            ds[name] = np.sqrt((variable ** 2).sum("channel")).astype(variable.dtype)
+            ds[name].attrs = {**variable.attrs, "long_name": MAGNITUDES[short]}
+    return ds.drop_vars("channel")
+
+
+def _cf_attrs(name: str, attrs: dict, kind: str) -> dict:
+    short = name.removeprefix("reconstruction_")
+    for part in COMPLEX_PARTS:
+        if short.endswith(f"_{part}") and short.removesuffix(f"_{part}") in FILE_NAMES:
+            base = short.removesuffix(f"_{part}")
+            attrs.setdefault("long_name", f"{LONG_NAMES[base]}, {'imaginary' if part == 'imag' else part} part")
+    if short in LONG_NAMES:
+        attrs.setdefault("long_name", LONG_NAMES[short])
+    if name in ("x", "y"):
+        attrs.setdefault("long_name", f"{name} position of pixel centres")
+        if _is_length(attrs.get("units")):
+            attrs.update(axis=name.upper(), standard_name=f"projection_{name}_coordinate")
+        else:  # pixel indices: see cf_encoded
+            attrs["cartesian_axis"] = name.upper()
+    units = attrs.get("units")
+    if units in NON_UDUNITS:
+        attrs["reddiff_units"], attrs["units"] = units, NON_UDUNITS[units][0]
+        attrs["long_name"] = f"{attrs.get('long_name', name)} ({NON_UDUNITS[units][1]})"
+    elif units is None and kind in "fiu" and name in ("quantile", "slice", "sample"):
+        attrs["units"] = "1"
+    return attrs
+
+
+def _is_length(units) -> bool:
+    return units in ("mm", "cm", "m", "um", "µm", "nm", "km")
+
+
 def cf_decoded(ds: xr.Dataset) -> xr.Dataset:
-    """The inverse of :func:`cf_encoded` for reddiff's own units (``reddiff_units`` back to ``units``)."""
+    """The inverse of :func:`cf_encoded`: reddiff's names, channels, row order and units.
+
+    Also reads files written before the variables were renamed (``mean``, ``std``, ... with
+    a ``channel`` axis and rows top to bottom).
+    """
+    ds = _joined_channels(ds)
+    ds = ds.rename({v: k for k, v in FILE_NAMES.items() if v in ds.data_vars})
+    if "y" in ds.variables and ds["y"].attrs.get("reddiff_rows") == "bottom_to_top":
+        ds = _flip_rows(ds)
     for name in list(ds.variables):
         attrs = ds[name].attrs
         if "reddiff_units" in attrs:
             attrs["units"] = attrs.pop("reddiff_units")
-            attrs["long_name"] = attrs.get("long_name", "").rsplit(" (", 1)[0]
+            if "long_name" in attrs:
+                attrs["long_name"] = attrs["long_name"].rsplit(" (", 1)[0]
         defaults = {LONG_NAMES.get(name, name), f"{name} position of pixel centres"}
-        if attrs.get("long_name") in defaults:
+        if "long_name" in attrs and attrs["long_name"] in defaults:
             attrs.pop("long_name")
-        if name in ("x", "y") and attrs.get("axis") == name.upper():
-            del attrs["axis"]
-        if name == "y" and attrs.get("comment") in ROW_ORDER.values():
+        if name in ("x", "y"):
+            for key in ("axis", "cartesian_axis"):
+                if attrs.get(key) == name.upper():
+                    del attrs[key]
+            if attrs.get("standard_name") == f"projection_{name}_coordinate":
+                del attrs["standard_name"]
+        if name in ("quantile", "slice", "sample") and attrs.get("units") == "1":
+            del attrs["units"]
+        if name == "y" and (attrs.get("comment") in ROW_ORDER.values() or _old_row_comment(attrs)):
             del attrs["comment"]
-    for key in ("Conventions", "title", "source", "history"):
+    for key in ("Conventions", "title", "source", "history", "references"):
         ds.attrs.pop(key, None)
     return ds
+
+
+def _old_row_comment(attrs: dict) -> bool:
+    """The ``y`` comment of files written before rows were stored bottom first."""
+    return str(attrs.get("comment", "")).startswith(("rows run top to bottom", "rows run bottom to top (FITS): "
+                                                                               "xarray's default"))
+
+
+def _joined_channels(ds: xr.Dataset) -> xr.Dataset:
+    """Inverse of :func:`_split_channels`: ``_real``/``_imag`` parts stacked as ``channel``, and a
+    one-channel axis put back on images that have none."""
+    if "channel" in ds.dims:
+        return ds  # an older file, or channels written as they are
+    for name, file_name in FILE_NAMES.items():
+        parts = [f"{file_name}_{p}" for p in COMPLEX_PARTS]
+        if all(p in ds.data_vars for p in parts):
+            attrs = dict(ds[parts[0]].attrs)
+            attrs.pop("long_name", None)
+            joined = xr.concat([ds[p] for p in parts], dim=pd.Index(list(COMPLEX_PARTS), name="channel"))
+            ds = ds.drop_vars(parts + ([file_name] if file_name in ds.data_vars else []))
+            ds[file_name] = joined.transpose(*_channel_order(joined.dims))
+            ds[file_name].attrs = attrs
+    if "channel" not in ds.dims:
+        images = [n for n in ds.data_vars if {"y", "x"} <= set(ds[n].dims)]
+        for name in images:
+            variable = ds[name]
+            ds[name] = variable.expand_dims(channel=["intensity"], axis=variable.dims.index("y"))
+            ds[name].attrs = variable.attrs
+    return ds
+
+
+def _channel_order(dims) -> tuple:
+    """``channel`` just before ``y``, the layout of :meth:`Reconstruction.from_samples`."""
+    rest = [d for d in dims if d != "channel"]
+    at = rest.index("y")
+    return tuple(rest[:at] + ["channel"] + rest[at:])
+
+
+def _thumbnail_cell(reconstruction: Reconstruction, name: str, title: str, cmap: str, size: int = 128) -> str:
+    """A table cell with a base64 PNG of a variable's magnitude (middle slice of a volume), at most ``size`` px."""
+    import base64
+    import html
+    import io
+
+    from matplotlib import image as mimage
+
+    values = reconstruction.magnitude(name) if reconstruction.dataset.sizes.get("channel", 1) > 1 \
+        else reconstruction.dataset[name].isel(channel=0)
+    if "slice" in values.dims:
+        values = values.isel(slice=values.sizes["slice"] // 2)
+    array = np.asarray(values.values, dtype=np.float64)
+    step = max(1, -(-max(array.shape) // size))
+    array = array[::step, ::step]
+    finite = array[np.isfinite(array)]
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    buffer = io.BytesIO()
+    origin = "lower" if "wcs_header" in reconstruction.dataset.attrs else "upper"
+    mimage.imsave(buffer, np.nan_to_num(array, nan=low), cmap=cmap, vmin=low, vmax=high if high > low else low + 1,
+                  format="png", origin=origin)
+    encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return (f"<td style='text-align:center;vertical-align:top'>{html.escape(title)}<br>"
+            f"<img src='data:image/png;base64,{encoded}' width='{size}' style='image-rendering:pixelated'"
+            f" alt='{html.escape(title)}'><br><small>{low:.4g} to {high:.4g}</small></td>")
+
+
+def _rounded(value, digits: int = 2):
+    return None if value is None else round(float(value), digits)
 
 
 def with_coords(reconstruction: Reconstruction, *, spacing=(1.0, 1.0), origin=(0.0, 0.0),

@@ -190,8 +190,8 @@ def test_calibrate_then_reconstruct_from_the_command_line(tmp_path):
     said = run("reconstruct", sino, "--calibration", cal, "--steps", 3, "--samples", 2, "--quiet", "--out", out)
     assert "warning" not in said.output
     with xr.open_dataset(out / "reconstruction.nc", engine="h5netcdf") as ds:
-        assert {"lower", "upper", "std_calibrated"} <= set(ds.data_vars)
-        assert bool((ds["lower"] <= ds["upper"]).all())
+        assert {"reconstruction_lower", "reconstruction_upper", "reconstruction_std_calibrated"} <= set(ds.data_vars)
+        assert bool((ds["reconstruction_lower"] <= ds["reconstruction_upper"]).all())
     report = (out / "report.md").read_text()
     assert f"calibration ({cal})" in report and "fitted on: " in report
     said = run("reconstruct", sino, "--calibration", cal, "--steps", 4, "--samples", 2, "--quiet",

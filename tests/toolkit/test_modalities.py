@@ -108,7 +108,7 @@ def test_the_documented_modality_runs_end_to_end_through_the_cli(denoise, tmp_pa
     assert result.exit_code == 0, result.output
     with xr.open_dataset(out / "reconstruction.nc", engine="h5netcdf") as ds:
         assert ds.attrs["modality"] == "denoise" and ds.attrs["baseline"] == "Gaussian filter (1 px)"
-        assert ds["mean"].shape[-2:] == (50, 50) and np.isfinite(ds["mean"].values).all()
+        assert ds["reconstruction_mean"].shape[-2:] == (50, 50) and np.isfinite(ds["reconstruction_mean"].values).all()
     assert (out / "report.md").is_file() and (out / "uncertainty.png").is_file()
 
 

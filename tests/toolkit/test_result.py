@@ -140,36 +140,53 @@ def test_files_carry_cf_metadata_and_read_back_in_reddiff_units(tmp_path):
     path = rec.to_netcdf(tmp_path / "r.nc")
     with xr.open_dataset(path, engine="h5netcdf") as ds:
         assert ds.attrs["Conventions"] == "CF-1.8" and "reddiff" in ds.attrs["history"]
-        assert ds["mean"].attrs["units"] == "1" and "Hounsfield" in ds["mean"].attrs["long_name"]
+        mean = ds["reconstruction_mean"]
+        assert mean.attrs["units"] == "1" and "Hounsfield" in mean.attrs["long_name"]
         assert (ds["x"].attrs["axis"], ds["y"].attrs["axis"], ds["x"].attrs["units"]) == ("X", "Y", "mm")
+        assert ds["x"].attrs["standard_name"] == "projection_x_coordinate"
+        assert callable(ds.mean) and "mean" not in ds.variables  # no variable hides the method
     with h5py.File(path, "r") as f:
-        assert all("_FillValue" not in f[name].attrs for name in ("x", "y", "channel", "quantile"))
+        assert all("_FillValue" not in f[name].attrs for name in ("x", "y", "quantile"))
     back = Reconstruction.from_netcdf(path)
     assert back.mean.attrs == rec.mean.attrs and back.dataset["x"].attrs == rec.dataset["x"].attrs
 
 
-def test_a_medical_result_file_draws_right_side_up_as_its_y_comment_says(tmp_path):
+def _drawn(data_array, **plot_kwargs):
+    """The red channel of ``data_array.plot()`` drawn with Agg onto a 64x64 px canvas, no axes."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(2, 2), dpi=32)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes([0, 0, 1, 1])
+    artist = data_array.plot(ax=ax, cmap="gray", add_colorbar=False, **plot_kwargs)
+    ax.set_axis_off()
+    fig.canvas.draw()
+    return artist, np.asarray(fig.canvas.buffer_rgba())[..., 0].astype(float)
+
+
+def test_a_result_file_draws_right_side_up_with_a_plain_plot(tmp_path):
+    from matplotlib.collections import QuadMesh
 
     image = torch.zeros(2, 1, 16, 16)
     image[:, :, :4] = 1000.0  # bright top rows (row 0 is the top of a CT slice)
     rec = with_coords(Reconstruction.from_samples(image, units="HU"), spacing=(0.7, 0.7), origin=(-5.0, -5.0))
     with xr.open_dataset(rec.to_netcdf(tmp_path / "ct.nc"), engine="h5netcdf") as ds:
-        assert "plot(yincrease=False)" in ds["y"].attrs["comment"]
-        fig = Figure(figsize=(2, 2), dpi=32)
-        FigureCanvasAgg(fig)
-        ax = fig.add_axes([0, 0, 1, 1])
-        ds["mean"].isel(channel=0).plot(ax=ax, yincrease=False, cmap="gray", add_colorbar=False)  # the recipe
-        ax.set_axis_off()
-        fig.canvas.draw()
-        shown = np.asarray(fig.canvas.buffer_rgba())[..., 0].astype(float)
+        assert "plot() draws it right side up" in ds["y"].attrs["comment"]
+        assert bool((np.diff(ds["y"].values) > 0).all())  # bottom row first, y pointing up
+        artist, shown = _drawn(ds["reconstruction_mean"])
+    assert isinstance(artist, QuadMesh)
     assert shown[:12].mean() > 200 and shown[-40:].mean() < 50  # bright rows drawn at the top
-    assert Reconstruction.from_netcdf(tmp_path / "ct.nc").dataset["y"].attrs == rec.dataset["y"].attrs
+    back = Reconstruction.from_netcdf(tmp_path / "ct.nc").dataset
+    assert back["y"].attrs == rec.dataset["y"].attrs and back.identical(rec.dataset)
     header = {"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CRVAL1": 1.0, "CRVAL2": 2.0, "CDELT1": -1e-4,
               "CDELT2": 1e-4}
-    with xr.open_dataset(with_wcs(rec, header).to_netcdf(tmp_path / "sky.nc"), engine="h5netcdf") as ds:
-        assert "default plot is right side up" in ds["y"].attrs["comment"]
+    sky = with_wcs(Reconstruction.from_samples(image.flip(2)), header)  # FITS: row 0 is the bottom
+    with xr.open_dataset(sky.to_netcdf(tmp_path / "sky.nc"), engine="h5netcdf") as ds:
+        assert "right side up" in ds["y"].attrs["comment"]
+        np.testing.assert_array_equal(ds["y"].values, np.arange(16))  # FITS rows, as they are
+        _, shown = _drawn(ds["reconstruction_mean"])
+    assert shown[:12].mean() > 200 and shown[-40:].mean() < 50
 
 
 def test_a_stack_of_slices_shifted_in_plane_keeps_one_grid_of_their_size():
