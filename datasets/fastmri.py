@@ -32,17 +32,44 @@ from ._io import input_file, reading, write_file
 TARGETS = ("reconstruction_rss", "reconstruction_esc")
 
 
+#: The ISMRMRD XML namespace of ``ismrmrd_header``.
+ISMRMRD_NAMESPACE = "http://www.ismrm.org/ISMRMRD"
+#: Proton resonance frequency written when the header has none (a nominal 3 T scanner):
+#: ISMRMRD requires ``experimentalConditions/H1resonanceFrequency_Hz``, which a simulation
+#: does not model.
+NOMINAL_H1_RESONANCE_HZ = 127_740_000
+_UNSIGNED_SHORT = 65535
+
+
 @dataclass(frozen=True)
 class MRIHeader:
     """Geometry from the ISMRMRD header; sizes and fields of view as ``(x, y, z)``.
 
     ``x`` is the readout (k-space rows ``H``), ``y`` the phase encode (columns ``W``).
+
+    Attributes
+    ----------
+    encoded_matrix, encoded_fov_mm : tuple
+        The k-space grid (``encodedSpace``): ``(H, W, 1)`` and its field of view in mm.
+        Readout-oversampled files (real fastMRI brain and knee) have ``x`` twice the
+        recon matrix's, and twice its field of view.
+    recon_matrix, recon_fov_mm : tuple
+        The image grid fastMRI's references are on (``reconSpace``).
+    phase_encode_limits : (int, int, int) or None
+        ``(minimum, maximum, center)`` of ``encodingLimits/kspace_encoding_step_1``, the
+        acquired phase-encode lines (fastMRI derives its zero padding from them); None
+        when the file has none: written as ``(0, W - 1, W // 2)``, all columns.
+    h1_resonance_frequency_hz : int or None
+        ``experimentalConditions/H1resonanceFrequency_Hz``; None when the file has none:
+        written as :data:`NOMINAL_H1_RESONANCE_HZ`.
     """
 
     encoded_matrix: tuple[int, int, int]
     encoded_fov_mm: tuple[float, float, float]
     recon_matrix: tuple[int, int, int]
     recon_fov_mm: tuple[float, float, float]
+    phase_encode_limits: tuple[int, int, int] | None = None
+    h1_resonance_frequency_hz: int | None = None
 
     @property
     def pixel_spacing_mm(self) -> tuple[float, float]:
@@ -55,19 +82,63 @@ class MRIHeader:
         """``(rows, cols)`` of the recon matrix, the centre crop fastMRI evaluates on."""
         return self.recon_matrix[0], self.recon_matrix[1]
 
+    @property
+    def limits(self) -> tuple[int, int, int]:
+        """``(minimum, maximum, center)`` of the phase-encode lines, as written."""
+        if self.phase_encode_limits is not None:
+            return tuple(int(v) for v in self.phase_encode_limits)
+        width = int(self.encoded_matrix[1])
+        return 0, max(width - 1, 0), width // 2
+
     def to_xml(self) -> bytes:
-        """A minimal ISMRMRD header holding this geometry."""
-        root = ET.Element("ismrmrdHeader", xmlns="http://www.ismrm.org/ISMRMRD")
+        """The ISMRMRD header holding this geometry, valid against the ISMRMRD schema.
+
+        It has what the schema requires (``experimentalConditions``; ``encoding`` with
+        ``encodedSpace``, ``reconSpace``, ``encodingLimits`` and ``trajectory``) and what
+        fastMRI's ``SliceDataset`` reads (``kspace_encoding_step_1`` ``center`` and
+        ``maximum``, both matrix sizes).
+
+        Examples
+        --------
+        >>> header = MRIHeader((32, 16, 1), (256.0, 128.0, 5.0), (16, 16, 1), (128.0, 128.0, 5.0))
+        >>> root = ET.fromstring(header.to_xml())
+        >>> root.find("{*}encoding/{*}encodingLimits/{*}kspace_encoding_step_1/{*}center").text
+        '8'
+        """
+        self._check()
+        root = ET.Element("ismrmrdHeader", xmlns=ISMRMRD_NAMESPACE)
+        conditions = ET.SubElement(root, "experimentalConditions")
+        frequency = self.h1_resonance_frequency_hz
+        ET.SubElement(conditions, "H1resonanceFrequency_Hz").text = str(
+            int(NOMINAL_H1_RESONANCE_HZ if frequency is None else frequency))
         encoding = ET.SubElement(root, "encoding")
         for space, matrix, fov in (("encodedSpace", self.encoded_matrix, self.encoded_fov_mm),
                                    ("reconSpace", self.recon_matrix, self.recon_fov_mm)):
             node = ET.SubElement(encoding, space)
-            for tag, values, fmt in (("matrixSize", matrix, "{:d}"), ("fieldOfView_mm", fov, "{:g}")):
-                child = ET.SubElement(node, tag)
-                for axis, value in zip("xyz", values):
-                    ET.SubElement(child, axis).text = fmt.format(value)
+            _xyz(ET.SubElement(node, "matrixSize"), (str(int(v)) for v in matrix))
+            _xyz(ET.SubElement(node, "fieldOfView_mm"), (repr(float(v)) for v in fov))
+        limits = ET.SubElement(encoding, "encodingLimits")
+        for name, values in (("kspace_encoding_step_1", self.limits), ("kspace_encoding_step_2", (0, 0, 0))):
+            node = ET.SubElement(limits, name)
+            for tag, value in zip(("minimum", "maximum", "center"), values):
+                ET.SubElement(node, tag).text = str(int(value))
         ET.SubElement(encoding, "trajectory").text = "cartesian"
         return ET.tostring(root, xml_declaration=True, encoding="utf-8")
+
+    def _check(self) -> None:
+        for name in ("encoded_matrix", "recon_matrix", "phase_encode_limits"):
+            values = getattr(self, name)
+            if values is not None and not all(0 <= int(v) <= _UNSIGNED_SHORT for v in values):
+                raise InputError(f"{name} {tuple(values)} is outside ISMRMRD's 0..{_UNSIGNED_SHORT}",
+                                 field="ismrmrd_header")
+        for name in ("encoded_fov_mm", "recon_fov_mm"):
+            if not np.isfinite(np.asarray(getattr(self, name), dtype=float)).all():
+                raise InputError(f"{name} {tuple(getattr(self, name))} is not finite", field="ismrmrd_header")
+
+
+def _xyz(parent, texts) -> None:
+    for axis, text in zip("xyz", texts):
+        ET.SubElement(parent, axis).text = text
 
 
 @dataclass(eq=False)
@@ -113,6 +184,30 @@ class MRIData:
     def pixel_spacing_mm(self) -> tuple[float, float] | None:
         """``(dy, dx)`` of the image on the k-space grid, from the header."""
         return None if self.header is None else self.header.pixel_spacing_mm
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        """``(rows, cols)`` of the image grid: fastMRI's centre crop of the k-space grid.
+
+        The target's shape, else the header's recon matrix (as fastMRI's transforms crop),
+        each axis at most the k-space grid's; the k-space grid itself when neither is known.
+        A readout-oversampled file (``H = 2 h``) gives ``(h, w)``.
+
+        Examples
+        --------
+        >>> data = MRIData(np.zeros((1, 2, 32, 16), np.complex64), None, multicoil=True,
+        ...                target=np.zeros((1, 16, 16), np.float32))
+        >>> data.image_shape
+        (16, 16)
+        """
+        grid = tuple(int(n) for n in self.kspace.shape[-2:])
+        if self.target is not None:
+            crop = self.target.shape[-2:]
+        elif self.header is not None:
+            crop = self.header.crop_shape
+        else:
+            return grid
+        return tuple(min(int(c), g) if int(c) > 0 else g for c, g in zip(crop, grid))
 
 
 def read_fastmri(path, *, slices=None, acceleration: float | None = None,
@@ -271,7 +366,7 @@ def _mask(f, kspace: np.ndarray, path: Path) -> np.ndarray | None:
     return None if acquired.all() else acquired
 
 
-def _header(xml, path: Path) -> MRIHeader:
+def _header(xml, path: Path | None) -> MRIHeader:
     text = xml.item() if isinstance(xml, np.ndarray) else xml
     try:
         root = ET.fromstring(text)
@@ -281,10 +376,24 @@ def _header(xml, path: Path) -> MRIHeader:
             node = enc.find(f"{{*}}{space}/{{*}}{tag}")
             return tuple(kind(float(node.find(f"{{*}}{axis}").text)) for axis in "xyz")
 
+        limits = _integers(enc, "encodingLimits/kspace_encoding_step_1", ("minimum", "maximum", "center"))
+        frequency = _integers(root, "experimentalConditions", ("H1resonanceFrequency_Hz",))
         return MRIHeader(triple("encodedSpace", "matrixSize", int), triple("encodedSpace", "fieldOfView_mm", float),
-                         triple("reconSpace", "matrixSize", int), triple("reconSpace", "fieldOfView_mm", float))
+                         triple("reconSpace", "matrixSize", int), triple("reconSpace", "fieldOfView_mm", float),
+                         phase_encode_limits=limits,
+                         h1_resonance_frequency_hz=None if frequency is None else frequency[0])
     except (ET.ParseError, AttributeError, TypeError, ValueError) as err:
         raise InputError(f"unreadable ISMRMRD XML header ({err})", path=path, field="ismrmrd_header") from err
+
+
+def _integers(node, where: str, tags) -> tuple[int, ...] | None:
+    """Optional integers under ``where``; None when any is missing or unreadable (older
+    headers, reddiff's own before it wrote them, have none: they stay readable)."""
+    parent = node.find("/".join(f"{{*}}{part}" for part in where.split("/")))
+    try:
+        return tuple(int(float(parent.find(f"{{*}}{tag}").text)) for tag in tags)
+    except (AttributeError, TypeError, ValueError, OverflowError):
+        return None
 
 
 def _plain(value):

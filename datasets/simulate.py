@@ -60,7 +60,10 @@ def simulate_fastmri(image, path, *, acceleration: float | None = 4.0, center_fr
     :math:`y_c = M\,F(S_c x) + n_c` by the operator. Rows of the k-space are the
     readout (ISMRMRD ``x``), columns the phase encode (``y``), so the mask is one
     flag per column. The header's field of view is the image's size in mm;
-    ``reconstruction_rss`` holds the true image (the simulation's ground truth).
+    ``reconstruction_rss`` holds the true image (the simulation's ground truth). The
+    header is valid ISMRMRD (:meth:`MRIHeader.to_xml`: every column within the encoding
+    limits, the nominal 3 T :data:`~reddiff.datasets.fastmri.NOMINAL_H1_RESONANCE_HZ`),
+    so fastMRI's ``SliceDataset`` and its transforms read the file.
 
     Examples
     --------

@@ -1,5 +1,7 @@
 """fastMRI reader on files written here in exactly the fastMRI layout."""
 
+from pathlib import Path
+
 import h5py
 import numpy as np
 import pytest
@@ -56,7 +58,8 @@ def test_multicoil_file_reads_kspace_target_header_and_attrs(multicoil_file):
         np.testing.assert_array_equal(data.kspace, f["kspace"][()])
         np.testing.assert_array_equal(data.target, f["reconstruction_rss"][()])
     assert data.multicoil and data.mask is None and data.target_name == "reconstruction_rss"
-    assert data.header == MRIHeader((32, 20, 1), (280.0, 175.0, 7.5), (16, 16, 1), (140.0, 140.0, 7.5))
+    assert data.header == MRIHeader((32, 20, 1), (280.0, 175.0, 7.5), (16, 16, 1), (140.0, 140.0, 7.5),
+                                    phase_encode_limits=(0, 19, 10), h1_resonance_frequency_hz=123251815)
     assert data.pixel_spacing_mm == (8.75, 8.75) and data.header.crop_shape == (16, 16)
     assert data.attrs == {"acquisition": "AXFLAIR", "max": 0.0004, "norm": 0.1, "patient_id": "abc123"}
 
@@ -153,3 +156,128 @@ def test_truncated_file(tmp_path, multicoil_file):
     path.write_bytes(blob[: len(blob) // 2])
     with pytest.raises(InputError, match="truncated.h5: not a readable fastMRI HDF5 file"):
         read_fastmri(path)
+
+
+# --- the field's own tools read what reddiff writes (issue 15) ---------------------------------
+
+SCHEMA = Path(__file__).parent / "data" / "ismrmrd.xsd"  # the official ISMRMRD schema; see data/README.md
+# The header reddiff wrote before it followed the schema: no experimentalConditions, no encodingLimits.
+OLD_HEADER = (b"<?xml version='1.0' encoding='utf-8'?>\n<ismrmrdHeader xmlns=\"http://www.ismrm.org/ISMRMRD\">"
+              b"<encoding><encodedSpace><matrixSize><x>16</x><y>12</y><z>1</z></matrixSize><fieldOfView_mm><x>160"
+              b"</x><y>120</y><z>5</z></fieldOfView_mm></encodedSpace><reconSpace><matrixSize><x>16</x><y>12</y>"
+              b"<z>1</z></matrixSize><fieldOfView_mm><x>160</x><y>120</y><z>5</z></fieldOfView_mm></reconSpace>"
+              b"<trajectory>cartesian</trajectory></encoding></ismrmrdHeader>")
+
+
+@pytest.fixture(scope="module")
+def ismrmrd_schema():
+    xmlschema = pytest.importorskip("xmlschema")
+    return xmlschema.XMLSchema(SCHEMA)
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory):
+    """Files from reddiff's own simulate writer, each alone in its folder (SliceDataset reads folders)."""
+    from reddiff.datasets import ellipse_phantom, simulate_fastmri
+
+    image = ellipse_phantom((16, 16), seed=0)
+    stack = np.stack([image, image[::-1]])
+    paths = {}
+    for name, acceleration, sigma in (("undersampled", 2.0, 0.01), ("full", None, 0.0)):
+        folder = tmp_path_factory.mktemp(name)
+        paths[name] = simulate_fastmri(stack, folder / f"{name}.h5", acceleration=acceleration,
+                                       center_fraction=0.25, coils=3, sigma=sigma, spacing_mm=(1.5, 1.5), seed=0)
+    return paths
+
+
+def test_the_schema_is_the_official_one_and_bites(ismrmrd_schema):
+    ismrmrd_schema.validate(HEADER)  # the trimmed real fastMRI header is valid
+    assert not ismrmrd_schema.is_valid(OLD_HEADER)  # experimentalConditions and encodingLimits are required
+    assert read_fastmri_header(OLD_HEADER) == MRIHeader((16, 12, 1), (160.0, 120.0, 5.0), (16, 12, 1),
+                                                        (160.0, 120.0, 5.0))  # old files stay readable
+
+
+def test_a_header_with_damaged_optional_values_still_reads():
+    damaged = HEADER.replace(b"<center>10</center>", b"").replace(b"123251815", b"n/a")
+    header = read_fastmri_header(damaged)
+    assert header.phase_encode_limits is None and header.h1_resonance_frequency_hz is None
+    assert header.limits == (0, 19, 10) and header.crop_shape == (16, 16)
+
+
+def read_fastmri_header(xml):
+    from reddiff.datasets.fastmri import _header
+
+    return _header(xml, None)
+
+
+@pytest.mark.parametrize("header", [
+    MRIHeader((16, 12, 1), (160.0, 120.0, 5.0), (16, 12, 1), (160.0, 120.0, 5.0)),
+    MRIHeader((640, 368, 1), (280.0, 161.0, 4.5), (320, 320, 1), (140.0, 140.0, 4.5),
+              phase_encode_limits=(0, 349, 172), h1_resonance_frequency_hz=123251815),
+    MRIHeader((32, 20, 1), (42.333952, 1e-3, 0.661468), (16, 16, 1), (21.166976, 1e-3, 0.661468)),
+], ids=["reddiff", "knee-like", "odd-floats"])
+def test_written_header_is_valid_ismrmrd_and_reads_back_exactly(header, ismrmrd_schema):
+    xml = header.to_xml()
+    ismrmrd_schema.validate(xml)
+    back = read_fastmri_header(xml)
+    assert back.limits == header.limits and back.encoded_fov_mm == header.encoded_fov_mm
+    assert back.recon_matrix == header.recon_matrix and back.encoded_matrix == header.encoded_matrix
+    # ISMRMRD's own Python binding parses it too
+    ismrmrd = pytest.importorskip("ismrmrd")
+    parsed = ismrmrd.xsd.CreateFromDocument(xml)
+    encoding = parsed.encoding[0]
+    assert (encoding.encodedSpace.matrixSize.x, encoding.encodedSpace.matrixSize.y) == header.encoded_matrix[:2]
+    assert (encoding.reconSpace.matrixSize.x, encoding.reconSpace.matrixSize.y) == header.recon_matrix[:2]
+    assert encoding.encodingLimits.kspace_encoding_step_1.center == header.limits[2]
+
+
+def test_header_values_ismrmrd_cannot_hold_are_refused():
+    with pytest.raises(InputError, match=r"\[ismrmrd_header\] encoded_matrix"):
+        MRIHeader((70000, 12, 1), (1.0, 1.0, 1.0), (16, 12, 1), (1.0, 1.0, 1.0)).to_xml()
+    with pytest.raises(InputError, match=r"\[ismrmrd_header\] recon_fov_mm"):
+        MRIHeader((16, 12, 1), (1.0, 1.0, 1.0), (16, 12, 1), (1.0, float("nan"), 1.0)).to_xml()
+
+
+def test_simulated_and_rewritten_files_have_a_valid_header(simulated, multicoil_file, tmp_path, ismrmrd_schema):
+    for path in (*simulated.values(), write_fastmri(read_fastmri(multicoil_file), tmp_path / "again.h5")):
+        with h5py.File(path, "r") as f:
+            ismrmrd_schema.validate(f["ismrmrd_header"][()])
+
+
+def _slices(folder, transform=None):
+    from fastmri.data.mri_data import SliceDataset
+
+    return SliceDataset(folder, challenge="multicoil",
+                        transform=transform or (lambda kspace, mask, target, attrs, fname, index:
+                                                (kspace, mask, target, attrs, fname, index)))
+
+
+def test_fastmri_slice_dataset_opens_a_simulated_file(simulated):
+    pytest.importorskip("fastmri")
+    path = simulated["undersampled"]
+    dataset = _slices(path.parent)
+    assert len(dataset) == 2
+    kspace, mask, target, attrs, fname, index = dataset[1]
+    ours = read_fastmri(path, slices=[1])
+    assert fname == path.name and index == 1
+    np.testing.assert_array_equal(kspace, ours.kspace[0])
+    np.testing.assert_array_equal(target, ours.target[0])
+    np.testing.assert_array_equal(mask.astype(bool), ours.mask)
+    assert kspace.shape == (3, 16, 16) and target.shape == (16, 16)
+    assert (attrs["padding_left"], attrs["padding_right"]) == (0, 16)  # every column is in the encoding
+    assert attrs["encoding_size"] == (16, 16, 1) and attrs["recon_size"] == (16, 16, 1)
+    assert attrs["max"] == pytest.approx(float(ours.target.max()))
+
+
+def test_fastmri_transforms_recover_the_target_and_mask(simulated):
+    pytest.importorskip("fastmri")
+    from fastmri.data.transforms import UnetDataTransform, VarNetDataTransform
+
+    # fully sampled and noise-free: fastMRI's zero-filled RSS is our target (both normalised alike)
+    sample = _slices(simulated["full"].parent, UnetDataTransform("multicoil"))[0]
+    np.testing.assert_allclose(sample.image.numpy(), sample.target.numpy(), atol=1e-4)
+    # undersampled: the VarNet transform takes the file's mask within the encoding limits unchanged
+    varnet = _slices(simulated["undersampled"].parent, VarNetDataTransform())[0]
+    np.testing.assert_array_equal(varnet.mask.numpy().reshape(-1).astype(bool),
+                                  read_fastmri(simulated["undersampled"]).mask)
+    assert tuple(varnet.target.shape) == (16, 16) and tuple(varnet.masked_kspace.shape) == (3, 16, 16, 2)
