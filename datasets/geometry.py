@@ -37,8 +37,9 @@ def with_geometry(reconstruction: Reconstruction, source, *, slice_index: int = 
     :math:`y_i = \\mathbf{p}_0\\cdot\\mathbf{c} + i\\,\\Delta y` (``ImagePositionPatient``
     :math:`\\mathbf{p}_0`, row/column directions :math:`\\mathbf{r}, \\mathbf{c}`).
     fastMRI and sinograms: centred grids, :math:`x_j = (j - (W-1)/2)\\,\\Delta x`, with
-    :math:`\\Delta` = field of view / size of the result; a sinogram measured from a DICOM
-    series (``Sinogram.series``) gets that series' plane, as a DICOM source.
+    :math:`\\Delta` = field of view / size of the result (fastMRI: the field of view of the
+    image grid, :attr:`MRIData.image_shape`, not of an oversampled readout); a sinogram
+    measured from a DICOM series (``Sinogram.series``) gets that series' plane, as a DICOM source.
 
     Examples
     --------
@@ -76,7 +77,7 @@ def _located(reconstruction: Reconstruction, source, slice_index: int) -> Recons
         if source.header is None:
             raise InputError("the file has no ismrmrd_header (no field of view)", path=source.path,
                              field="ismrmrd_header")
-        fov = np.multiply(source.pixel_spacing_mm, source.kspace.shape[-2:])
+        fov = np.multiply(source.pixel_spacing_mm, source.image_shape)  # the recon crop's, not the k-space grid's
         return _centred(reconstruction, fov, shape)
     if isinstance(source, Sinogram):
         return _centred(reconstruction, np.multiply(source.pixel_spacing_mm, source.image_shape), shape)

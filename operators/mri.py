@@ -27,7 +27,7 @@ from .base import (Measurement, check_finite, check_image, check_memory, least_s
                    tv_reconstruction)
 
 __all__ = ["MASKS", "cartesian_mask", "variable_density_mask", "poisson_disc_mask", "make_mask", "as_mask", "birdcage_maps",
-           "estimate_sensitivity_maps", "mri_physics", "simulate", "zero_filled", "sense_cg",
+           "estimate_sensitivity_maps", "mri_physics", "CentredGrid", "simulate", "zero_filled", "sense_cg",
            "tv_reconstruction"]
 
 CARTESIAN_KINDS = ("random", "equispaced", "gaussian")
@@ -490,7 +490,7 @@ def estimate_sensitivity_maps(kspace: Tensor, *, calibration_size: int | tuple[i
     return maps.to(torch.complex64)
 
 
-def mri_physics(mask, *, coil_maps: Tensor | None = None, sigma: float | None = None):
+def mri_physics(mask, *, coil_maps: Tensor | None = None, sigma: float | None = None, image_shape=None):
     r"""The k-space physics for a mask and (optionally) coil maps.
 
     Parameters
@@ -505,15 +505,21 @@ def mri_physics(mask, *, coil_maps: Tensor | None = None, sigma: float | None = 
         Noise standard deviation per real/imaginary part of each sampled k-space value;
         sets ``physics.noise_model`` (Gaussian, on sampled points only) and
         ``physics.data_term`` (:class:`reddiff.likelihood.GaussianLikelihood`).
+    image_shape : (int, int), optional
+        The image grid ``(h, w)`` when it is a centred part of the k-space grid ``(H, W)``
+        (fastMRI's recon matrix of a readout-oversampled file, ``H = 2 h``): a
+        :class:`CentredGrid` around the k-space physics. Default: the k-space grid.
 
     Returns
     -------
-    deepinv.physics.MRI or deepinv.physics.MultiCoilMRI
+    deepinv.physics.MRI, deepinv.physics.MultiCoilMRI or CentredGrid
 
     Notes
     -----
     :math:`y = M F x` (single coil) or :math:`y_c = M F (S_c x)`, :math:`F` the centred
-    orthonormal 2-D DFT, :math:`M` the mask. Both are exactly linear with exact adjoints.
+    orthonormal 2-D DFT, :math:`M` the mask; with ``image_shape``,
+    :math:`y_c = M F (S_c P x)`, :math:`P` the centred zero padding to the k-space grid.
+    All are exactly linear with exact adjoints.
 
     Examples
     --------
@@ -536,12 +542,96 @@ def mri_physics(mask, *, coil_maps: Tensor | None = None, sigma: float | None = 
                              field="mask")
         mask = as_mask(mask, tuple(mask.shape[-2:]))
         physics = dinv.physics.MRI(mask=mask, img_size=tuple(mask.shape))
+    grid = tuple(int(n) for n in mask.shape[-2:])
+    if image_shape is not None and _image_shape(image_shape, grid) != grid:
+        physics = CentredGrid(physics, _image_shape(image_shape, grid), grid)
     if sigma is not None:
         if not (sigma > 0 and math.isfinite(sigma)):
             raise InputError(f"must be positive and finite, got {sigma!r}", field="sigma")
         physics.noise_model = dinv.physics.GaussianNoise(sigma=float(sigma))
         physics.data_term = GaussianLikelihood(float(sigma))
     return physics
+
+
+def _image_shape(image_shape, grid: tuple[int, int]) -> tuple[int, int]:
+    try:
+        shape = tuple(int(n) for n in image_shape)
+    except (TypeError, ValueError):
+        shape = ()
+    if len(shape) != 2 or not all(0 < n <= g for n, g in zip(shape, grid)):
+        raise InputError(f"expected (h, w) within the k-space grid {grid}, got {image_shape!r}",
+                         field="image_shape")
+    return shape
+
+
+class CentredGrid(dinv.physics.LinearPhysics):
+    r"""k-space physics of an image on a centred part of the k-space grid.
+
+    ``A = physics.A * P``: :math:`P` zero-pads an ``(h, w)`` image about the centre of the
+    ``(H, W)`` k-space grid (rows ``(H - h) // 2`` onwards, as fastMRI's ``center_crop``),
+    and the adjoint crops it back: :math:`A^H = P^T A_{grid}^H`, so the zero-filled image
+    is fastMRI's centre crop of the coil-combined image.
+
+    Parameters
+    ----------
+    physics : deepinv.physics.LinearPhysics
+        The k-space physics on the full grid (:class:`deepinv.physics.MRI` or
+        :class:`deepinv.physics.MultiCoilMRI`); its ``mask`` is this physics' mask.
+    image_shape : (int, int)
+        ``(h, w)``, at most the grid's size along each axis.
+    grid_shape : (int, int)
+        ``(H, W)``, the k-space grid.
+
+    Notes
+    -----
+    For readout oversampling (``h < H``, whole columns sampled) this is exact, not an
+    approximation: the readout is fully sampled, so image rows decouple and rows outside
+    the crop carry no information about the rows inside. Cropping the phase-encode axis
+    (``w < W``) assumes no signal outside the crop, as fastMRI's evaluation does.
+
+    Examples
+    --------
+    >>> inner = mri_physics(torch.ones(16, 8), coil_maps=birdcage_maps(2, (16, 8)))
+    >>> physics = CentredGrid(inner, (8, 8), (16, 8))
+    >>> physics.A(torch.ones(1, 2, 8, 8)).shape, physics.A_adjoint(physics.A(torch.ones(1, 2, 8, 8))).shape
+    (torch.Size([1, 2, 2, 16, 8]), torch.Size([1, 2, 8, 8]))
+    """
+
+    def __init__(self, physics, image_shape, grid_shape):
+        super().__init__(img_size=tuple(image_shape))
+        self.grid = physics
+        self.image_shape = _image_shape(image_shape, tuple(grid_shape))
+        self.grid_shape = tuple(int(n) for n in grid_shape)
+        self.offset = tuple((g - n) // 2 for g, n in zip(self.grid_shape, self.image_shape))
+
+    @property
+    def mask(self) -> Tensor:
+        """The k-space grid's sampling mask."""
+        return self.grid.mask
+
+    def pad(self, x: Tensor) -> Tensor:
+        """``(..., h, w)`` -> ``(..., H, W)``, zero outside the centred crop."""
+        (top, left), (h, w) = self.offset, self.image_shape
+        if tuple(x.shape[-2:]) != self.image_shape:
+            raise InputError(f"has shape {tuple(x.shape)}; expected (..., {h}, {w})", field="image")
+        out = x.new_zeros((*x.shape[:-2], *self.grid_shape))
+        out[..., top:top + h, left:left + w] = x
+        return out
+
+    def crop(self, x: Tensor) -> Tensor:
+        """``(..., H, W)`` -> the centred ``(..., h, w)`` (fastMRI's ``center_crop``)."""
+        (top, left), (h, w) = self.offset, self.image_shape
+        return x[..., top:top + h, left:left + w]
+
+    def A(self, x: Tensor, **kwargs) -> Tensor:
+        return self.grid.A(self.pad(x), **kwargs)
+
+    def A_adjoint(self, y: Tensor, **kwargs) -> Tensor:
+        return self.crop(self.grid.A_adjoint(y, **kwargs))
+
+    def extra_repr(self) -> str:
+        return (f"{type(self.grid).__name__} * CentrePad({self.image_shape[0]}x{self.image_shape[1]} -> "
+                f"{self.grid_shape[0]}x{self.grid_shape[1]})")
 
 
 def _complex_image(image: Tensor) -> Tensor:

@@ -26,10 +26,18 @@ def _mri_variable_density():
     return mri.mri_physics(mask, coil_maps=mri.birdcage_maps(2, (16, 16))), (1, 2, 16, 16), True
 
 
+def _mri_oversampled_readout():
+    """fastMRI's readout oversampling: the image is the central half of the k-space grid's rows."""
+    mask = mri.cartesian_mask((16, 10), kind="random", acceleration=2, center_fraction=0.25, seed=2)
+    return mri.mri_physics(mask, coil_maps=mri.birdcage_maps(3, (16, 10)), image_shape=(8, 10)), (2, 2, 8, 10), True
+
+
 OPERATORS = {
     "mri-single-coil": _mri_single,
     "mri-multi-coil": _mri_multi,
     "mri-variable-density": _mri_variable_density,
+    "mri-oversampled-readout": _mri_oversampled_readout,
+    "mri-single-coil-cropped": lambda: (mri.mri_physics(torch.ones(12, 12), image_shape=(6, 9)), (1, 2, 6, 9), True),
     "ct-parallel": lambda: (ct.ct_physics(16, views=12, pixel_spacing_mm=0.7), (2, 1, 16, 16), False),
     "ct-fan": lambda: (ct.ct_physics(16, geometry="fan", views=12), (1, 1, 16, 16), False),
     "ct-limited-angle-rectangular": lambda: (ct.ct_physics((12, 20), views=7, limited_angle=2.0),

@@ -4,6 +4,11 @@ Images are in the file's k-space units: the prior, trained on images of maximum
 magnitude 1, is rescaled to the zero-filled image's maximum (``Problem.image_scale``).
 Multi-coil files get ESPIRiT coil maps; the baseline is SENSE by conjugate gradients
 (early stopping is its regulariser) and RED-Diff starts from the zero-filled image.
+
+The image grid is fastMRI's: the centre crop of the k-space grid to the reference's shape
+(else the header's recon matrix), so a readout-oversampled file (``H = 2 h``, as real
+fastMRI brain and knee files) is reconstructed on ``reconstruction_rss``'s ``(h, w)``
+grid and compared with it (:class:`reddiff.operators.mri.CentredGrid`).
 """
 
 from __future__ import annotations
@@ -71,6 +76,7 @@ class MRIModality(Modality):
                              path=data.path, field="kspace")
         kspace = torch.from_numpy(data.kspace[0])  # (coils, H, W) complex
         shape = tuple(kspace.shape[-2:])
+        image_shape = data.image_shape  # fastMRI's centre crop: (h, w) of an oversampled readout
         columns = np.ones(shape[1], bool) if data.mask is None else data.mask
         mask = torch.from_numpy(np.broadcast_to(columns[None, :], shape).astype(np.float32).copy())
         y = torch.view_as_real(kspace).permute(3, 0, 1, 2)[None].contiguous()  # (1, 2, coils, H, W)
@@ -79,13 +85,13 @@ class MRIModality(Modality):
             # ESPIRiT's kernel must fit the calibration block several times over, or the maps degrade
             kernel = max(3, min(6, _central_run(columns) // 3))
             maps = mri.estimate_sensitivity_maps(y, kernel_size=kernel)
-            physics = mri.mri_physics(mask, coil_maps=maps, sigma=sigma)  # sets the Gaussian data term
+            physics = mri.mri_physics(mask, coil_maps=maps, sigma=sigma, image_shape=image_shape)  # + data term
         else:
             y = y[:, :, 0]
-            physics = mri.mri_physics(mask, sigma=sigma)
+            physics = mri.mri_physics(mask, sigma=sigma, image_shape=image_shape)
         truth = None
-        if data.target is not None and data.target.shape[-2:] == shape:
-            truth = self.reference_truth(data.target[0], "a.u.")
+        if data.target is not None:
+            truth = self.reference_truth(_centre_crop(data.target[0], image_shape), "a.u.")
         return self._problem(y, physics, truth=truth, source=data, info={"path": str(data.path)})
 
     def from_measurement(self, measurement, *, source=None) -> Problem:
@@ -102,10 +108,14 @@ class MRIModality(Modality):
             raise InputError("the k-space is all zeros", field="kspace")
         coils = "multi-coil" if y.ndim == 5 else "single-coil"
         fraction = float(getattr(physics, "mask", torch.ones(1)).float().mean())
+        grid = ""
+        if isinstance(physics, mri.CentredGrid):
+            (rows, cols), (h, w) = physics.grid_shape, physics.image_shape
+            grid = f", {rows}x{cols} k-space grid, image its centre {h}x{w}"
         return Problem(self.name, y, physics, baseline, f"SENSE-CG ({SENSE_ITERATIONS} it.)", init=zero_filled,
                        measurement_image=zero_filled, measurement_name="Zero-filled", truth=truth, source=source,
                        image_scale=scale,
-                       description=f"MRI, {coils}, {fraction:.0%} of k-space sampled, {physics.data_term!r}",
+                       description=f"MRI, {coils}, {fraction:.0%} of k-space sampled{grid}, {physics.data_term!r}",
                        info=info or {})
 
     def noise_level(self, problem: Problem) -> float:
@@ -217,6 +227,19 @@ class MRIModality(Modality):
         path = simulate_fastmri(sample_image(self.demo.sample), Path(out_dir) / "measurement_kspace.h5",
                                 acceleration=4.0, center_fraction=0.16, coils=8, seed=seed)
         return path, {}
+
+
+def _centre_crop(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The centred ``shape`` of ``image`` (fastMRI's ``center_crop``: rows ``(H - h) // 2`` on).
+
+    Examples
+    --------
+    >>> _centre_crop(np.arange(16).reshape(4, 4), (2, 3))
+    array([[ 4,  5,  6],
+           [ 8,  9, 10]])
+    """
+    top, left = ((n - m) // 2 for n, m in zip(image.shape[-2:], shape))
+    return image[..., top:top + shape[0], left:left + shape[1]]
 
 
 def _central_run(columns: np.ndarray) -> int:
