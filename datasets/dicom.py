@@ -1,15 +1,19 @@
 """DICOM: read a file or a series folder as a volume in physical units; write derived series.
 
 Reading applies the modality LUT (``RescaleSlope``/``RescaleIntercept``), so CT comes
-out in Hounsfield units, and sorts a series along the slice normal. Compressed
+out in Hounsfield units, and sorts a series along the slice normal. An enhanced
+multi-frame image (Enhanced CT/MR, their Legacy Converted forms, a Parametric Map) is read
+frame by frame through its functional groups (:func:`frame_headers`), its frames slices
+of the volume. Compressed
 transfer syntaxes decode when pydicom has a plugin for them (JPEG 2000 through
 pylibjpeg-openjpeg, JPEG/RLE through Pillow or pylibjpeg).
 
 A series' geometry travels without its pixels: :func:`header_json` keeps the attributes
 derived series need (:data:`SERIES_KEYWORDS`) as DICOM JSON, :func:`header_only_volume`
 rebuilds a :class:`DicomVolume` from them (a measurement file simulated from a series
-carries them), and :func:`write_dicom_series` writes one derived series per product
-(mean, std) with an instance per slice.
+carries them), and :func:`write_dicom_series` writes one derived series per product:
+the mean with an instance per slice, the std as a Parametric Map (:func:`std_map`) with a
+frame per slice.
 """
 
 from __future__ import annotations
@@ -115,8 +119,9 @@ def read_dicom(path, *, series_uid: str | None = None) -> DicomVolume:
     Parameters
     ----------
     path : str or os.PathLike
-        A DICOM file (single- or multi-frame) or a folder of one series' files
-        (other files in it are skipped).
+        A DICOM file (single- or multi-frame; an enhanced image's frames become slices, each
+        with the pixel measures, plane position and orientation and rescale of its
+        functional groups) or a folder of one series' files (other files in it are skipped).
     series_uid : str, optional
         Which ``SeriesInstanceUID`` to read when the folder holds several.
 
@@ -132,7 +137,9 @@ def read_dicom(path, *, series_uid: str | None = None) -> DicomVolume:
     projection of ``ImagePositionPatient`` on the normal of the row and column
     directions, falling back to ``InstanceNumber``. CT values below
     :data:`CT_MIN_HU` (-1024 HU) are padding outside the scanned circle, not tissue,
-    and are set to -1024 HU (air).
+    and are set to -1024 HU (air). In an enhanced image :math:`m, b` and the geometry are
+    each frame's (its Per-frame Functional Groups item, else the Shared one); a Parametric
+    Map's values are its Real World Value Mapping's :math:`v = m\\,s + b`, in its unit.
 
     Examples
     --------
@@ -146,7 +153,7 @@ def read_dicom(path, *, series_uid: str | None = None) -> DicomVolume:
         files = _series_files(path, series_uid)
     else:
         files = [path]
-    slices = [_read_slice(f) for f in files]
+    slices = [item for f in files for item in _read_slices(f)]
     slices.sort(key=_sort_key)
     _check_consistent(slices, path)
     headers = [header for header, _ in slices]
@@ -191,8 +198,10 @@ def _names(files, most: int = 3) -> str:
     return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
-def _read_slice(file: Path) -> tuple[Dataset, np.ndarray]:
-    """One file's header (pixel data removed) and its ``(frames, H, W)`` physical values."""
+def _read_slices(file: Path) -> list[tuple[Dataset, np.ndarray]]:
+    """One file's slices: ``(header, (frames, H, W) physical values)``, one per frame of an
+    enhanced multi-frame image (:func:`frame_headers`), else the file's header (pixel data
+    removed) with all its frames."""
     with reading(file, "DICOM file"):
         ds = pydicom.dcmread(file)
     if not any(k in ds for k in _PIXEL_KEYWORDS):
@@ -201,16 +210,140 @@ def _read_slice(file: Path) -> tuple[Dataset, np.ndarray]:
         raise InputError(f"expected a grayscale image, got SamplesPerPixel={ds.SamplesPerPixel}",
                          path=file, field="SamplesPerPixel")
     with reading(file, "DICOM pixel data", field="PixelData"):
-        pixels = apply_modality_lut(ds.pixel_array, ds).astype(np.float32)
-    if pixels.ndim == 2:
-        pixels = pixels[None]
-    if pixels.ndim != 3 or not np.isfinite(pixels).all():
-        raise InputError(f"expected finite (frames, rows, columns) pixels, got shape {pixels.shape}",
-                         path=file, field="PixelData")
+        stored = ds.pixel_array
+    enhanced = _is_enhanced(ds)
+    headers = frame_headers(ds) if enhanced else [ds]
+    if enhanced:
+        stored = stored.reshape(len(headers), *stored.shape[-2:])
+    with reading(file, "DICOM pixel data", field="PixelData"):
+        pixels = [_physical(stored[k], h) for k, h in enumerate(headers)] if enhanced else [_physical(stored, ds)]
+    out = []
+    for header, values in zip(headers, pixels):
+        values = values[None] if values.ndim == 2 else values
+        if values.ndim != 3 or not np.isfinite(values).all():
+            raise InputError(f"expected finite (frames, rows, columns) pixels, got shape {values.shape}",
+                             path=file, field="PixelData")
+        out.append((header, values))
     for keyword in _PIXEL_KEYWORDS:
         if keyword in ds:
             delattr(ds, keyword)
-    return ds, pixels
+    return out
+
+
+#: Functional groups of an enhanced multi-frame image (Enhanced CT, Enhanced MR, Parametric
+#: Map, ...) and the attributes each frame's header takes from its macro's item.
+FRAME_GROUPS = {"PixelMeasuresSequence": ("PixelSpacing", "SliceThickness", "SpacingBetweenSlices"),
+                "PlanePositionSequence": ("ImagePositionPatient",),
+                "PlaneOrientationSequence": ("ImageOrientationPatient",),
+                "PixelValueTransformationSequence": ("RescaleSlope", "RescaleIntercept", "RescaleType"),
+                "FrameVOILUTSequence": ("WindowCenter", "WindowWidth")}
+#: Functional group attributes a frame's header takes whole (not through a macro item).
+FRAME_ELEMENTS = ("RealWorldValueMappingSequence",)
+_FUNCTIONAL_GROUPS = ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence")
+_UNASSIGNED = ("UnassignedPerFrameConvertedAttributesSequence", "UnassignedSharedConvertedAttributesSequence")
+PARAMETRIC_MAP = "1.2.840.10008.5.1.4.1.1.30"
+
+
+def _is_enhanced(ds: Dataset) -> bool:
+    return any(keyword in ds for keyword in _FUNCTIONAL_GROUPS)
+
+
+def frame_headers(ds: Dataset) -> list[Dataset]:
+    """One classic header per frame of an enhanced multi-frame image.
+
+    Parameters
+    ----------
+    ds : pydicom.Dataset
+        An image with the Multi-frame Functional Groups (``SharedFunctionalGroupsSequence``,
+        ``PerFrameFunctionalGroupsSequence``).
+
+    Returns
+    -------
+    list of pydicom.Dataset
+        ``NumberOfFrames`` headers: the image's top-level attributes (without pixel data,
+        functional groups and ``NumberOfFrames``) plus the frame's ``PixelSpacing``,
+        ``SliceThickness``, ``ImagePositionPatient``, ``ImageOrientationPatient``,
+        ``RescaleSlope``/``RescaleIntercept``/``RescaleType``, window and
+        ``RealWorldValueMappingSequence`` (:data:`FRAME_GROUPS`, :data:`FRAME_ELEMENTS`), and
+        for a legacy converted image the classic attributes its Unassigned Converted
+        Attributes sequences keep (``ScanningSequence``, ``EchoTime``, ...).
+
+    Notes
+    -----
+    A functional group in a frame's item of ``PerFrameFunctionalGroupsSequence`` overrides
+    the same group in ``SharedFunctionalGroupsSequence`` (PS3.3 C.7.6.16). Every header keeps
+    the image's ``SOPInstanceUID``: derived images reference the multi-frame instance.
+
+    Examples
+    --------
+    >>> ds = Dataset()
+    >>> ds.NumberOfFrames = 2
+    >>> shared, measures = Dataset(), Dataset()
+    >>> measures.PixelSpacing = [0.5, 0.5]
+    >>> shared.PixelMeasuresSequence = [measures]
+    >>> ds.SharedFunctionalGroupsSequence = [shared]
+    >>> [[float(v) for v in h.PixelSpacing] for h in frame_headers(ds)]
+    [[0.5, 0.5], [0.5, 0.5]]
+    """
+    shared_items = ds.get("SharedFunctionalGroupsSequence") or [Dataset()]
+    shared = shared_items[0]
+    per_frame = list(ds.get("PerFrameFunctionalGroupsSequence") or [])
+    count = int(ds.get("NumberOfFrames") or len(per_frame) or 1)
+    if per_frame and len(per_frame) != count:
+        raise InputError(f"has {len(per_frame)} items for NumberOfFrames={count}",
+                         path=getattr(ds, "filename", None), field="PerFrameFunctionalGroupsSequence")
+    base = Dataset()
+    for element in ds:
+        if element.keyword not in (*_FUNCTIONAL_GROUPS, *_PIXEL_KEYWORDS, "NumberOfFrames"):
+            base.add(copy.deepcopy(element))
+    headers = []
+    for k in range(count):
+        header = copy.deepcopy(base)
+        groups = per_frame[k] if per_frame else Dataset()
+        for group, keywords in FRAME_GROUPS.items():
+            item = _group_item(groups, shared, group)
+            for keyword in keywords:
+                if item is not None and keyword in item:
+                    header[keyword] = copy.deepcopy(item[keyword])
+        for keyword in FRAME_ELEMENTS:
+            source = groups if keyword in groups else shared
+            if keyword in source:
+                header[keyword] = copy.deepcopy(source[keyword])
+        for group in _UNASSIGNED:  # a legacy converted image's classic attributes (ScanningSequence, ...)
+            item = _group_item(groups, shared, group)
+            for element in item or ():
+                if element.tag not in header and element.keyword != "DataSetTrailingPadding":
+                    header.add(copy.deepcopy(element))
+        header.filename = getattr(ds, "filename", None)
+        headers.append(header)
+    return headers
+
+
+def _group_item(groups: Dataset, shared: Dataset, group: str) -> Dataset | None:
+    """The one item of functional group ``group`` for a frame: its own, else the shared one."""
+    for source in (groups, shared):
+        items = source.get(group)
+        if items:
+            return items[0]
+    return None
+
+
+def _physical(stored: np.ndarray, header: Dataset) -> np.ndarray:
+    """Physical values of stored pixels: a Parametric Map's Real World Value Mapping (slope
+    and intercept), else the modality LUT."""
+    mapping = _value_map(header)
+    if mapping is not None and "RealWorldValueSlope" in mapping:
+        return (stored * float(mapping.RealWorldValueSlope) +
+                float(mapping.get("RealWorldValueIntercept") or 0.0)).astype(np.float32)
+    return apply_modality_lut(stored, header).astype(np.float32)
+
+
+def _value_map(header: Dataset) -> Dataset | None:
+    """The first ``RealWorldValueMappingSequence`` item of a Parametric Map frame, else None."""
+    if str(header.get("SOPClassUID", "")) != PARAMETRIC_MAP:
+        return None
+    items = header.get("RealWorldValueMappingSequence") or []
+    return items[0] if items else None
 
 
 def _sort_key(item) -> tuple:
@@ -289,6 +422,11 @@ def check_slice_spacing(volume: DicomVolume, *, rtol: float = 0.01, atol_mm: flo
 
 
 def _unit(header: Dataset) -> str:
+    mapping = _value_map(header)
+    if mapping is not None and mapping.get("MeasurementUnitsCodeSequence"):
+        code = mapping.MeasurementUnitsCodeSequence[0]
+        units = {value: name for name, (value, _) in UCUM.items()}
+        return units.get(str(code.get("CodeValue", "")), str(code.get("CodeValue", "")) or "a.u.")
     for keyword in ("Units", "RescaleType"):
         value = str(header.get(keyword, "") or "").strip()
         if value and value.upper() not in ("US", "UNSPECIFIED"):
@@ -346,10 +484,11 @@ COPIED = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "Patient
 
 #: Type 2 attributes (present, possibly empty) of the modules derived images carry, by
 #: ``Modality`` ("" for every image): written empty when the source lacks them, as
-#: dciodvfy requires.
+#: dciodvfy requires (``Laterality`` is Type 2C: empty, unknown, where the source does not
+#: say, as an enhanced source says it per frame).
 TYPE2 = {"": ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
               "ReferringPhysicianName", "StudyID", "AccessionNumber", "Manufacturer",
-              "PositionReferenceIndicator", "SliceThickness", "InstanceNumber"),
+              "PositionReferenceIndicator", "SliceThickness", "InstanceNumber", "Laterality"),
          "CT": ("KVP", "AcquisitionNumber"),
          "MR": ("ScanOptions", "MRAcquisitionType", "EchoTime", "EchoTrainLength")}
 
@@ -384,27 +523,26 @@ def write_dicom(reconstruction: Reconstruction, reference: DicomVolume, out_dir,
 
     Notes
     -----
-    Each image gets a new ``SeriesInstanceUID`` and ``SOPInstanceUID``, ``ImageType``
-    ``DERIVED\\SECONDARY\\<source's value 3>\\MEAN`` (or ``STD``), a ``SeriesDescription``
-    saying what it is and in which unit (the std map: "standard deviation ... uncertainty,
-    not anatomy"), a ``SourceImageSequence`` pointing at the source slice, the source's
-    patient, study and frame of reference, and the same plane: the field of view's corner
-    is kept, so a result on a different grid gets spacing :math:`\\Delta' = \\Delta\\,N/N'`.
+    The mean is a derived image of the source's own class (the classic one for an enhanced
+    source, :data:`CLASSIC`): a new ``SeriesInstanceUID`` and ``SOPInstanceUID``, ``ImageType``
+    ``DERIVED\\SECONDARY\\<source's value 3>\\MEAN``, a ``SeriesDescription`` saying what it
+    is and in which unit, a ``SourceImageSequence`` pointing at the source slice, the
+    source's patient, study and frame of reference (new UIDs where it has none), and the
+    same plane: the field of view's corner is kept, so a result on a different grid gets
+    spacing :math:`\\Delta' = \\Delta\\,N/N'`. The std is a Parametric Map
+    (:func:`std_map`), which no viewer shows as anatomy.
     The Type 2 attributes of its IOD (:data:`TYPE2`) are present, empty where the source
     has none. Complex results store the magnitude of the mean and
     :math:`\\sqrt{\\sigma_{re}^2 + \\sigma_{im}^2}`.
 
-    Values are 16-bit integers. Where the source's IOD has a Modality LUT (CT, or a source
-    slice with ``RescaleSlope``), each image has ``RescaleSlope``
+    The mean's values are 16-bit integers. Where the source's IOD has a Modality LUT (CT,
+    or a source slice with ``RescaleSlope``), it has ``RescaleSlope``
     :math:`m = (v_{max} - v_{min})/65535` and ``RescaleIntercept`` :math:`v_{min}`
-    (quantisation error at most :math:`m/2`); the std map's ``RescaleType`` is ``US``
-    (unspecified), not ``HU``, as it is no attenuation. The MR image IOD has no Modality
-    LUT: there mean and std are stored on one shared scale :math:`v = m\\,s` (so they
-    compare on screen) and the factor :math:`m` is given by the
-    ``RealWorldValueMappingSequence`` that every derived image carries (with its UCUM unit
-    and the label ``MEAN`` or ``STD``); :func:`read_dicom` returns the stored :math:`s`.
-    The std map is not written as a Parametric Map: that IOD needs the enhanced
-    multi-frame functional groups, which this writer of single classic images lacks.
+    (quantisation error at most :math:`m/2`). The MR image IOD has no Modality LUT: there
+    the mean is stored as :math:`v = m\\,s` and the factor :math:`m` is given by its
+    ``RealWorldValueMappingSequence`` (with its UCUM unit and the label ``MEAN``);
+    :func:`read_dicom` returns the stored :math:`s`. The std map's values are 32-bit floats,
+    exact.
 
     Examples
     --------
@@ -422,11 +560,14 @@ def write_dicom(reconstruction: Reconstruction, reference: DicomVolume, out_dir,
     stem = stem or reference.files[slice_index].stem
     out_dir = Path(out_dir)
     images = _derived_values(reconstruction, reference.unit)
+    identity = _identity(reference.headers[slice_index])
+    pixels = _quantised({"mean": images["mean"]}, modality_lut=_has_modality_lut(reference.headers[slice_index]))
+    mean = _derived_dataset(images["mean"], reference, slice_index, "mean", 1, reconstruction, pixels["mean"],
+                            identity=identity)
+    std = std_map(images["std"][None], reference, [slice_index], means=[mean], identity=identity)
     written: list[Path] = []
-    pixels = _quantised(images, modality_lut=_has_modality_lut(reference.headers[slice_index]))
     try:
-        for number, (name, values) in enumerate(images.items(), start=1):
-            ds = _derived_dataset(values, reference, slice_index, name, number, reconstruction, pixels[name])
+        for name, ds in (("mean", mean), ("std", std)):
             target = out_dir / f"{stem}_{name}.dcm"
             written.append(write_file(target, lambda tmp, ds=ds: ds.save_as(tmp, enforce_file_format=True)))
     except BaseException:
@@ -461,14 +602,16 @@ def write_dicom_series(volume: Reconstruction, series: DicomVolume, out_dir, *,
 
     Notes
     -----
-    Each instance is written as :func:`write_dicom` writes one image (derived from its
-    source slice, same plane, field of view and units), and within a series the
-    instances share one new ``SeriesInstanceUID``, count ``InstanceNumber`` 1 to
-    :math:`N` along the slice normal, and have ``SliceLocation``
-    :math:`\mathbf{p}_k\cdot\mathbf{n}` (the position of instance :math:`k` along the
-    normal :math:`\mathbf{n}`, so the locations step by the slice spacing). Both
-    series keep the source's ``FrameOfReferenceUID`` (one new UID shared by both
-    where the source has none). A failure removes both folders.
+    Each mean instance is written as :func:`write_dicom` writes one image (derived from its
+    source slice, same plane, field of view and units), and the instances share one new
+    ``SeriesInstanceUID``, count ``InstanceNumber`` 1 to :math:`N` along the slice normal,
+    and have ``SliceLocation`` :math:`\mathbf{p}_k\cdot\mathbf{n}` (the position of
+    instance :math:`k` along the normal :math:`\mathbf{n}`, so the locations step by the
+    slice spacing). The std is one multi-frame Parametric Map, ``{stem}_std/0001.dcm``,
+    with a frame per slice (:func:`std_map`; frames in the order highdicom sorts them,
+    each with its ``PlanePositionSequence`` and a reference to its source slice). Both
+    keep the source's ``FrameOfReferenceUID`` (one new UID shared by both where the
+    source has none). A failure removes both folders.
 
     Examples
     --------
@@ -477,8 +620,8 @@ def write_dicom_series(volume: Reconstruction, series: DicomVolume, out_dir, *,
     >>> ref = read_dicom(get_testdata_file("CT_small.dcm"))
     >>> one = Reconstruction.from_samples(torch.from_numpy(ref.array[None]).repeat(2, 1, 1, 1), units="HU")
     >>> out = write_dicom_series(Reconstruction.stack([one]), ref, tempfile.mkdtemp())
-    >>> sorted(p.name for p in out["mean"].iterdir())
-    ['0001.dcm']
+    >>> sorted(p.name for p in out["mean"].iterdir()), sorted(p.name for p in out["std"].iterdir())
+    (['0001.dcm'], ['0001.dcm'])
     """
     ds = volume.dataset
     if "slice" not in ds.dims or ds.sizes["slice"] != len(series.headers):
@@ -487,24 +630,28 @@ def write_dicom_series(volume: Reconstruction, series: DicomVolume, out_dir, *,
     out_dir = Path(out_dir)
     if not out_dir.is_dir():
         raise InputError("output folder does not exist", path=out_dir)
-    uids = {name: generate_uid() for name in PRODUCTS}
-    frame = str(series.headers[0].get("FrameOfReferenceUID") or generate_uid())
+    uid = generate_uid()
+    identity = _identity(series.headers[0])
     folders = {name: out_dir / f"{stem}_{name}" for name in PRODUCTS}
     try:
         for folder in folders.values():
             folder.mkdir()
+        means, stds = [], []
         for k in range(ds.sizes["slice"]):
             part = Reconstruction(ds.isel(slice=k))
             images = _derived_values(part, series.unit)
-            pixels = _quantised(images, modality_lut=_has_modality_lut(series.headers[k]))
-            for number, name in enumerate(images, start=1):
-                image = _derived_dataset(images[name], series, k, name, number, part, pixels[name],
-                                         series_uid=uids[name])
-                image.InstanceNumber = k + 1
-                image.SliceLocation = round(float(np.asarray(image.ImagePositionPatient, float) @ series.normal), 6)
-                image.FrameOfReferenceUID = frame
-                write_file(folders[name] / f"{k + 1:04d}.dcm",
-                           lambda tmp, image=image: image.save_as(tmp, enforce_file_format=True))
+            pixels = _quantised({"mean": images["mean"]}, modality_lut=_has_modality_lut(series.headers[k]))
+            image = _derived_dataset(images["mean"], series, k, "mean", 1, part, pixels["mean"], series_uid=uid,
+                                     identity=identity)
+            image.InstanceNumber = k + 1
+            image.SliceLocation = round(float(np.asarray(image.ImagePositionPatient, float) @ series.normal), 6)
+            image.FrameOfReferenceUID = identity["FrameOfReferenceUID"]
+            write_file(folders["mean"] / f"{k + 1:04d}.dcm",
+                       lambda tmp, image=image: image.save_as(tmp, enforce_file_format=True))
+            means.append(image)
+            stds.append(images["std"])
+        std = std_map(np.stack(stds), series, list(range(len(stds))), means=means, identity=identity)
+        write_file(folders["std"] / "0001.dcm", lambda tmp: std.save_as(tmp, enforce_file_format=True))
     except BaseException:
         for folder in folders.values():
             shutil.rmtree(folder, ignore_errors=True)
@@ -660,6 +807,189 @@ def join_slices(volumes) -> DicomVolume:
                        path=first.path)
 
 
+#: Classic storage classes that single-frame derived images of an enhanced (multi-frame
+#: functional group) source are written as: Enhanced and Legacy Converted Enhanced CT and MR.
+CLASSIC = {"1.2.840.10008.5.1.4.1.1.2.1": "1.2.840.10008.5.1.4.1.1.2",
+           "1.2.840.10008.5.1.4.1.1.2.2": "1.2.840.10008.5.1.4.1.1.2",
+           "1.2.840.10008.5.1.4.1.1.4.1": "1.2.840.10008.5.1.4.1.1.4",
+           "1.2.840.10008.5.1.4.1.1.4.4": "1.2.840.10008.5.1.4.1.1.4"}
+
+#: What a std map's values are: SNOMED CT "Standard Deviation" (the code DICOM CID 7464 lists).
+STD_QUANTITY = ("386136009", "SCT", "Standard Deviation")
+
+#: Patient and study attributes highdicom reads from a Parametric Map's source image (Type 2
+#: in the source's IOD; written empty where a source lacks them).
+_MAP_SOURCE_KEYWORDS = ("PatientID", "PatientName", "PatientBirthDate", "PatientSex", "AccessionNumber",
+                        "StudyID", "StudyDate", "StudyTime", "ReferringPhysicianName")
+
+
+def _identity(source: Dataset) -> dict[str, str]:
+    """The study and frame of reference UIDs derived images of ``source`` share: its own, or
+    new ones where it has none (so the mean and the std map still share them)."""
+    return {keyword: str(source.get(keyword) or generate_uid())
+            for keyword in ("StudyInstanceUID", "FrameOfReferenceUID")}
+
+
+def std_map(values: np.ndarray, reference: DicomVolume, slice_indices, *, means, identity: dict | None = None,
+            series_uid: str | None = None) -> Dataset:
+    r"""A standard deviation map as a DICOM Parametric Map, a frame per slice.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        ``(N, H, W)`` standard deviations in ``reference.unit`` (finite).
+    reference : DicomVolume
+        The source the measurement came from (patient, study, geometry).
+    slice_indices : sequence of int
+        The slice of ``reference`` each frame lies in (``N`` of them).
+    means : sequence of pydicom.Dataset
+        The derived mean image of each slice: the source referenced where a source slice
+        cannot be (no ``SOPClassUID``/``SOPInstanceUID``), or where the source slices are not
+        of one series.
+    identity : dict, optional
+        ``StudyInstanceUID`` and ``FrameOfReferenceUID`` to use where the source has none.
+    series_uid : str, optional
+        ``SeriesInstanceUID`` (default new).
+
+    Returns
+    -------
+    highdicom.pm.ParametricMap
+        Parametric Map Storage (``Modality`` ``OT``, ``ImageType``
+        ``DERIVED\PRIMARY\VOLUME\QUANTITY``), 32-bit float pixels equal to ``values``.
+
+    Notes
+    -----
+    Its ``RealWorldValueMappingSequence`` (label ``STD``) maps the stored values to themselves
+    (:math:`v = 1\cdot s + 0`) in the reference's unit (UCUM ``[hnsf'U]`` for HU,
+    ``[arb'U]`` for arbitrary units), with the quantity SNOMED CT 386136009 "Standard
+    Deviation" (:data:`STD_QUANTITY`), so a viewer can neither take it for anatomy nor for
+    attenuation. Each frame has the plane, field of view and grid of its slice (as
+    :func:`slice_grid` gives) and a ``DerivationImageSequence`` item referencing its source
+    slice. The source is the DICOM slice the measurement was made or simulated from (a
+    sinogram simulated from a series carries those headers, :func:`header_only_volume`); a
+    source slice without SOP Class and Instance UIDs cannot be referenced, and there the map
+    references the derived mean instead. The reconstruction's settings and seeds are not in
+    the map (its IOD has no Image Comments): they are in the NetCDF result.
+
+    Examples
+    --------
+    >>> from pydicom.data import get_testdata_file
+    >>> ref = read_dicom(get_testdata_file("CT_small.dcm"))
+    >>> pm = std_map(np.full((1, 64, 64), 3.0), ref, [0], means=[None])
+    >>> pm.SOPClassUID.name, float(pm.pixel_array.max())
+    ('Parametric Map Storage', 3.0)
+    """
+    import highdicom as hd
+    from pydicom.sr.coding import Code
+
+    values = np.asarray(values, dtype=np.float32)
+    indices = [int(k) for k in slice_indices]
+    if values.ndim != 3 or len(values) != len(indices) or not np.isfinite(values).all():
+        raise InputError(f"expected finite (slices, rows, columns) std values, one slice per index, got shape "
+                         f"{values.shape} for {len(indices)} slices", field="std")
+    identity = identity or _identity(reference.headers[indices[0]])
+    sources = _map_sources(reference, indices, means, identity)
+    source = reference.headers[indices[0]]
+    unit = reference.unit
+    (dy, dx), _ = slice_grid(reference, values.shape[1:], slice_index=indices[0])
+    positions = [slice_grid(reference, values.shape[1:], slice_index=k)[1] for k in indices]
+    lo, hi = float(values.min()), float(values.max())
+    code, meaning = UCUM.get(unit, (unit, unit))
+    mapping = hd.pm.RealWorldValueMapping(
+        lut_label="STD", lut_explanation=f"RED-Diff standard deviation in {unit}"[:64],
+        unit=Code(code, "UCUM", meaning), value_range=(lo, hi), slope=1.0, intercept=0.0,
+        quantity_definition=Code(*STD_QUANTITY))
+    width = hi - lo if hi > lo else max(abs(hi), 1.0)
+    window = hd.VOILUTTransformation(window_center=(lo + hi) / 2, window_width=width,
+                                     voi_lut_function="LINEAR_EXACT")
+    description = f"RED-Diff standard deviation in {unit} (uncertainty, not anatomy)"[:64]
+    pm = hd.pm.ParametricMap(
+        sources, values, series_uid or generate_uid(), int(source.get("SeriesNumber") or 0) + 2000,
+        generate_uid(), 1, manufacturer="reddiff", manufacturer_model_name="RED-Diff",
+        software_versions=_version(), device_serial_number="none",
+        contains_recognizable_visual_features=str(source.get("RecognizableVisualFeatures", "")) == "YES",
+        real_world_value_mappings=[mapping], voi_lut_transformations=[window], content_label="STD",
+        content_description=description, series_description=description,
+        pixel_measures=hd.PixelMeasuresSequence(pixel_spacing=(dy, dx), slice_thickness=_thickness(reference,
+                                                                                                   indices[0])),
+        plane_orientation=hd.PlaneOrientationSequence("PATIENT", [float(v) for v in reference.orientation]),
+        plane_positions=[hd.PlanePositionSequence("PATIENT", [float(v) for v in p]) for p in positions])
+    pm.Laterality = source.get("Laterality") or None  # General Series, Type 2C
+    _restore_classes(pm, {str(h.SOPInstanceUID): str(h.SOPClassUID) for h in reference.headers
+                          if str(h.get("SOPClassUID", "")) in CLASSIC})
+    return pm
+
+
+def _map_sources(reference: DicomVolume, indices, means, identity: dict) -> list[Dataset]:
+    """The source images of a std map (:func:`std_map`), one per SOP instance, ready for
+    highdicom: the source slices, or the derived means where those cannot be referenced or
+    are not of one series (highdicom's condition)."""
+    headers = [reference.headers[k] for k in indices]
+    referable = all(h.get("SOPClassUID") and h.get("SOPInstanceUID") for h in headers)
+    if all(m is not None for m in means) and not (referable and _one_series(headers)):
+        headers = list(means)
+    elif not referable:
+        raise InputError("the source slice has no SOPClassUID/SOPInstanceUID to reference", path=reference.path,
+                         field="SOPInstanceUID")
+    return list({str(h.SOPInstanceUID): _map_source(h, identity, reference) for h in headers}.values())
+
+
+def _one_series(headers) -> bool:
+    return len({tuple(str(h.get(k, "")) for k in ("StudyInstanceUID", "SeriesInstanceUID", "Rows", "Columns",
+                                                   "FrameOfReferenceUID")) for h in headers}) <= 1
+
+
+def _map_source(header: Dataset, identity: dict, reference: DicomVolume) -> Dataset:
+    """A copy of ``header`` with what highdicom reads from a source image present (empty
+    patient/study attributes, the shared study and frame of reference UIDs where it has
+    none, the pixel spacing), a frame of an enhanced image posing as a classic image (its
+    class is put back in the references, :func:`_restore_classes`)."""
+    source = copy.deepcopy(header)
+    for keyword in _MAP_SOURCE_KEYWORDS:
+        if keyword not in source:
+            setattr(source, keyword, None)
+    for keyword, uid in identity.items():
+        if not source.get(keyword):
+            setattr(source, keyword, uid)
+    if not source.get("SeriesInstanceUID"):
+        source.SeriesInstanceUID = generate_uid()
+    source.PixelSpacing = [float(v) for v in reference.pixel_spacing]
+    source.SliceThickness = source.get("SliceThickness") or None
+    source.SOPClassUID = CLASSIC.get(str(source.SOPClassUID), source.SOPClassUID)
+    return source
+
+
+def _restore_classes(ds: Dataset, classes: dict[str, str]) -> None:
+    """Set ``ReferencedSOPClassUID`` of every reference in ``ds`` to an instance in ``classes``
+    (SOP Instance UID -> class) to that class."""
+    for element in ds:
+        if element.VR != "SQ":
+            continue
+        for item in element.value:
+            uid = str(item.get("ReferencedSOPInstanceUID", ""))
+            if uid in classes and "ReferencedSOPClassUID" in item:
+                item.ReferencedSOPClassUID = classes[uid]
+            _restore_classes(item, classes)
+
+
+def _thickness(reference: DicomVolume, slice_index: int) -> float | None:
+    """Slice thickness in mm: the source slice's ``SliceThickness``, else the slice spacing."""
+    value = reference.headers[slice_index].get("SliceThickness")
+    try:
+        return float(value) if value not in (None, "") and float(value) > 0 else reference.slice_spacing
+    except (TypeError, ValueError):
+        return reference.slice_spacing
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"reddiff {version('reddiff')}"
+    except PackageNotFoundError:
+        return "reddiff"
+
+
 def _derived_values(reconstruction: Reconstruction, unit: str) -> dict[str, np.ndarray]:
     ds = reconstruction.dataset
     mean, std = ds["mean"].values.astype(np.float64), ds["std"].values.astype(np.float64)
@@ -678,18 +1008,23 @@ def _derived_values(reconstruction: Reconstruction, unit: str) -> dict[str, np.n
 
 
 def _derived_dataset(values: np.ndarray, reference: DicomVolume, slice_index: int, name: str,
-                     number: int, reconstruction: Reconstruction, pixels, *, series_uid: str | None = None) -> Dataset:
+                     number: int, reconstruction: Reconstruction, pixels, *, series_uid: str | None = None,
+                     identity: dict | None = None) -> Dataset:
     source = reference.headers[slice_index]
     ds = Dataset()
     for keyword in COPIED:
         if keyword in source:
             setattr(ds, keyword, copy.deepcopy(source[keyword].value))
+    for keyword, uid in (identity or {}).items():
+        if not ds.get(keyword):
+            setattr(ds, keyword, uid)
     for keyword in TYPE2[""] + TYPE2.get(str(source.get("Modality", "")), ()):
         if keyword not in ds:
             setattr(ds, keyword, None)
     code, words = PRODUCTS[name]
     unit = reference.unit
-    ds.SOPClassUID = source.get("SOPClassUID", "1.2.840.10008.5.1.4.1.1.7")
+    source_class = str(source.get("SOPClassUID", "1.2.840.10008.5.1.4.1.1.7"))
+    ds.SOPClassUID = CLASSIC.get(source_class, source_class)
     ds.SOPInstanceUID = generate_uid()
     ds.SeriesInstanceUID = series_uid or generate_uid()
     ds.SeriesNumber = int(source.get("SeriesNumber") or 0) + 1000 * number
@@ -702,7 +1037,7 @@ def _derived_dataset(values: np.ndarray, reference: DicomVolume, slice_index: in
     now = datetime.datetime.now()
     ds.ContentDate, ds.ContentTime = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
     item = Dataset()
-    item.ReferencedSOPClassUID = source.get("SOPClassUID", ds.SOPClassUID)
+    item.ReferencedSOPClassUID = source_class
     item.ReferencedSOPInstanceUID = source.get("SOPInstanceUID", "")
     ds.SourceImageSequence = [item]
     _set_geometry(ds, reference, slice_index, values.shape)

@@ -135,6 +135,16 @@ def test_a_series_volume_gives_netcdf_dicom_series_and_nifti_in_patient_coordina
     uids = set()
     for name in ("mean", "std"):
         files = sorted((out / f"reconstruction_{name}").iterdir())
+        back = read_dicom(out / f"reconstruction_{name}")  # one series, sorted along its normal
+        assert back.slice_spacing == pytest.approx(DZ) and back.pixel_spacing == source.pixel_spacing
+        np.testing.assert_allclose(back.positions, source.positions, atol=1e-4)
+        if name == "std":  # one Parametric Map, a frame per slice
+            assert [f.name for f in files] == ["0001.dcm"]
+            pm = pydicom.dcmread(files[0])
+            assert pm.SOPClassUID == "1.2.840.10008.5.1.4.1.1.30" and pm.NumberOfFrames == 3
+            assert pm.FrameOfReferenceUID == source.headers[0].FrameOfReferenceUID
+            uids.add(pm.SeriesInstanceUID)
+            continue
         assert [f.name for f in files] == ["0001.dcm", "0002.dcm", "0003.dcm"]
         headers = [pydicom.dcmread(f) for f in files]
         assert [int(h.InstanceNumber) for h in headers] == [1, 2, 3]
@@ -143,11 +153,8 @@ def test_a_series_volume_gives_netcdf_dicom_series_and_nifti_in_patient_coordina
         assert len({h.SeriesInstanceUID for h in headers}) == 1 and len({h.SOPInstanceUID for h in headers}) == 3
         assert {h.FrameOfReferenceUID for h in headers} == {source.headers[0].FrameOfReferenceUID}
         uids.add(headers[0].SeriesInstanceUID)
-        back = read_dicom(out / f"reconstruction_{name}")  # one series, sorted along its normal
-        assert back.slice_spacing == pytest.approx(DZ) and back.pixel_spacing == source.pixel_spacing
-        if name == "mean":
-            slope = max(float(h.RescaleSlope) for h in headers)
-            assert np.abs(back.array - mean).max() <= slope / 2 + 1e-3
+        slope = max(float(h.RescaleSlope) for h in headers)
+        assert np.abs(back.array - mean).max() <= slope / 2 + 1e-3
     assert len(uids | {source.headers[0].SeriesInstanceUID}) == 3  # new series, one per product
     image = nib.load(out / "reconstruction_mean.nii.gz")
     assert image.shape == (32, 32, 3)
