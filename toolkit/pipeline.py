@@ -137,8 +137,9 @@ def slice_indices(path, spec=None, **options) -> list[int]:
 
 
 def attach_reference(problem: Problem, reference) -> None:
-    """Read a reference image file into ``problem.truth`` (and a DICOM/FITS one as the
-    geometry source of the outputs)."""
+    """Read a reference image file into ``problem.truth``, on the measurement's scale where the
+    modality's units are relative (``Modality.truth_from_reference``), and a DICOM/FITS one as
+    the geometry source of the outputs."""
     from reddiff.datasets import detect_format, read_dicom, read_fits, read_image
 
     ref = read_image(reference)
@@ -150,7 +151,7 @@ def attach_reference(problem: Problem, reference) -> None:
         raise InputError(f"has shape {array.shape}; expected the reconstruction grid {shape}", path=reference)
     if not float(np.ptp(array)) > 0:
         raise InputError("is constant: a reference image needs contrast (PSNR, error maps)", path=reference)
-    problem.truth = modalities.get(problem.modality).reference_truth(array, ref.unit)
+    problem.truth = modalities.get(problem.modality).truth_from_reference(problem, array, ref.unit)
     fmt = detect_format(reference)
     if fmt == "dicom":  # DICOM outputs in the reference's geometry
         problem.source = read_dicom(reference)
@@ -476,8 +477,9 @@ def save_volume_outputs(volume: Volume, out_dir, *, formats=("netcdf", "png"), o
     are known); ``nifti`` adds ``reconstruction_mean.nii.gz`` and
     ``reconstruction_std.nii.gz`` (magnitudes of complex images, mm spacing; in patient coordinates where
     the slices lie in a DICOM series); ``dicom`` a derived DICOM series per product,
-    ``reconstruction_mean/0001.dcm ...`` and ``reconstruction_std/...``, one instance per
-    slice (:func:`reddiff.datasets.dicom.write_dicom_series`; the slices must come with
+    ``reconstruction_mean/0001.dcm ...``, one instance per slice, and
+    ``reconstruction_std/0001.dcm``, a Parametric Map with a frame per slice
+    (:func:`reddiff.datasets.dicom.write_dicom_series`; the slices must come with
     their series' geometry); ``fits`` a FITS cube ``reconstruction.fits`` of the planes of
     a FITS cube, with its 3-D WCS; ``png`` the figure and ``report.md`` of the middle slice.
 

@@ -297,3 +297,19 @@ def test_gain_for_a_frame_in_electrons_is_refused(sky_file):
 def test_unknown_solver_settings_are_named(ct_file):
     with pytest.raises(InputError, match="unknown solver setting.*bogus"):
         reconstruct(load_problem(ct_file), steps=1, n_samples=1, bogus=1)
+
+
+def test_a_dicom_mr_reference_is_scaled_to_the_measurement_before_any_metric(mri_file):
+    """MR_small.dcm holds raw scanner values (up to ~hundreds); the k-space file was simulated from it
+    at magnitude 1: the reference must become the truth on the file's scale, not unscaled."""
+    from pydicom.data import get_testdata_file
+
+    from reddiff.datasets import read_dicom
+
+    dicom = get_testdata_file("MR_small.dcm")
+    raw = float(np.abs(read_dicom(dicom).array).max())
+    problem = load_problem(mri_file, reference=dicom)
+    truth = problem.truth[:, 0]
+    assert raw > 100 and float(truth.abs().max()) == pytest.approx(1.0, rel=0.05)
+    scale = problem.truth.abs().max() / raw
+    np.testing.assert_allclose(problem.truth[0, 0].numpy(), read_dicom(dicom).array[0] * float(scale), rtol=1e-5)

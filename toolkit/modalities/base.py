@@ -231,6 +231,12 @@ class Modality:
         """A reference image ``(H, W)`` as read from a file, as ``(1, C, H, W)`` physical units."""
         return torch.from_numpy(np.asarray(array, dtype=np.float32))[None, None]
 
+    def truth_from_reference(self, problem: Problem, array: np.ndarray, unit: str) -> torch.Tensor:
+        """A reference image read from a file (``(H, W)``, in ``unit``) as ``problem``'s truth:
+        :meth:`reference_truth`, unscaled (the modality's units are absolute). Modalities whose
+        references come in relative units scale them to the measurement here, before any metric."""
+        return self.reference_truth(array, unit)
+
     def prior(self, problem: Problem, prior=None):
         """The prior to solve ``problem`` with: a :class:`reddiff.priors.Prior`, a name or folder,
         or by default :attr:`defaults`.prior."""

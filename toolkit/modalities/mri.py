@@ -139,6 +139,13 @@ class MRIModality(Modality):
         truth = super().reference_truth(array, unit)
         return torch.cat([truth, torch.zeros_like(truth)], dim=1)
 
+    def truth_from_reference(self, problem: Problem, array, unit: str) -> torch.Tensor:
+        r"""A magnitude reference (a DICOM's raw scanner values, any scale) as ``problem``'s truth,
+        scaled by :meth:`match_scale` so its zero-filled image has the measurement's maximum:
+        PSNR, error maps and coverage then compare images on one scale."""
+        truth = self.reference_truth(array, unit)
+        return truth * self.match_scale(problem, truth)
+
     def prior(self, problem: Problem, prior=None):
         """The prior rescaled so ``problem.image_scale`` maps to the magnitude 1 it was trained on
         (priors with an identity value transform only)."""
