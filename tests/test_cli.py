@@ -122,6 +122,8 @@ def test_wrong_modality_and_options_are_refused(tmp_path):
     assert "not mri" in run("reconstruct", sino, "--modality", "mri", code=1).output
     assert "weighting" in run("reconstruct", sino, "--weighting", "cubic", "--steps", 1, "--quiet",
                               "--out", tmp_path / "o", code=1).output
+    assert "--lam must be a number >= 0 or 'auto'" in run("reconstruct", sino, "--lam", "often", "--quiet",
+                                                         "--out", tmp_path / "o3", code=1).output
     assert "DICOM output needs" in run("reconstruct", sino, "--format", "dicom", "--steps", 1, "--quiet",
                                        "--out", tmp_path / "o2", code=1).output
     assert "unknown modality" in run("simulate", sample_path("ct_small"), "--modality", "pet", "--out",

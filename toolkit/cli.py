@@ -113,6 +113,19 @@ def stop_on_sigterm():
         signal.signal(signal.SIGTERM, previous)
 
 
+def _lam(text: str | None):
+    """``--lam``: a number >= 0, ``auto`` (the discrepancy principle), or None (the modality's default)."""
+    if text is None or text.strip().lower() == "auto":
+        return None if text is None else "auto"
+    try:
+        value = float(text)
+    except ValueError:
+        raise InputError(f"--lam must be a number >= 0 or 'auto', got {text!r}", field="lam") from None
+    if not value >= 0 or value == float("inf"):
+        raise InputError(f"--lam must be a number >= 0 or 'auto', got {text!r}", field="lam")
+    return value
+
+
 def _formats(text: str) -> tuple[str, ...]:
     return tuple(part.strip().lower() for part in text.split(",") if part.strip())
 
@@ -126,7 +139,8 @@ def reconstruct(
     prior: str = typer.Option(None, help="Prior name (ct, mri, astro) or folder; default the modality's."),
     steps: int = typer.Option(None, help="Optimisation steps (one network call each)."),
     lr: float = typer.Option(None, help="Adam learning rate, network units."),
-    lam: float = typer.Option(None, help="Prior weight against the (sum-reduced) likelihood."),
+    lam: str = typer.Option(None, help="Prior weight against the (sum-reduced) likelihood, or 'auto' "
+                                       "(discrepancy principle); default: the modality's."),
     weighting: str = typer.Option(None, help="SNR weighting: linear, sqrt, square, log1p, trunc_linear, constant."),
     timesteps: str = typer.Option(None, help="descending or random."),
     sigma_x0: float = typer.Option(None, "--sigma-x0", help="Noise added to the image each step (diversity)."),
@@ -150,6 +164,7 @@ def reconstruct(
     from .progress import ProgressBar
 
     with user_errors(debug), stop_on_sigterm():
+        lam = _lam(lam)
         formats = _formats(format)
         folder = out if out is not None else input.with_name(input.name.split(".")[0] + "-reddiff")
         check_output_folder(folder, overwrite=overwrite)
@@ -267,7 +282,7 @@ def calibrate(
     bins: int = typer.Option(1, help="Std bins, one widening factor each."),
     prior: str = typer.Option(None, help="Prior name or folder; default the modality's."),
     steps: int = typer.Option(None, help="Optimisation steps (as the measurement will be reconstructed)."),
-    lam: float = typer.Option(None, help="Prior weight (default: the modality's, scaled to the noise)."),
+    lam: str = typer.Option(None, help="Prior weight or 'auto' (default: the modality's)."),
     samples: int = typer.Option(8, help="Stochastic runs per reference (as for reconstruct)."),
     seed: int = typer.Option(0, help="Seeds the simulated noise and the solver."),
     slice_index: int = typer.Option(0, "--slice", help="Slice of a multi-slice --like file."),
@@ -282,6 +297,7 @@ def calibrate(
     from .pipeline import calibrate_on, load_problem
 
     with user_errors(debug), stop_on_sigterm():
+        lam = _lam(lam)
         if out.exists() and not overwrite:
             raise ReddiffError(f"{out}: exists; add --overwrite to replace it")
         if out.suffix.lower() != ".json":
@@ -315,7 +331,7 @@ def batch(
     prior: str = typer.Option(None, help="Prior name or folder; default each modality's."),
     steps: int = typer.Option(None, help="Optimisation steps (default: each modality's)."),
     lr: float = typer.Option(None, help="Adam learning rate, network units."),
-    lam: float = typer.Option(None, help="Prior weight (default: each modality's, scaled to the noise)."),
+    lam: str = typer.Option(None, help="Prior weight or 'auto' (default: each modality's)."),
     samples: int = typer.Option(8, help="Stochastic runs per input."),
     seed: int = typer.Option(0, help="Batch seed; each input derives its own (recorded in the manifest)."),
     device: str = typer.Option(None, help="cpu or cuda (default: the GPU when there is one)."),
@@ -329,6 +345,7 @@ def batch(
     from .batch import BatchSettings, run_batch
 
     with user_errors(debug), stop_on_sigterm():
+        lam = _lam(lam)
         solver = {k: v for k, v in {"steps": steps, "lr": lr, "lam": lam}.items() if v is not None}
         if calibration not in ("default", "none"):
             from .uncertainty import Calibration

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from .discrepancy import AutoLam
 from .errors import InputError
 
 
@@ -22,6 +23,11 @@ class SolverDefaults:
     of the modality's ``noise_level``). The best weight was measured to scale as
     :math:`1/\sigma` over a decade of noise in every modality, so
     :meth:`lam_for` scales it: :math:`\lambda(\sigma) = \lambda\,\sigma_\text{ref}/\sigma`.
+
+    ``lam_target`` set: the weight is chosen per measurement by the discrepancy principle
+    (:class:`reddiff.discrepancy.AutoLam`, pilots around :meth:`lam_for`), aiming at this
+    deviance ratio :math:`\tau` (measured on generated images per modality); None: the
+    scaled ``lam`` is used as is.
     """
 
     prior: str
@@ -32,6 +38,7 @@ class SolverDefaults:
     weighting: str
     timesteps: str
     sigma_x0: float
+    lam_target: float | None = None
 
     def lam_for(self, noise: float) -> float:
         """The default ``lam`` for a measurement with noise level ``noise``.
@@ -47,10 +54,24 @@ class SolverDefaults:
             raise InputError(f"noise level must be positive, got {noise!r}", field="noise")
         return self.lam * self.noise_reference / noise
 
+    def auto_lam(self, noise: float) -> AutoLam:
+        """The discrepancy-principle choice of ``lam`` for a measurement with noise level ``noise``.
+
+        Examples
+        --------
+        >>> row = SolverDefaults(prior="ct", steps=100, lr=0.1, lam=100.0, noise_reference=0.01,
+        ...                      weighting="sqrt", timesteps="descending", sigma_x0=0.0, lam_target=1.1)
+        >>> auto = row.auto_lam(0.02)
+        >>> [round(lam, 2) for lam in auto.pilots()], auto.target
+        ([16.67, 50.0, 150.0], 1.1)
+        """
+        return AutoLam(start=self.lam_for(noise), target=self.lam_target or 1.0)
+
     def as_kwargs(self, noise: float | None = None) -> dict:
-        """Keyword arguments for :func:`reddiff.red_diff` (``lam`` scaled to ``noise`` when given)."""
+        """Keyword arguments for :func:`reddiff.red_diff`: ``lam`` scaled to ``noise`` when given,
+        and an :class:`~reddiff.discrepancy.AutoLam` when the row has a ``lam_target``."""
         kwargs = asdict(self)
-        del kwargs["prior"], kwargs["noise_reference"]
+        del kwargs["prior"], kwargs["noise_reference"], kwargs["lam_target"]
         if noise is not None:
-            kwargs["lam"] = self.lam_for(noise)
+            kwargs["lam"] = self.auto_lam(noise) if self.lam_target else self.lam_for(noise)
         return kwargs

@@ -209,8 +209,10 @@ def reconstruct(problem: Problem, *, prior=None, n_samples: int = 8, seed: int |
         Any :func:`reddiff.red_diff` setting (``steps``, ``lr``, ``lam``, ``weighting``,
         ``timesteps``, ``sigma_x0``, ``batch_size``, ...); None values keep the default.
         The default ``lam`` is scaled to the measurement's noise
-        (:meth:`reddiff.defaults.SolverDefaults.lam_for` with :func:`noise_level`); a
-        given ``lam`` is used as is.
+        (:meth:`reddiff.defaults.SolverDefaults.lam_for` with :func:`noise_level`) and,
+        where the modality's row has a ``lam_target``, chosen by the discrepancy
+        principle with pilots around it (:mod:`reddiff.discrepancy`); ``lam="auto"``
+        asks for that choice, a number is used as is.
 
     Returns
     -------
@@ -233,6 +235,8 @@ def reconstruct(problem: Problem, *, prior=None, n_samples: int = 8, seed: int |
         raise InputError(f"unknown solver setting(s) {', '.join(unknown)}; expected any of {', '.join(sorted(known))}",
                          field=unknown[0])
     settings.update({k: v for k, v in overrides.items() if v is not None})
+    if isinstance(settings["lam"], str) and settings["lam"] == "auto":  # pilots around the scaled default
+        settings["lam"] = modality.defaults.auto_lam(modality.noise_level(problem))
     try:
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     except RuntimeError as err:

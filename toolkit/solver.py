@@ -36,6 +36,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from .discrepancy import AutoLam, as_lam, check_data_term, deviance_ratio, solve_for_target
 from .errors import DivergenceError, InputError, ReddiffError
 from .likelihood import as_data_term
 from .priors.base import Prior
@@ -115,7 +116,7 @@ def _check_measurement(y: torch.Tensor) -> None:
 
 
 def red_diff(y: torch.Tensor, physics, prior: Prior, *, data_term=None, steps: int = 100,
-             lr: float = 0.1, lam: float = 0.25, weighting: str | Callable = "linear",
+             lr: float = 0.1, lam: float | str | AutoLam = 0.25, weighting: str | Callable = "linear",
              timesteps: str | Sequence[int] = "descending", sigma_x0: float = 0.0,
              init="pinv", n_samples: int = 1, batch_size: int | None = None,
              seed: int | Sequence[int] | None = None, betas=(0.9, 0.99),
@@ -142,8 +143,13 @@ def red_diff(y: torch.Tensor, physics, prior: Prior, *, data_term=None, steps: i
         Optimisation steps, one network call each.
     lr : float
         Adam learning rate, in network units (the prior's range is about [-1, 1]).
-    lam : float
-        Regularisation weight :math:`\lambda` (see the module notes on reduction).
+    lam : float, "auto" or AutoLam
+        Regularisation weight :math:`\lambda` (see the module notes on reduction), or
+        chosen from the data by the discrepancy principle (:mod:`reddiff.discrepancy`):
+        ``"auto"`` is ``AutoLam()`` (pilots around 1), an :class:`~reddiff.discrepancy.AutoLam`
+        sets the starting weight and pilots. The pilots (one sample each) run before the
+        samples; ``attrs["config"]["lam"]`` is the weight chosen and ``["lam_choice"]``
+        the pilots' weights and deviance ratios.
     weighting : str or callable
         SNR weighting :math:`w(t)`: a name in :data:`reddiff.WEIGHTINGS` or a function
         of ``alpha_bar``.
@@ -218,12 +224,13 @@ def red_diff(y: torch.Tensor, physics, prior: Prior, *, data_term=None, steps: i
     _check_count("n_samples", n_samples, MAX_SAMPLES)
     if not _is_real(lr) or not (lr > 0 and math.isfinite(lr)):
         raise InputError(f"lr must be a positive number, got {lr!r}", field="lr")
-    if not _is_real(lam) or not (lam >= 0 and math.isfinite(lam)):
-        raise InputError(f"lam must be a number >= 0, got {lam!r}", field="lam")
+    lam = as_lam(lam)
     if not _is_real(sigma_x0) or not (sigma_x0 >= 0 and math.isfinite(sigma_x0)):
         raise InputError(f"sigma_x0 must be a number >= 0, got {sigma_x0!r}", field="sigma_x0")
     weight_fn = get_weighting(weighting)
     nll = as_data_term(data_term) if data_term is not None else default_data_term(physics)
+    if isinstance(lam, AutoLam):
+        check_data_term(nll)
     seeds = _resolve_seeds(seed, n_samples)
     if prior is None:
         raise InputError("prior is required: a reddiff.priors.Prior, a shipped prior's name or a prior folder",
@@ -242,12 +249,19 @@ def red_diff(y: torch.Tensor, physics, prior: Prior, *, data_term=None, steps: i
 
     started = time.perf_counter()
 
-    def solve(chunk_seeds, progress):
-        return _optimise(y, physics, prior, nll, mu0, chunk_seeds, schedule, steps=steps, lr=lr, lam=lam,
+    def solve(chunk_seeds, progress, lams=None):
+        weight = lam if lams is None else torch.tensor([lams[s] for s in chunk_seeds], device=y.device)
+        return _optimise(y, physics, prior, nll, mu0, chunk_seeds, schedule, steps=steps, lr=lr, lam=weight,
                          weight_fn=weight_fn, sigma_x0=sigma_x0, betas=betas, callback=callback,
                          progress=progress)
 
-    chunks, batch_size = _in_chunks(solve, seeds, batch_size)
+    lam_choice = None
+    if isinstance(lam, AutoLam):
+        lam_choice = _choose_lam(lam, solve, seeds[0], batch_size, n_samples,
+                                 lambda mu: deviance_ratio(nll, y, physics.A(prior.transform.to_physical(mu))))
+        lam = lam_choice["lam"]
+    chunks, batch_size = _in_chunks(solve, seeds, batch_size,
+                                    offset=lam_choice.pop("pilot_chunks") if lam_choice else 0)
     samples = prior.transform.to_physical(torch.cat(chunks))
     elapsed = time.perf_counter() - started
 
@@ -258,6 +272,8 @@ def red_diff(y: torch.Tensor, physics, prior: Prior, *, data_term=None, steps: i
               "n_samples": n_samples, "batch_size": batch_size, "betas": list(betas),
               "prior": prior.name, "transform": prior.transform.to_config(),
               "physics": type(physics).__name__, "data_term": repr(nll), "reduction": "sum"}
+    if lam_choice is not None:
+        config["lam_choice"] = {k: v for k, v in lam_choice.items() if k != "lam"}
     attrs = {"config": config, "seeds": seeds, "time_s": elapsed,
              "time_per_step_s": elapsed / (steps * math.ceil(n_samples / batch_size)),
              "device": str(y.device), "torch_version": str(torch.__version__),
@@ -288,13 +304,31 @@ def auto_batch_size(prior: Prior, mu0: torch.Tensor, n_samples: int,
     return max(1, min(n_samples, int(memory_fraction * free // per_sample)))
 
 
-def _in_chunks(solve, seeds: list, batch_size: int) -> tuple[list, int]:
+def _choose_lam(auto: AutoLam, solve, first_seed: int, batch_size: int, n_samples: int, ratio_of) -> dict:
+    """Run the pilots of ``auto`` (one sample each, seeds spawned from ``first_seed``) and pick
+    the weight whose deviance ratio reaches the target (:func:`reddiff.discrepancy.solve_for_target`).
+    Their progress comes first in the chunk count (``"pilots": True`` in the callback's dict)."""
+    lams = auto.pilots()
+    pilot_seeds = sample_seeds(first_seed, len(lams))
+    by_seed = dict(zip(pilot_seeds, lams))
+    chunks, _ = _in_chunks(lambda chunk, progress: solve(chunk, {**progress, "pilots": True}, by_seed),
+                           pilot_seeds, batch_size, later=math.ceil(n_samples / batch_size))
+    with torch.no_grad():
+        ratios = [float(r) for r in ratio_of(torch.cat(chunks))]
+    chosen = solve_for_target(lams, ratios, auto.target, auto.max_extrapolation)
+    return {"lam": chosen, **auto.to_config(), "pilot_lams": lams, "pilot_ratios": ratios,
+            "pilot_seeds": pilot_seeds, "pilot_chunks": len(chunks)}
+
+
+def _in_chunks(solve, seeds: list, batch_size: int, *, offset: int = 0, later: int = 0) -> tuple[list, int]:
     """Run ``solve(chunk_seeds, progress)`` over the seeds in chunks of ``batch_size``, halving
     the chunk and retrying it when the GPU runs out of memory (samples depend only on their
-    seeds, so the result is the same); returns the chunks' samples and the size that ran."""
+    seeds, so the result is the same); returns the chunks' samples and the size that ran.
+    The progress count has ``offset`` chunks before these (the ``lam`` pilots) and ``later`` after."""
     chunks, start = [], 0
     while start < len(seeds):
-        progress = {"chunk": len(chunks), "n_chunks": len(chunks) + math.ceil((len(seeds) - start) / batch_size),
+        progress = {"chunk": offset + len(chunks),
+                    "n_chunks": offset + len(chunks) + math.ceil((len(seeds) - start) / batch_size) + later,
                     "sample_start": start}
         try:
             chunks.append(solve(seeds[start:start + batch_size], progress))
@@ -309,6 +343,10 @@ def _in_chunks(solve, seeds: list, batch_size: int) -> tuple[list, int]:
             continue
         start += len(chunks[-1])
     return chunks, batch_size
+
+
+def _describe(lam) -> str:
+    return f"{lam:g}" if not isinstance(lam, torch.Tensor) else ", ".join(f"{v:g}" for v in lam.flatten().tolist())
 
 
 def _version() -> str:
@@ -376,6 +414,8 @@ def _optimise(y, physics, prior, nll, mu0, seeds, schedule, *, steps, lr, lam, w
     """Run the Adam loop for one batch of samples; returns ``mu`` in network units."""
     device = y.device
     n = len(seeds)
+    if isinstance(lam, torch.Tensor):  # one weight per sample (the lam pilots)
+        lam = lam.to(device, torch.float32).view(n, *([1] * (mu0.ndim - 1)))
     mu = mu0.expand(n, *mu0.shape[1:]).clone().requires_grad_(True)
     optimizer = torch.optim.Adam([mu], lr=lr, betas=betas)
     generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
@@ -404,7 +444,7 @@ def _optimise(y, physics, prior, nll, mu0, seeds, schedule, *, steps, lr, lam, w
         if not bool(torch.isfinite(loss)):
             raise DivergenceError(
                 f"loss became {loss.item()} at step {step} (t={t[0].item()}); lower lr "
-                f"(now {lr:g}) or lam (now {lam:g}), or check the data term's noise level")
+                f"(now {lr:g}) or lam (now {_describe(lam)}), or check the data term's noise level")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

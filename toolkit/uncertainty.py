@@ -540,4 +540,8 @@ def _common_context(reconstructions) -> dict:
         if len(values) > 1:
             raise InputError(f"reconstructions mix different {key} values {sorted(values)}; "
                              "fit one calibration per prior and physics", field="reconstructions")
-    return {k: v for k, v in contexts[0].items() if v is not None}
+    context = {k: v for k, v in contexts[0].items() if v is not None}
+    choice = reconstructions[0].config.get("lam_choice")
+    if choice is not None:  # chosen per image: the rule, not the first image's weight, describes the fit
+        context["lam"] = f"auto ({choice['rule']}, target {choice['target']:g})"
+    return context
