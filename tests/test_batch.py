@@ -86,12 +86,16 @@ def test_inputs_from_globs_lists_and_names_without_collisions(inputs, tmp_path):
 
 @pytest.mark.slow
 def test_the_batch_command_on_a_local_cluster(inputs, tmp_path):
-    result = CliRunner().invoke(app, ["batch", str(inputs / "ct0.h5"), str(inputs / "broken.h5"), "--out",
-                                      str(tmp_path / "o"), "--steps", "2", "--samples", "1", "--format", "netcdf",
-                                      "--quiet"])
+    """Two worker processes, a corrupt file between two good ones: both good ones finish."""
+    result = CliRunner().invoke(app, ["batch", str(inputs / "ct0.h5"), str(inputs / "broken.h5"),
+                                      str(inputs / "ct1.h5"), "--out", str(tmp_path / "o"), "--workers", "2",
+                                      "--steps", "2", "--samples", "1", "--format", "netcdf", "--quiet"])
     assert result.exit_code == 1, result.output
-    assert "1 done, 1 failed" in result.output and "failed: " in result.output
-    assert (tmp_path / "o" / "ct0_h5" / "reconstruction.nc").is_file()
+    assert "2 done, 1 failed" in result.output and "failed: " in result.output and "broken.h5" in result.output
+    for name in ("ct0_h5", "ct1_h5"):
+        assert (tmp_path / "o" / name / "reconstruction.nc").is_file()
+    manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert sorted(e["status"] for e in manifest["entries"].values()) == ["done", "done", "failed"]
 
 
 @pytest.mark.slow
