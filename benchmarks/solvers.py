@@ -376,6 +376,8 @@ def make_setup(task: Task, image: np.ndarray, seed: int, device) -> Setup:
     problem.y, problem.init = problem.y.to(device), problem.init.to(device)
     problem.truth = problem.truth.to(device)
     settings = modality.defaults.as_kwargs(noise=modality.noise_level(problem))
+    # a fixed weight: lam="auto"'s pilot runs would spend network evaluations outside the budget
+    settings["lam"] = modality.defaults.lam_for(modality.noise_level(problem))
     setup = Setup(task, problem, prior, deepinv_view(problem, prior, device), settings, device)
     setup.guidance_unit = 1.0 / jacobian_norm(setup.view, setup.start)
     return setup

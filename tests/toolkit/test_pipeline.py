@@ -40,8 +40,10 @@ def test_defaults_table_has_every_modality_and_rejects_others():
     for modality, row in DEFAULTS.items():
         assert row.prior == modality and row.steps > 0 and row.lr > 0 and row.lam >= 0
         assert not {"prior", "noise_reference"} & set(row.as_kwargs())
-        assert row.as_kwargs(noise=row.noise_reference)["lam"] == pytest.approx(row.lam)
-        assert row.as_kwargs(noise=10 * row.noise_reference)["lam"] == pytest.approx(row.lam / 10)
+        assert row.lam_for(row.noise_reference) == pytest.approx(row.lam)
+        assert row.lam_for(10 * row.noise_reference) == pytest.approx(row.lam / 10)
+        chosen = row.as_kwargs(noise=10 * row.noise_reference)["lam"]  # pilots around the scaled weight
+        assert chosen.start == pytest.approx(row.lam / 10) and chosen.target == row.lam_target
     with pytest.raises(InputError, match="ct, mri, astro"):
         defaults_for("pet")
 
@@ -210,11 +212,12 @@ def test_default_lam_follows_the_noise_and_a_given_lam_is_kept():
     quiet, loud = (problem_from_measurement(ct.simulate(mu, views=8, I0=I0, pixel_spacing_mm=5.3, seed=0), "ct")
                    for I0 in (1e6, 1e4))
     assert noise_level(quiet) == pytest.approx(1e-3) and noise_level(loud) == pytest.approx(1e-2)
-    lams = [reconstruct(p, steps=1, n_samples=1).dataset.attrs["config"] for p in (quiet, loud)]
     import json
 
-    lam_quiet, lam_loud = (json.loads(c)["lam"] for c in lams)
-    assert lam_quiet == pytest.approx(10 * lam_loud)
+    configs = [json.loads(reconstruct(p, steps=1, n_samples=1).dataset.attrs["config"]) for p in (quiet, loud)]
+    starts = [c["lam_choice"]["start"] for c in configs]  # lam="auto": pilots around the noise-scaled weight
+    assert starts[0] == pytest.approx(10 * starts[1])
+    assert all(c["lam"] > 0 and len(c["lam_choice"]["pilot_ratios"]) == 3 for c in configs)
     assert json.loads(reconstruct(loud, steps=1, n_samples=1, lam=7.0).dataset.attrs["config"])["lam"] == 7.0
 
 

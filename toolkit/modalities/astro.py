@@ -49,7 +49,7 @@ class AstroModality(Modality):
     #: Tuned on the m13 centre, Moffat PSF (FWHM 3 px), sky 10 e-, read noise 3 e-; noise
     #: reference :math:`\sqrt{b + r^2}` electrons.
     defaults = SolverDefaults(prior="astro", steps=100, lr=0.001, lam=100.0, noise_reference=19 ** 0.5,
-                              weighting="sqrt", timesteps="descending", sigma_x0=0.0)
+                              weighting="sqrt", timesteps="descending", sigma_x0=0.0, lam_target=0.86)
     load_options = (
         Option("psf", None, "Astro: the PSF, a FITS file or a model moffat:FWHM or gaussian:FWHM (FWHM in pixels) "
                "(default the PSFFILE card's file).", type=str),
