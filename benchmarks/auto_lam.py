@@ -1,7 +1,7 @@
 """``lam="auto"`` (discrepancy principle) against the fixed, noise-scaled default ``lam``.
 
 Run: ``python benchmarks/auto_lam.py [--modality ct mri astro] [--cases N ...] [--samples 2]
-[--sweep]`` (one thread).
+[--sweep] [--only auto|fixed] [--prior NAME=FOLDER ...]`` (one thread).
 
 ``--sweep`` (the measurement the per-modality targets come from): on generated images
 (:meth:`reddiff.modalities.Modality.calibration_images`, never held out, never trained on),
@@ -70,7 +70,7 @@ def sweep(name: str, n_images: int = 3) -> list[dict]:
     return rows
 
 
-def compare(name: str, chosen_cases, n_samples: int) -> list[dict]:
+def compare(name: str, chosen_cases, n_samples: int, *, only=None, prior=None) -> list[dict]:
     rows = []
     for index, case in enumerate(cases(name, quick=False)):
         if chosen_cases and index not in chosen_cases:
@@ -79,8 +79,10 @@ def compare(name: str, chosen_cases, n_samples: int) -> list[dict]:
         fixed = fixed_lam(problem)
         row = {"modality": name, "case": case.label}
         for label, lam in (("fixed", fixed), ("auto", "auto")):
+            if only not in (None, label):
+                continue
             started = time.perf_counter()
-            result = reddiff.reconstruct(problem, n_samples=n_samples, seed=0, calibration="none",
+            result = reddiff.reconstruct(problem, prior=prior, n_samples=n_samples, seed=0, calibration="none",
                                          progress=False, lam=lam)
             row[f"{label}_psnr"] = round(result.dataset.attrs["psnr_db"], 2)
             row[f"{label}_s"] = round(time.perf_counter() - started)
@@ -88,7 +90,8 @@ def compare(name: str, chosen_cases, n_samples: int) -> list[dict]:
             if choice:
                 row["auto_multiple"] = round(result.config["lam"] / fixed, 2)
                 row["pilot_ratios"] = [round(r, 3) for r in choice["pilot_ratios"]]
-        row["gain"] = round(row["auto_psnr"] - row["fixed_psnr"], 2)
+        if only is None:
+            row["gain"] = round(row["auto_psnr"] - row["fixed_psnr"], 2)
         rows.append(row)
         print(json.dumps(row), flush=True)
     return rows
@@ -100,9 +103,15 @@ def main(argv=None) -> None:
     parser.add_argument("--cases", nargs="+", type=int, default=None)
     parser.add_argument("--samples", type=int, default=2)
     parser.add_argument("--sweep", action="store_true")
+    parser.add_argument("--only", choices=("auto", "fixed"), default=None, help="run one of the two")
+    parser.add_argument("--prior", nargs="+", default=[], metavar="NAME=FOLDER", help="another prior")
     args = parser.parse_args(argv)
+    priors = dict(item.split("=", 1) for item in args.prior)
     for name in args.modality:
-        sweep(name) if args.sweep else compare(name, args.cases, args.samples)
+        if args.sweep:
+            sweep(name)
+        else:
+            compare(name, args.cases, args.samples, only=args.only, prior=priors.get(name))
 
 
 if __name__ == "__main__":
