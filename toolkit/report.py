@@ -166,7 +166,7 @@ def _settings_section(reconstruction) -> list[str]:
     attrs = reconstruction.dataset.attrs
     config = reconstruction.config
     seeds = reconstruction.seeds
-    lines = ["## Settings", "", "| setting | value |", "|---|---|"]
+    lines = ["## Settings", "", *_lam_sentence(config), "| setting | value |", "|---|---|"]
     lines += [f"| {key} | `{_value(value)}` |" for key, value in config.items()]
     if seeds:
         shown = ", ".join(map(str, seeds[:4])) + (", ..." if len(seeds) > 4 else "")
@@ -177,6 +177,16 @@ def _settings_section(reconstruction) -> list[str]:
             lines.append(f"| {key} | `{value:.3g}` |" if isinstance(value, float) and
                          math.isfinite(value) else f"| {key} | `{value}` |")
     return lines + [""]
+
+
+def _lam_sentence(config: dict) -> list[str]:
+    """How ``lam`` was chosen, where ``lam="auto"`` chose it (:mod:`reddiff.discrepancy`)."""
+    choice = config.get("lam_choice")
+    if not choice:
+        return []
+    pilots = ", ".join(f"{lam:.3g} (ρ {ratio:.3f})" for lam, ratio in zip(choice["pilot_lams"], choice["pilot_ratios"]))
+    return [f"`lam` = {config['lam']:.3g}, chosen by the discrepancy principle: the deviance ratio ρ = D / E[D] of "
+            f"one-sample pilot runs at {pilots}, fitted in log-log and solved for ρ = {choice['target']:g}.", ""]
 
 
 def _value(value) -> str:

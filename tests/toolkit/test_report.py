@@ -71,3 +71,18 @@ def test_report_uses_a_calibration_stored_in_the_result(runs, tmp_path):
     calibrated = rec.calibrated(fit_calibration([cal_rec], [cal_truth]))
     text = write_report(calibrated, tmp_path, truth=truth).read_text()
     assert "| | raw | calibrated |" in text
+
+
+def test_report_says_how_lam_auto_chose_the_weight(tmp_path):
+    physics = dinv.physics.Denoising(noise_model=dinv.physics.GaussianNoise(0.3))
+    y = torch.randn(1, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    rec = red_diff(y, physics, GaussianPrior(), data_term=0.3, steps=5, lam="auto", n_samples=2, seed=0,
+                   init="adjoint")
+    text = write_report(rec, tmp_path).read_text()
+    choice = rec.config["lam_choice"]
+    assert f"`lam` = {rec.config['lam']:.3g}, chosen by the discrepancy principle" in text
+    assert all(f"{lam:.3g} (ρ {ratio:.3f})" in text for lam, ratio in zip(choice["pilot_lams"],
+                                                                          choice["pilot_ratios"]))
+    assert "chosen by the discrepancy" not in write_report(red_diff(y, physics, GaussianPrior(), data_term=0.3,
+                                                                    steps=5, lam=1.0, init="adjoint"),
+                                                           tmp_path / "fixed").read_text()
