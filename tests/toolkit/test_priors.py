@@ -304,3 +304,17 @@ def test_patch_sampler_input_errors(kwargs, match):
     images = kwargs.pop("images")
     with pytest.raises(InputError, match=match):
         PatchSampler(images, transform=ValueTransform(), **kwargs)
+
+
+def test_saved_prior_weights_follow_the_umask(tmp_path):
+    """diffusers writes weights through a private temporary file (mode 600); a saved prior is readable."""
+    import os
+
+    from reddiff.priors import UNetPrior, make_unet, save_prior
+
+    old = os.umask(0o022)
+    try:
+        folder = save_prior(UNetPrior(make_unet(1), name="tiny"), tmp_path / "p")
+    finally:
+        os.umask(old)
+    assert {oct(p.stat().st_mode & 0o777) for p in folder.iterdir()} == {"0o644"}

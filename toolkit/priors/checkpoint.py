@@ -21,11 +21,13 @@ never loaded.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import torch
 
 from ..errors import InputError
+from ..files import default_file_mode
 from .base import transform_from_config
 from .unet import UNetPrior, diffusers_class
 
@@ -68,6 +70,8 @@ def save_prior(prior: UNetPrior, folder, *, training: dict | None = None) -> Pat
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     prior.unet.save_pretrained(folder, safe_serialization=True)
+    for weights in folder.glob("*.safetensors"):  # written through a private temporary file: mode 600
+        os.chmod(weights, default_file_mode())
     record = {"format": "reddiff-prior", "format_version": FORMAT_VERSION, "name": prior.name,
               "channels": prior.channels, "prediction_type": prior.prediction_type,
               "schedule": prior.schedule, "transform": prior.transform.to_config(),
