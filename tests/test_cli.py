@@ -6,6 +6,7 @@ open with their own libraries (xarray, pydicom, astropy) and beat the classical
 baseline by a measured margin.
 """
 
+import json
 import shutil
 import subprocess
 import sys
@@ -248,3 +249,17 @@ def test_train_prior_errors_are_one_line(tmp_path):
     result = run("train-prior", sample_path("ct_small"), "--out", tmp_path / "p", "--block-out-channels", "16,a",
                  code=1)
     assert result.output.startswith("error:") and "block-out-channels" in result.output
+
+
+@pytest.mark.slow
+def test_lam_auto_says_plainly_when_it_keeps_the_starting_weight(tmp_path):
+    """A small fastMRI file whose ESPIRiT maps (few calibration lines) cannot explain the data to the
+    noise level: lam='auto' keeps the noise-scaled default and the command says why, once."""
+    kspace = tmp_path / "k.h5"
+    run("simulate", sample_path("mr_small"), "--modality", "mri", "--center-fraction", 0.16, "--out", kspace)
+    result = run("reconstruct", kspace, "--samples", 1, "--steps", 5, "--format", "netcdf", "--out",
+                 tmp_path / "o", "--quiet")
+    assert result.output.count("warning: lam='auto' kept the starting weight") == 1
+    assert "RuntimeWarning" not in result.output
+    with xr.open_dataset(tmp_path / "o" / "reconstruction.nc", engine="h5netcdf") as ds:
+        assert "kept the starting weight" in json.loads(ds.attrs["config"])["lam_choice"]["note"]

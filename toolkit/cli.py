@@ -12,6 +12,7 @@ import dataclasses
 import inspect
 import time
 import typing
+import warnings
 from pathlib import Path
 
 import typer
@@ -77,6 +78,8 @@ def main(max_memory: str = typer.Option(None, "--max-memory", metavar="SIZE",
 
     if max_memory is not None:
         os.environ[MEMORY_ENV] = max_memory
+    # the command says it once, plainly, after the run (_warn_calibration), not as a Python warning
+    warnings.filterwarnings("ignore", message="lam='auto' kept the starting weight", category=RuntimeWarning)
 
 
 @contextlib.contextmanager
@@ -216,6 +219,9 @@ def _warn_calibration(results) -> None:
     said = {w for result in results for w in warnings_of(result)}
     for warning in sorted(said):
         typer.echo(f"warning: calibration: {warning}; the intervals may not hold their level", err=True)
+    notes = {result.config.get("lam_choice", {}).get("note") for result in results} - {None}
+    for note in sorted(notes):  # lam="auto" could not use the discrepancy principle
+        typer.echo(f"warning: {note}", err=True)
 
 
 def _reconstruct_volume(path: Path, slices, indices, folder: Path, *, formats, overwrite: bool, quiet: bool,

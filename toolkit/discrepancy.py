@@ -17,6 +17,9 @@ batch) at weights :math:`\lambda_0 f_j` around a starting weight give
 :math:`\rho_j`; :math:`\log\rho` is fitted as a straight line in :math:`\log\lambda`
 and solved for :math:`\rho = \tau` (at most ``max_extrapolation`` beyond the pilots).
 The samples then run at that weight. Cost: ``len(factors)`` extra runs of one sample.
+Where even the least regularised pilot cannot explain the data to the noise level (a
+wrong noise level or forward model), the starting weight is kept, with a warning
+(:func:`choose_weight`).
 
 Measured on generated images (``benchmarks/auto_lam.py``), the PSNR-best fixed weight
 sits near :math:`\rho = 1` in every modality, and :math:`\rho` grows monotonically
@@ -107,6 +110,35 @@ def deviance_ratio(nll, y: torch.Tensor, Ax: torch.Tensor) -> torch.Tensor:
     r""":math:`\rho = D(y, Ax) / \mathbb E[D]` per batch element (``Ax`` of shape ``(B, ...)``)."""
     with torch.no_grad():
         return nll.deviance(y, Ax) / nll.expected_deviance(y, Ax).clamp(min=1e-12)
+
+
+#: A least-regularised pilot whose deviance ratio is this many times the target shows that the data
+#: cannot be explained to the stated noise level: lowering the weight would only fit the noise.
+UNREACHABLE = 1.5
+
+
+def choose_weight(auto: AutoLam, lams, ratios) -> tuple[float, str | None]:
+    r"""The weight for the samples, and a note where the discrepancy principle had to give up.
+
+    Where even the smallest pilot weight leaves :math:`\rho` above ``UNREACHABLE`` times the
+    target, the misfit is not the prior's: the noise level is underestimated or the forward
+    model is wrong (e.g. coil maps estimated from too few calibration lines). The principle
+    then says nothing, and the starting weight is kept.
+
+    Examples
+    --------
+    >>> choose_weight(AutoLam(start=10.0, target=0.8), [10 / 3, 10.0, 30.0], [2.0, 2.1, 2.3])[0]
+    10.0
+    >>> round(choose_weight(AutoLam(start=10.0, target=1.0), [1.0, 10.0], [0.5, 2.0])[0], 2)
+    3.16
+    """
+    lowest = min(ratios)
+    if lowest > UNREACHABLE * auto.target:
+        return auto.start, (f"lam='auto' kept the starting weight {auto.start:.3g}: even the least regularised "
+                            f"pilot explains the data only to a deviance ratio of {lowest:.3g}, over "
+                            f"{UNREACHABLE:g}x the target {auto.target:g} (the noise level is underestimated or "
+                            "the forward model does not fit the data, e.g. coil maps from few calibration lines)")
+    return solve_for_target(lams, ratios, auto.target, auto.max_extrapolation), None
 
 
 def solve_for_target(lams, ratios, target: float, max_extrapolation: float) -> float:

@@ -185,6 +185,8 @@ def _lam_sentence(config: dict) -> list[str]:
     if not choice:
         return []
     pilots = ", ".join(f"{lam:.3g} (ρ {ratio:.3f})" for lam, ratio in zip(choice["pilot_lams"], choice["pilot_ratios"]))
+    if choice.get("note"):
+        return [f"**{choice['note']}.** Pilots: {pilots}.", ""]
     return [f"`lam` = {config['lam']:.3g}, chosen by the discrepancy principle: the deviance ratio ρ = D / E[D] of "
             f"one-sample pilot runs at {pilots}, fitted in log-log and solved for ρ = {choice['target']:g}.", ""]
 

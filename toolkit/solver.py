@@ -36,7 +36,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .discrepancy import AutoLam, as_lam, check_data_term, deviance_ratio, solve_for_target
+from .discrepancy import AutoLam, as_lam, check_data_term, choose_weight, deviance_ratio
 from .errors import DivergenceError, InputError, ReddiffError
 from .likelihood import as_data_term
 from .priors.base import Prior
@@ -315,9 +315,11 @@ def _choose_lam(auto: AutoLam, solve, first_seed: int, batch_size: int, n_sample
                            pilot_seeds, batch_size, later=math.ceil(n_samples / batch_size))
     with torch.no_grad():
         ratios = [float(r) for r in ratio_of(torch.cat(chunks))]
-    chosen = solve_for_target(lams, ratios, auto.target, auto.max_extrapolation)
+    chosen, note = choose_weight(auto, lams, ratios)
+    if note is not None:
+        warnings.warn(note, RuntimeWarning, stacklevel=3)
     return {"lam": chosen, **auto.to_config(), "pilot_lams": lams, "pilot_ratios": ratios,
-            "pilot_seeds": pilot_seeds, "pilot_chunks": len(chunks)}
+            "pilot_seeds": pilot_seeds, "pilot_chunks": len(chunks), **({"note": note} if note else {})}
 
 
 def _in_chunks(solve, seeds: list, batch_size: int, *, offset: int = 0, later: int = 0) -> tuple[list, int]:

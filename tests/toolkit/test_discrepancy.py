@@ -141,3 +141,20 @@ def test_auto_lam_needs_a_data_term_with_a_deviance():
     with pytest.raises(InputError, match="deviance"):
         red_diff(y, physics, GaussianPrior(), data_term=lambda y, Ax: ((y - Ax) ** 2).sum(), steps=2,
                  lam="auto", init="adjoint")
+
+
+def test_auto_lam_keeps_the_start_when_the_data_cannot_be_explained_to_the_noise_level():
+    """An overdetermined measurement (64 values of 16 pixels) whose data term underestimates the noise 3x:
+    no image explains the data to the stated noise (the floor is (64 - 16) / 64 x 9), so lowering the
+    weight would only fit noise; the starting weight is kept, with a warning."""
+    g = torch.Generator().manual_seed(0)
+    matrix = torch.randn(64, 16, generator=g) / 4
+    physics = dinv.physics.LinearPhysics(A=lambda x: x.reshape(x.shape[0], -1) @ matrix.T,
+                                         A_adjoint=lambda y: (y @ matrix).reshape(y.shape[0], 1, 4, 4))
+    sigma = 0.3
+    y = physics.A(torch.randn(1, 1, 4, 4, generator=g)) + sigma * torch.randn(1, 64, generator=g)
+    with pytest.warns(RuntimeWarning, match="kept the starting weight"):
+        result = red_diff(y, physics, GaussianPrior(), data_term=sigma / 3, steps=30, lam=AutoLam(start=2.0),
+                          n_samples=1, seed=0, init="adjoint")
+    assert result.config["lam"] == 2.0 and "forward model" in result.config["lam_choice"]["note"]
+    assert min(result.config["lam_choice"]["pilot_ratios"]) > 1.5

@@ -51,12 +51,12 @@ def test_reconstruct_shows_progress_by_default_and_not_when_asked(capsys):
     problem = problem_from_measurement(ct.simulate(mu, views=6, I0=1e5, pixel_spacing_mm=5.0, seed=0), "ct")
     reconstruct(problem, steps=2, n_samples=1, calibration=None)
     shown = capsys.readouterr().err
-    assert "RED-Diff ct" in shown and "2/2" in shown
+    assert "RED-Diff ct" in shown and "8/8" in shown  # lam="auto": 3 one-sample pilots, then the sample
     reconstruct(problem, steps=2, n_samples=1, calibration=None, progress=False)
     assert "RED-Diff" not in capsys.readouterr().err
     seen = []
     reconstruct(problem, steps=2, n_samples=1, calibration=None, callback=seen.append)  # a given callback wins
-    assert len(seen) == 2 and "RED-Diff" not in capsys.readouterr().err
+    assert len(seen) == 8 and "RED-Diff" not in capsys.readouterr().err
 
 
 def test_the_html_repr_shows_thumbnails_units_and_settings():
