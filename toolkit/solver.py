@@ -260,8 +260,8 @@ def red_diff(y: torch.Tensor, physics, prior: Prior, *, data_term=None, steps: i
         lam_choice = _choose_lam(lam, solve, seeds[0], batch_size, n_samples,
                                  lambda mu: deviance_ratio(nll, y, physics.A(prior.transform.to_physical(mu))))
         lam = lam_choice["lam"]
-    chunks, batch_size = _in_chunks(solve, seeds, batch_size,
-                                    offset=lam_choice.pop("pilot_chunks") if lam_choice else 0)
+    pilot_chunks = lam_choice.pop("pilot_chunks") if lam_choice else 0
+    chunks, batch_size = _in_chunks(solve, seeds, batch_size, offset=pilot_chunks)
     samples = prior.transform.to_physical(torch.cat(chunks))
     elapsed = time.perf_counter() - started
 
@@ -275,7 +275,7 @@ def red_diff(y: torch.Tensor, physics, prior: Prior, *, data_term=None, steps: i
     if lam_choice is not None:
         config["lam_choice"] = {k: v for k, v in lam_choice.items() if k != "lam"}
     attrs = {"config": config, "seeds": seeds, "time_s": elapsed,
-             "time_per_step_s": elapsed / (steps * math.ceil(n_samples / batch_size)),
+             "time_per_step_s": elapsed / (steps * (pilot_chunks + math.ceil(n_samples / batch_size))),
              "device": str(y.device), "torch_version": str(torch.__version__),
              "reddiff_version": _version()}
     return Reconstruction.from_samples(samples, quantiles=quantiles, keep_samples=keep_samples,
