@@ -119,12 +119,12 @@ def stop_on_sigterm():
 def _lam(text: str | None):
     """``--lam``: a number >= 0, ``auto`` (the discrepancy principle), or None (the modality's default)."""
     if text is None or text.strip().lower() == "auto":
-        return None if text is None else "auto"
+        return text and "auto"
     try:
         value = float(text)
     except ValueError:
-        raise InputError(f"--lam must be a number >= 0 or 'auto', got {text!r}", field="lam") from None
-    if not value >= 0 or value == float("inf"):
+        value = float("nan")
+    if not 0 <= value < float("inf"):
         raise InputError(f"--lam must be a number >= 0 or 'auto', got {text!r}", field="lam")
     return value
 

@@ -20,6 +20,7 @@ about one per measured entry: the discrepancy principle behind ``lam="auto"``
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable
 
@@ -52,6 +53,7 @@ def poisson_deviance(counts: torch.Tensor, rate: torch.Tensor) -> torch.Tensor:
 _EXPANSION_FROM = 20.0
 
 
+@functools.cache
 def _expected_deviance_table() -> tuple[torch.Tensor, torch.Tensor]:
     r"""Exact :math:`\mathbb E[D]` of one Poisson entry on a log grid of rates up to ``_EXPANSION_FROM``."""
     rates = torch.logspace(-4, math.log10(_EXPANSION_FROM), 160, dtype=torch.float64)
@@ -59,9 +61,6 @@ def _expected_deviance_table() -> tuple[torch.Tensor, torch.Tensor]:
     log_pmf = torch.xlogy(k, rates) - rates - torch.lgamma(k + 1)
     deviance = 2.0 * (torch.xlogy(k, k / rates) - (k - rates))
     return rates.log(), (log_pmf.exp() * deviance).sum(dim=0)
-
-
-_TABLE: tuple | None = None
 
 
 def expected_poisson_deviance(rate: torch.Tensor) -> torch.Tensor:
@@ -78,10 +77,7 @@ def expected_poisson_deviance(rate: torch.Tensor) -> torch.Tensor:
     >>> round(float(expected_poisson_deviance(torch.full((1, 10), 100.0))), 3)
     10.017
     """
-    global _TABLE
-    if _TABLE is None:
-        _TABLE = _expected_deviance_table()
-    log_rates, values = _TABLE
+    log_rates, values = _expected_deviance_table()
     mu = rate.detach().double().clamp(min=1e-4)
     large = 1 + 1 / (6 * mu) + 1 / (6 * mu**2)
     index = torch.searchsorted(log_rates, mu.log().clamp(max=float(log_rates[-1])).contiguous())
@@ -136,8 +132,8 @@ class GaussianLikelihood:
         unsampled k-space of a masked MRI measurement is stored as zeros; a noisy
         measured value is never exactly zero). Complex entries count twice.
         """
-        measured = (y != 0).to(Ax.dtype) * (2.0 if y.is_complex() else 1.0)
-        return _sum_per_sample(measured.expand_as(Ax) if measured.shape != Ax.shape else measured)
+        measured = (y != 0).float() * (2.0 if y.is_complex() else 1.0)
+        return _sum_per_sample(measured.expand(Ax.shape))
 
     def __repr__(self) -> str:
         return f"GaussianLikelihood(sigma={self.sigma:g})"
@@ -226,20 +222,23 @@ class TransmissionLikelihood:
         self.I0 = I0
 
     def __call__(self, y: torch.Tensor, Ax: torch.Tensor) -> torch.Tensor:
-        I0 = self.I0.to(Ax.device)
-        return _sum_per_sample(I0 * torch.exp(-Ax) + y * Ax)
+        return _sum_per_sample(self._rate(Ax) + y * Ax)
+
+    def _rate(self, Ax: torch.Tensor) -> torch.Tensor:
+        r"""Expected counts :math:`I_0 e^{-Ax}`."""
+        return self.I0.to(Ax.device) * torch.exp(-Ax)
 
     def sample(self, Ax: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
         r"""Counts drawn from the model, :math:`y \sim \mathrm{Poisson}(I_0\, e^{-Ax})`."""
-        return torch.poisson(self.I0.to(Ax.device) * torch.exp(-Ax), generator=generator)
+        return torch.poisson(self._rate(Ax), generator=generator)
 
     def deviance(self, y: torch.Tensor, Ax: torch.Tensor) -> torch.Tensor:
         r"""Poisson deviance of the counts at the rate :math:`I_0 e^{-Ax}` (:func:`poisson_deviance`)."""
-        return poisson_deviance(y, self.I0.to(Ax.device) * torch.exp(-Ax))
+        return poisson_deviance(y, self._rate(Ax))
 
     def expected_deviance(self, y: torch.Tensor, Ax: torch.Tensor) -> torch.Tensor:
         """Its expectation at that rate (:func:`expected_poisson_deviance`)."""
-        return expected_poisson_deviance(self.I0.to(Ax.device) * torch.exp(-Ax) + torch.zeros_like(y))
+        return expected_poisson_deviance(self._rate(Ax))
 
     def __repr__(self) -> str:
         value = f"{float(self.I0):g}" if self.I0.numel() == 1 else f"tensor{tuple(self.I0.shape)}"
@@ -287,9 +286,7 @@ class ShiftedPoissonLikelihood:
         self.background, self.read_noise, self.floor = float(background), float(read_noise), float(floor)
 
     def __call__(self, y: torch.Tensor, Ax: torch.Tensor) -> torch.Tensor:
-        shift = self.background + self.read_noise**2
-        rate = (Ax + shift).clamp(min=self.floor)
-        counts = (y + self.read_noise**2).clamp(min=0)
+        rate, counts = self._rate(Ax), self._counts(y)
         return _sum_per_sample(rate - counts * torch.log(rate))
 
     def sample(self, Ax: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -297,17 +294,21 @@ class ShiftedPoissonLikelihood:
         counts = torch.poisson(Ax.clamp_min(0) + self.background, generator=generator)
         return counts + self.read_noise * torch.randn(Ax.shape, generator=generator, dtype=Ax.dtype)
 
-    def _shifted(self, y: torch.Tensor, Ax: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        shift = self.background + self.read_noise**2
-        return (y + self.read_noise**2).clamp(min=0), (Ax + shift).clamp(min=self.floor)
+    def _rate(self, Ax: torch.Tensor) -> torch.Tensor:
+        r""":math:`\lambda = Ax + b + r^2`, clamped at ``floor``."""
+        return (Ax + self.background + self.read_noise**2).clamp(min=self.floor)
+
+    def _counts(self, y: torch.Tensor) -> torch.Tensor:
+        r""":math:`y + r^2`, clamped at 0."""
+        return (y + self.read_noise**2).clamp(min=0)
 
     def deviance(self, y: torch.Tensor, Ax: torch.Tensor) -> torch.Tensor:
         r"""Poisson deviance of :math:`y + r^2` at the rate :math:`\lambda = Ax + b + r^2`."""
-        return poisson_deviance(*self._shifted(y, Ax))
+        return poisson_deviance(self._counts(y), self._rate(Ax))
 
     def expected_deviance(self, y: torch.Tensor, Ax: torch.Tensor) -> torch.Tensor:
         """Its expectation at that rate (:func:`expected_poisson_deviance`; the shift makes rates >= r^2)."""
-        return expected_poisson_deviance(self._shifted(y, Ax)[1] + torch.zeros_like(y))
+        return expected_poisson_deviance(self._rate(Ax))
 
     def __repr__(self) -> str:
         return f"ShiftedPoissonLikelihood(background={self.background:g}, read_noise={self.read_noise:g})"

@@ -227,7 +227,8 @@ def reconstruct(problem: Problem, *, prior=None, n_samples: int = 8, seed: int |
     import inspect
 
     modality = modalities.get(problem.modality)
-    settings = modality.defaults.as_kwargs(noise=modality.noise_level(problem))
+    noise = modality.noise_level(problem)
+    settings = modality.defaults.as_kwargs(noise=noise)
     known = set(inspect.signature(red_diff).parameters) - {"y", "physics", "prior", "init", "n_samples", "seed",
                                                            "callback", "keep_samples"}
     unknown = sorted(set(overrides) - known)
@@ -236,7 +237,7 @@ def reconstruct(problem: Problem, *, prior=None, n_samples: int = 8, seed: int |
                          field=unknown[0])
     settings.update({k: v for k, v in overrides.items() if v is not None})
     if isinstance(settings["lam"], str) and settings["lam"] == "auto":  # pilots around the scaled default
-        settings["lam"] = modality.defaults.auto_lam(modality.noise_level(problem))
+        settings["lam"] = modality.defaults.auto_lam(noise)
     try:
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     except RuntimeError as err:

@@ -255,12 +255,11 @@ def red_diff(y: torch.Tensor, physics, prior: Prior, *, data_term=None, steps: i
                          weight_fn=weight_fn, sigma_x0=sigma_x0, betas=betas, callback=callback,
                          progress=progress)
 
-    lam_choice = None
+    lam_choice, pilot_chunks = None, 0
     if isinstance(lam, AutoLam):
-        lam_choice = _choose_lam(lam, solve, seeds[0], batch_size, n_samples,
-                                 lambda mu: deviance_ratio(nll, y, physics.A(prior.transform.to_physical(mu))))
-        lam = lam_choice["lam"]
-    pilot_chunks = lam_choice.pop("pilot_chunks") if lam_choice else 0
+        lam, lam_choice, pilot_chunks = _choose_lam(
+            lam, solve, seeds[0], batch_size, n_samples,
+            lambda mu: deviance_ratio(nll, y, physics.A(prior.transform.to_physical(mu))))
     chunks, batch_size = _in_chunks(solve, seeds, batch_size, offset=pilot_chunks)
     samples = prior.transform.to_physical(torch.cat(chunks))
     elapsed = time.perf_counter() - started
@@ -273,7 +272,7 @@ def red_diff(y: torch.Tensor, physics, prior: Prior, *, data_term=None, steps: i
               "prior": prior.name, "transform": prior.transform.to_config(),
               "physics": type(physics).__name__, "data_term": repr(nll), "reduction": "sum"}
     if lam_choice is not None:
-        config["lam_choice"] = {k: v for k, v in lam_choice.items() if k != "lam"}
+        config["lam_choice"] = lam_choice
     attrs = {"config": config, "seeds": seeds, "time_s": elapsed,
              "time_per_step_s": elapsed / (steps * (pilot_chunks + math.ceil(n_samples / batch_size))),
              "device": str(y.device), "torch_version": str(torch.__version__),
@@ -304,22 +303,26 @@ def auto_batch_size(prior: Prior, mu0: torch.Tensor, n_samples: int,
     return max(1, min(n_samples, int(memory_fraction * free // per_sample)))
 
 
-def _choose_lam(auto: AutoLam, solve, first_seed: int, batch_size: int, n_samples: int, ratio_of) -> dict:
+def _choose_lam(auto: AutoLam, solve, first_seed: int, batch_size: int, n_samples: int,
+                ratio_of) -> tuple[float, dict, int]:
     """Run the pilots of ``auto`` (one sample each, seeds spawned from ``first_seed``) and pick
-    the weight whose deviance ratio reaches the target (:func:`reddiff.discrepancy.solve_for_target`).
-    Their progress comes first in the chunk count (``"pilots": True`` in the callback's dict)."""
+    the weight whose deviance ratio reaches the target (:func:`reddiff.discrepancy.choose_weight`).
+    Their progress comes first in the chunk count (``"pilots": True`` in the callback's dict).
+
+    Returns the weight, the record of the choice (``config["lam_choice"]``) and the number of
+    chunks the pilots ran in."""
     lams = auto.pilots()
     pilot_seeds = sample_seeds(first_seed, len(lams))
     by_seed = dict(zip(pilot_seeds, lams))
     chunks, _ = _in_chunks(lambda chunk, progress: solve(chunk, {**progress, "pilots": True}, by_seed),
                            pilot_seeds, batch_size, later=math.ceil(n_samples / batch_size))
-    with torch.no_grad():
-        ratios = [float(r) for r in ratio_of(torch.cat(chunks))]
+    ratios = [float(r) for r in ratio_of(torch.cat(chunks))]
     chosen, note = choose_weight(auto, lams, ratios)
     if note is not None:
         warnings.warn(note, RuntimeWarning, stacklevel=3)
-    return {"lam": chosen, **auto.to_config(), "pilot_lams": lams, "pilot_ratios": ratios,
-            "pilot_seeds": pilot_seeds, "pilot_chunks": len(chunks), **({"note": note} if note else {})}
+    record = {**auto.to_config(), "pilot_lams": lams, "pilot_ratios": ratios, "pilot_seeds": pilot_seeds,
+              **({"note": note} if note else {})}
+    return chosen, record, len(chunks)
 
 
 def _in_chunks(solve, seeds: list, batch_size: int, *, offset: int = 0, later: int = 0) -> tuple[list, int]:
