@@ -10,7 +10,8 @@ sample and never a training image) are measured like the modality's canonical me
 generated image so no held-out image sets even the scale) at three noise levels around it,
 image ``i`` at level ``i mod 3`` (:func:`reddiff.calibration.problems_like`), reconstructed
 with the shipped defaults and no calibration, and the split-conformal factor of their 90 %
-intervals is fitted (:func:`reddiff.pipeline.calibrate_on`). ``--quick`` fits on two images
+intervals is fitted (:func:`reddiff.pipeline.calibrate_on`); the three levels make it
+a noise power law :math:`k_0 (\sigma/\sigma_0)^b` (:func:`reddiff.uncertainty.fit_calibration`). ``--quick`` fits on two images
 with 10 steps into a temporary folder (a smoke test; nothing shipped is touched).
 """
 
@@ -57,7 +58,9 @@ def fit_default(name: str, *, n_samples: int, quick: bool = False, seed: int = 0
                                **({"steps": 10} if quick else {}))
     context = {**calibration.context, "like": f"{name} canonical measurement at {', '.join(map(_describe, settings))}",
                "fitted_by": "python benchmarks/fit_calibrations.py"}
-    print(f"{name}: k = {calibration.scales[0]:.3g} (raw coverage {calibration.coverage_before:.1%}); per image "
+    law = (f" at noise level {calibration.noise_reference:.3g}, x (noise / that)^{calibration.noise_exponent:.2f}"
+           if calibration.noise_conditioned else "")
+    print(f"{name}: k = {calibration.scales[0]:.3g}{law} (raw coverage {calibration.coverage_before:.1%}); per image "
           f"{context['factor_per_image']}; {time.perf_counter() - started:.0f} s", flush=True)
     return dataclasses.replace(calibration, context=context)
 

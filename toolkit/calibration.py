@@ -12,7 +12,9 @@ measurements *like the one to be reconstructed*:
    (:func:`reddiff.pipeline.calibrate_on` runs 2 and 3);
 3. the widening factor :math:`k` is the split-conformal quantile of the scores
    :math:`|x - m| / (z_L s)` pooled over the references
-   (:func:`reddiff.uncertainty.fit_calibration`).
+   (:func:`reddiff.uncertainty.fit_calibration`); references measured at several noise
+   levels give a factor that follows the noise level, :math:`k_0 (\sigma/\sigma_0)^b`,
+   resolved for each measurement by :func:`at_noise_of`.
 
 Each modality ships a **default** calibration, fitted the same way on generated images
 (``Modality.calibration_images``; never a held-out sample) at three noise levels around
@@ -137,6 +139,8 @@ def fit(problems: dict[str, Problem], results: list[Reconstruction], *, level: f
     Returns
     -------
     Calibration
+        Noise-conditioned when the problems' noise levels span a ratio of at least
+        :data:`reddiff.uncertainty.NOISE_LAW_MIN_RATIO` (:func:`reddiff.uncertainty.fit_calibration`).
         Its ``context`` adds the modality, the noise levels and measurement shapes fitted
         on, the references' names and the factor each alone would need (its spread
         says how far the calibration transfers between images).
@@ -153,9 +157,9 @@ def fit(problems: dict[str, Problem], results: list[Reconstruction], *, level: f
         if problem.truth is None:
             raise InputError(f"problem {name!r} has no truth", field="problems")
         truths.append(modality.reference_for(result, problem))
-    calibration = fit_calibration(results, truths, level=level, bins=bins)
-    alone = [fit_calibration([r], [t], level=level).scales[0] for r, t in zip(results, truths)]
     levels = [modality.noise_level(p) for p in problems.values()]
+    calibration = fit_calibration(results, truths, level=level, bins=bins, noise_levels=levels)
+    alone = [fit_calibration([r], [t], level=level).scales[0] for r, t in zip(results, truths)]
     context = {**calibration.context, "modality": modality.name, "noise_levels": [min(levels), max(levels)],
                "measurement_shapes": sorted({json.dumps(list(p.y.shape[1:])) for p in problems.values()}),
                "fitted_on": list(problems), "factor_per_image": [round(k, 4) for k in alone]}
@@ -253,9 +257,23 @@ def apply(result: Reconstruction, problem: Problem, spec="default") -> Reconstru
         result.dataset.attrs.update(calibration_source=f"{source}: not applied",
                                     calibration_warnings=json.dumps([f"the default calibration {err.message}"]))
         return result
+    calibration = at_noise_of(calibration, problem)
     calibrated = result.calibrated(calibration, check=False)
     calibrated.dataset.attrs.update(calibration_source=source, calibration_warnings=json.dumps(warnings))
     return calibrated
+
+
+def at_noise_of(calibration: Calibration, problem: Problem) -> Calibration:
+    """The calibration's factors at the problem's noise level (:meth:`Calibration.at_noise`).
+
+    The power law is followed up to :data:`NOISE_TOLERANCE` beyond the fitted noise
+    range and held constant further out (where :func:`mismatches` warns).
+    """
+    if not calibration.noise_conditioned:
+        return calibration
+    level = modalities.get(problem.modality).noise_level(problem)
+    low, high = calibration.context.get("noise_levels", (calibration.noise_reference,) * 2)
+    return calibration.at_noise(level, within=(low / NOISE_TOLERANCE, high * NOISE_TOLERANCE))
 
 
 def warnings_of(result: Reconstruction) -> list[str]:
@@ -265,4 +283,4 @@ def warnings_of(result: Reconstruction) -> list[str]:
 
 
 __all__ = ["DEFAULTS_FOLDER", "NOISE_TOLERANCE", "fit_to_grid", "problems_like", "fit", "default_path", "resolve",
-           "mismatches", "apply", "warnings_of"]
+           "mismatches", "apply", "at_noise_of", "warnings_of"]

@@ -323,7 +323,9 @@ def calibrate(
         fitted = dataclasses.replace(fitted, context={**fitted.context, "like": str(like)})
         fitted.save(out)
         spread = fitted.context["factor_per_image"]
-        typer.echo(f"wrote {out}: std widened by {', '.join(f'{k:.3g}' for k in fitted.scales)} for "
+        law = (f" at noise level {fitted.noise_reference:.3g}, times (noise level / {fitted.noise_reference:.3g})"
+               f"^{fitted.noise_exponent:.2f} elsewhere" if fitted.noise_conditioned else "")
+        typer.echo(f"wrote {out}: std widened by {', '.join(f'{k:.3g}' for k in fitted.scales)}{law} for "
                    f"{fitted.level:.0%} intervals (raw coverage {fitted.coverage_before:.1%}); factors needed per "
                    f"image {min(spread):.3g}-{max(spread):.3g}")
 
@@ -452,6 +454,8 @@ def train_prior_command(
     layers_per_block: int = typer.Option(1, help="ResNet blocks per UNet level."),
     attention: bool = typer.Option(False, help="Self-attention at the lowest resolution."),
     name: str = typer.Option("", help="Prior name (default: the folder name)."),
+    init_from: str = typer.Option(None, help="Fine-tune: start from this trained prior (a shipped name or a "
+                                  "folder); its architecture, channels and transform are kept."),
     card: bool = typer.Option(True, help="Write MODEL_CARD.md and samples.png."),
     debug: bool = DEBUG,
 ) -> None:
@@ -463,7 +467,7 @@ def train_prior_command(
     import torch
     from tqdm.auto import tqdm
 
-    from .priors import recipes, transform_from_config, train_prior
+    from .priors import ValueTransform, recipes, transform_from_config, train_prior
     from .priors.card import write_model_card
 
     if threads:
@@ -476,7 +480,8 @@ def train_prior_command(
             raise ReddiffError("give IMAGES (files or folders) or --recipe ct|mri|astro")
         chosen = recipes.get_recipe(recipe) if recipe else None
         try:
-            value_transform = chosen.transform if chosen else transform_from_config(json.loads(transform or "{}"))
+            value_transform = chosen.transform if chosen else \
+                transform_from_config(json.loads(transform)) if transform else None if init_from else ValueTransform()
             widths = [int(c) for c in block_out_channels.split(",")]
         except ValueError as err:  # JSONDecodeError is a ValueError
             raise ReddiffError(f"--transform must be a JSON object and --block-out-channels integers "
@@ -489,8 +494,10 @@ def train_prior_command(
                 flag = param.opts[0] if value or not param.secondary_opts else param.secondary_opts[0]
                 command += [flag] if isinstance(value, bool) else [flag, str(value)]
         record = {"data": chosen.description if chosen else ", ".join(images), "command": shlex.join(command)}
-        model_config = {"block_out_channels": widths,
-                        "layers_per_block": layers_per_block, "attention": attention}
+        architecture = ("block_out_channels", "layers_per_block", "attention")
+        given = any(ctx.get_parameter_source(key).name != "DEFAULT" for key in architecture)
+        model_config = None if init_from and not given else \
+            {"block_out_channels": widths, "layers_per_block": layers_per_block, "attention": attention}
         rank = int(os.environ.get("RANK", "0"))
         with tqdm(total=steps, desc="train-prior", unit="step", disable=rank != 0) as bar:
             def show(info: dict) -> None:
@@ -503,6 +510,6 @@ def train_prior_command(
                                  steps=steps, lr=lr, ema_decay=ema_decay, seed=seed, resume=resume,
                                  device=device, checkpoint_every=checkpoint_every,
                                  model_config=model_config, name=name or (recipe or ""), record=record,
-                                 callback=show)
+                                 init_from=init_from, callback=show)
         if card and rank == 0:
             write_model_card(result.prior, out, evaluation=chosen.evaluation() if chosen else None)

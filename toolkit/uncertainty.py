@@ -36,6 +36,11 @@ pixels is covered with probability at least :math:`L`. Optionally the pixels are
 split into ``bins`` by their std (Mondrian conformal) with one :math:`k` per bin,
 so that confident and unsure pixels are each covered at the nominal rate.
 
+The factor can also follow the measurement's noise level :math:`\sigma` (a
+power law fitted across images measured at several noise levels, see
+:func:`fit_calibration`): :math:`k(\sigma) = k_0 (\sigma/\sigma_0)^{b}`, resolved for
+one measurement by :meth:`Calibration.at_noise`.
+
 Coverage is marginal over pixels and images. Pixels of one image are correlated,
 so the effective number of calibration points is smaller than :math:`n`; use a few
 images (more than ~5) per calibration. Complex images are treated per channel (real
@@ -46,7 +51,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from statistics import NormalDist
 from typing import TYPE_CHECKING, Sequence
@@ -63,6 +68,8 @@ if TYPE_CHECKING:  # pragma: no cover
 METHODS = ("normal", "quantile")
 CONTEXT_KEYS = ("prior", "physics", "steps", "lr", "lam", "weighting", "timesteps",
                 "sigma_x0", "n_samples")
+#: Noise levels spanning less than this ratio are too close to fit a noise power law on.
+NOISE_LAW_MIN_RATIO = 1.5
 
 
 def normal_quantile(level: float) -> float:
@@ -192,7 +199,11 @@ class Calibration:
 
     The calibrated interval at ``level`` is :math:`m \pm k(s)\, d_\pm` (see the
     module notes), with :math:`k(s)` = ``scales[b]`` for pixels whose std :math:`s`
-    falls in bin ``b`` of ``edges``.
+    falls in bin ``b`` of ``edges``. A noise-conditioned calibration
+    (``noise_reference > 0``) holds the factors at the noise level
+    :math:`\sigma_0` = ``noise_reference``; at noise level :math:`\sigma` they are
+    :math:`k(s)\,(\sigma/\sigma_0)^{b}` with :math:`b` = ``noise_exponent``
+    (:meth:`at_noise`).
 
     Parameters
     ----------
@@ -210,6 +221,10 @@ class Calibration:
         Size of the calibration set (pixels counted per channel).
     coverage_before, coverage_after : float
         Coverage on the calibration set with :math:`k = 1` and with the fitted factors.
+    noise_exponent : float
+        :math:`b` of the noise-level power law (0: the factors do not depend on it).
+    noise_reference : float
+        :math:`\sigma_0`, the noise level the ``scales`` hold at (0: not noise-conditioned).
     """
 
     level: float
@@ -221,10 +236,17 @@ class Calibration:
     n_pixels: int = 0
     coverage_before: float = float("nan")
     coverage_after: float = float("nan")
+    noise_exponent: float = 0.0
+    noise_reference: float = 0.0
 
     def __post_init__(self):
         _check_level(self.level)
         _check_method(self.method)
+        if not (math.isfinite(self.noise_exponent) and math.isfinite(self.noise_reference)
+                and self.noise_reference >= 0 and (self.noise_reference > 0 or self.noise_exponent == 0)):
+            raise InputError(f"noise_exponent {self.noise_exponent!r} and noise_reference "
+                             f"{self.noise_reference!r} must be finite, the reference >= 0 "
+                             "(0 only with exponent 0)", field="noise_reference")
         object.__setattr__(self, "scales", tuple(float(k) for k in self.scales))
         object.__setattr__(self, "edges", tuple(float(e) for e in self.edges))
         if not self.scales or not all(0 < k < math.inf for k in self.scales):
@@ -238,6 +260,45 @@ class Calibration:
         """The widening factor of each pixel, from its std (same shape as ``std``)."""
         bins = np.searchsorted(np.asarray(self.edges), np.asarray(std), side="right")
         return np.asarray(self.scales)[bins]
+
+    @property
+    def noise_conditioned(self) -> bool:
+        """Whether the factors depend on the measurement's noise level (see :meth:`at_noise`)."""
+        return self.noise_reference > 0
+
+    def at_noise(self, noise_level: float, *, within: tuple[float, float] | None = None) -> "Calibration":
+        r"""The factors at one measurement's noise level: :math:`k\,(\sigma/\sigma_0)^{b}`.
+
+        Parameters
+        ----------
+        noise_level : float
+            :math:`\sigma` of the measurement (``Modality.noise_level``).
+        within : (float, float), optional
+            :math:`\sigma` is clipped to this range first (the power law is not
+            extrapolated beyond it).
+
+        Returns
+        -------
+        Calibration
+            Not noise-conditioned; ``context["noise_law"]`` says how its factors were made.
+            Unchanged if this calibration is not noise-conditioned.
+
+        Examples
+        --------
+        >>> cal = Calibration(level=0.9, scales=(4.0,), noise_exponent=-1.0, noise_reference=0.01)
+        >>> cal.at_noise(0.02).scales
+        (2.0,)
+        """
+        if not self.noise_conditioned:
+            return self
+        if not (isinstance(noise_level, (int, float, np.floating)) and 0 < noise_level < math.inf):
+            raise InputError(f"noise level must be a positive number, got {noise_level!r}", field="noise_level")
+        sigma = float(np.clip(noise_level, *within)) if within else float(noise_level)
+        factor = (sigma / self.noise_reference) ** self.noise_exponent
+        law = (f"k = {self.scales[0]:.3g} (sigma / {self.noise_reference:.3g})^{self.noise_exponent:.2f}"
+               f" at sigma {sigma:.3g}" + (f" (measured {noise_level:.3g})" if sigma != noise_level else ""))
+        return replace(self, scales=tuple(k * factor for k in self.scales), noise_exponent=0.0, noise_reference=0.0,
+                       context={**self.context, "noise_law": law})
 
     def to_dict(self) -> dict:
         """A JSON-serialisable dict (inverse: :meth:`from_dict`)."""
@@ -318,7 +379,8 @@ def interval(reconstruction: "Reconstruction", level: float = 0.9, *, method: st
 
 
 def fit_calibration(reconstructions: Sequence["Reconstruction"], truths, *, level: float = 0.9,
-                    method: str = "normal", bins: int = 1) -> Calibration:
+                    method: str = "normal", bins: int = 1,
+                    noise_levels: Sequence[float] | None = None) -> Calibration:
     r"""Fit widening factors so intervals at ``level`` cover the truth (split conformal).
 
     Parameters
@@ -334,6 +396,10 @@ def fit_calibration(reconstructions: Sequence["Reconstruction"], truths, *, leve
         Uncalibrated half-widths (see the module notes).
     bins : int
         Number of std bins (equal-count, from the pooled stds), one factor each.
+    noise_levels : sequence of float, optional
+        The noise level :math:`\sigma_i` of each reconstruction's measurement. Given, and
+        spanning a ratio of at least :data:`NOISE_LAW_MIN_RATIO`, the factor follows a
+        power law in it (see Notes).
 
     Returns
     -------
@@ -345,6 +411,12 @@ def fit_calibration(reconstructions: Sequence["Reconstruction"], truths, *, leve
     :math:`r = (m - x)/d_-` below the mean and :math:`(x - m)/d_+` above; the
     factor of a bin with :math:`n` scores is its :math:`\lceil (n+1) L \rceil`-th
     smallest (:func:`conformal_quantile`).
+
+    With noise levels, the exponent :math:`b` is the least-squares slope of
+    :math:`\log k_i` on :math:`\log \sigma_i`, :math:`k_i` the factor image :math:`i`
+    alone needs; each image's scores are divided by :math:`(\sigma_i/\sigma_0)^b`,
+    :math:`\sigma_0` the geometric mean of the levels, before pooling, so the
+    fitted factors hold at :math:`\sigma_0` and the pooled coverage stays :math:`L`.
 
     Examples
     --------
@@ -371,6 +443,9 @@ def fit_calibration(reconstructions: Sequence["Reconstruction"], truths, *, leve
         x = _image_like(truth, rec, f"truths[{i}]")
         scores.append(_scores(rec, x, level, method).ravel())
         stds.append(rec.std.values.ravel())
+    exponent, reference = _noise_law(scores, noise_levels, level)
+    if reference > 0:
+        scores = [r / (sigma / reference) ** exponent for r, sigma in zip(scores, noise_levels)]
     scores, stds = np.concatenate(scores), np.concatenate(stds)
     edges = np.unique(np.quantile(stds, np.arange(1, bins) / bins)) if bins > 1 else np.array([])
     which = np.searchsorted(edges, stds, side="right")
@@ -382,7 +457,27 @@ def fit_calibration(reconstructions: Sequence["Reconstruction"], truths, *, leve
     return Calibration(level=level, scales=tuple(scales), edges=tuple(edges), method=method,
                        context=context, n_images=len(reconstructions), n_pixels=int(scores.size),
                        coverage_before=float(np.mean(scores <= 1.0)),
-                       coverage_after=float(np.mean(scores <= np.asarray(scales)[which])))
+                       coverage_after=float(np.mean(scores <= np.asarray(scales)[which])),
+                       noise_exponent=exponent, noise_reference=reference)
+
+
+def _noise_law(scores: list, noise_levels, level: float) -> tuple[float, float]:
+    """``(b, sigma_0)`` of :func:`fit_calibration`'s noise power law; ``(0, 0)`` without one."""
+    if noise_levels is None:
+        return 0.0, 0.0
+    sigmas = np.asarray(noise_levels, dtype=np.float64)
+    if sigmas.shape != (len(scores),) or not (np.isfinite(sigmas).all() and (sigmas > 0).all()):
+        raise InputError(f"need one positive noise level per reconstruction ({len(scores)}), got "
+                         f"{list(noise_levels)}", field="noise_levels")
+    log_sigma = np.log(sigmas)
+    if np.ptp(log_sigma) < math.log(NOISE_LAW_MIN_RATIO):
+        return 0.0, 0.0
+    log_k = np.log([conformal_quantile(r, level) for r in scores])
+    if not np.isfinite(log_k).all():
+        raise InputError("an image's own factor is zero or infinite: too few pixels or no spread",
+                         field="reconstructions")
+    slope = float(np.polyfit(log_sigma, log_k, 1)[0])
+    return slope, float(np.exp(log_sigma.mean()))
 
 
 def calibrate(reconstruction: "Reconstruction", calibration: Calibration, *,

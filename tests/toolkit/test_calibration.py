@@ -1,5 +1,6 @@
 """Calibration from reference images measured like a target, its checks, and the CLI around it."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -122,6 +123,19 @@ def test_a_measurement_unlike_the_calibration_gets_warnings_for_each_difference(
     warnings = " ".join(calibration.warnings_of(result))
     assert "noise level" in warnings and "steps=4" in warnings
     assert "lower" in result.dataset  # still applied, but said
+
+
+def test_a_noise_conditioned_calibration_is_resolved_at_the_measurements_noise_level(fitted):
+    like, cal = fitted
+    level = cal.context["noise_levels"][0]
+    law = dataclasses.replace(cal, noise_exponent=-1.0, noise_reference=level)
+    for I0, factor in ((1e5, 1.0), (1e5 / 4, 0.5), (1e3, 0.5)):  # noise x1, x2, x10 (held at the x2 limit)
+        problem = _ct_like(I0=I0)
+        resolved = calibration.at_noise_of(law, problem)
+        assert resolved.scales[0] == pytest.approx(factor * cal.scales[0], rel=1e-6)
+    result = pipeline.reconstruct(_ct_like(I0=1e5 / 4), calibration=law, **FAST)
+    assert np.allclose(result.dataset["std_calibrated"], 0.5 * cal.scales[0] * result.std, rtol=1e-5)
+    assert "noise_law" in result.calibration.context
 
 
 def test_a_calibration_of_another_modality_or_prior_is_refused(fitted, tmp_path):

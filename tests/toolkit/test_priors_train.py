@@ -72,6 +72,41 @@ def test_resume_refuses_other_settings_and_no_resume_starts_over(images, tmp_pat
     assert len(train(images, tmp_path, steps=4, patch_size=8, resume=False).losses) == 4
 
 
+def test_fine_tuning_starts_from_a_priors_weights_and_keeps_its_units(images, tmp_path):
+    base = train(images, tmp_path / "base", steps=20, lr=2e-3)
+    tuned = train_prior(images, tmp_path / "tuned", patch_size=16, batch_size=8, steps=2, lr=1e-5,
+                        init_from=tmp_path / "base")  # architecture and transform from the prior
+    fresh = train(images, tmp_path / "fresh", steps=2, lr=1e-5)
+    assert tuned.prior.transform.to_config() == base.prior.transform.to_config()
+    assert np.mean(tuned.losses) < 0.7 * np.mean(fresh.losses)  # it starts trained
+    source = load_prior(tmp_path / "tuned").info["init_from"]
+    assert source["prior"] == str(tmp_path / "base") and len(source["weights_sha256"]) == 64
+    with pytest.raises(InputError, match="init_from"):  # resuming without it is another run
+        train(images, tmp_path / "tuned", steps=4)
+    with pytest.raises(InputError, match="architecture"):
+        train(images, tmp_path / "wide", steps=1, init_from=tmp_path / "base",
+              model_config={"block_out_channels": (8, 8), "norm_num_groups": 4})
+    with pytest.raises(InputError, match="channel"):
+        train(images, tmp_path / "two", steps=1, init_from=tmp_path / "base", channels=2,
+              transform=None)
+    with pytest.raises(InputError, match="value transform"):
+        train(images, tmp_path / "units", steps=1, init_from=tmp_path / "base",
+              transform=AffineTransform(offset=0.0, scale=3.0))
+
+
+def test_cli_fine_tunes_a_prior(png_folder, tmp_path):
+    runner = CliRunner()
+    base = runner.invoke(app, ["train-prior", str(png_folder), "--out", str(tmp_path / "base"), "--steps", "2",
+                               *TINY_CLI])
+    assert base.exit_code == 0, base.output
+    tuned = runner.invoke(app, ["train-prior", str(png_folder), "--out", str(tmp_path / "tuned"), "--steps", "1",
+                                "--patch-size", "16", "--batch-size", "8", "--no-card",
+                                "--init-from", str(tmp_path / "base")])
+    assert tuned.exit_code == 0, tuned.output
+    record = json.loads((tmp_path / "tuned" / "reddiff_prior.json").read_text())["training"]
+    assert record["model_config"]["block_out_channels"] == [8, 16] and "--init-from" in record["command"]
+
+
 def test_training_input_errors(images, tmp_path):
     with pytest.raises(InputError, match="steps"):
         train(images, tmp_path, steps=0)

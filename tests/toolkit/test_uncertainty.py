@@ -127,6 +127,36 @@ def test_calibration_recovers_the_known_factor_and_fixes_held_out_coverage():
     assert abs(z_std - 1.0) < 0.1
 
 
+def test_a_noise_conditioned_calibration_follows_the_noise_power_law():
+    # the spread is the same at every noise level, the error grows like sigma: k = 2 (sigma / 0.01)^1
+    levels = (0.005, 0.005, 0.01, 0.01, 0.02, 0.02)
+    train = [gaussian_case(200 + i, truth_std=2.0 * s / 0.01) for i, s in enumerate(levels)]
+    recs, truths = [r for r, _ in train], [t for _, t in train]
+    law = fit_calibration(recs, truths, noise_levels=levels)
+    assert law.noise_conditioned and law.noise_exponent == pytest.approx(1.0, abs=0.05)
+    assert law.noise_reference == pytest.approx(0.01) and law.scales[0] == pytest.approx(2.0, rel=0.08)
+    pooled = fit_calibration(recs, truths)
+    rec, truth = gaussian_case(300, truth_std=2.0 * 0.014 / 0.01)
+    at = law.at_noise(0.014)
+    assert not at.noise_conditioned and "sigma 0.014" in at.context["noise_law"]
+    tol = binomial_tolerance(0.9, truth.numel()) + 0.02
+    assert abs(uncertainty_metrics(rec, truth, calibration=at)["coverage"] - 0.9) < tol
+    quiet, _ = gaussian_case(301, truth_std=1.0)  # sigma 0.005: the pooled factor over-covers
+    assert uncertainty_metrics(quiet, _, calibration=pooled)["coverage"] > 0.9 + tol
+    assert law.at_noise(0.1, within=(0.0025, 0.04)).scales[0] == pytest.approx(law.at_noise(0.04).scales[0])
+
+
+def test_close_or_bad_noise_levels_give_no_power_law():
+    recs, truths = zip(*(gaussian_case(400 + i, sample_std=0.5) for i in range(2)))
+    assert not fit_calibration(recs, truths, noise_levels=(0.01, 0.012)).noise_conditioned
+    with pytest.raises(InputError, match="one positive noise level per reconstruction"):
+        fit_calibration(recs, truths, noise_levels=(0.01,))
+    with pytest.raises(InputError, match="noise_reference"):
+        Calibration(level=0.9, scales=(1.0,), noise_exponent=-1.0)
+    with pytest.raises(InputError, match="positive number"):
+        Calibration(level=0.9, scales=(1.0,), noise_exponent=-1.0, noise_reference=0.01).at_noise(0.0)
+
+
 def heteroscedastic_case(seed):
     """Left half: std under-stated 2x; right half: 4x (and larger)."""
     g = torch.Generator().manual_seed(seed)

@@ -47,7 +47,7 @@ SHARD_BYTES = 16 * 2**20
 DATA_STREAM = 0
 #: Settings a resumed run must share with its checkpoint.
 RESUME_KEYS = ("channels", "patch_size", "batch_size", "lr", "ema_decay", "seed", "model_config",
-               "transform", "data_sha256")
+               "transform", "data_sha256", "init_from")
 
 
 @dataclass
@@ -79,7 +79,7 @@ def train_prior(sources, out_dir, *, channels: int = 1, transform: ValueTransfor
                 patch_size: int = 32, batch_size: int = 32, steps: int = 1000, lr: float = 5e-4,
                 ema_decay: float = 0.999, seed: int = 0, resume: bool = True, device=None,
                 checkpoint_every: int = 200, model_config: dict | None = None, name: str = "",
-                record: dict | None = None,
+                record: dict | None = None, init_from=None,
                 callback: Callable[[dict], None] | None = None) -> TrainingResult:
     r"""Train a ``UNet2DModel`` noise predictor on patches of images (DDPM, :math:`\epsilon` loss).
 
@@ -92,7 +92,8 @@ def train_prior(sources, out_dir, *, channels: int = 1, transform: ValueTransfor
     channels : {1, 2}
         1 for real images, 2 for complex (real, imag) images.
     transform : ValueTransform, optional
-        Physical to network units (about [-1, 1]); stored with the prior. Identity by default.
+        Physical to network units (about [-1, 1]); stored with the prior. Identity by default
+        (with ``init_from``: that prior's).
     patch_size : int
         Training patch side (the network then applies to any size).
     batch_size : int
@@ -113,11 +114,16 @@ def train_prior(sources, out_dir, *, channels: int = 1, transform: ValueTransfor
     checkpoint_every : int
         Steps between checkpoints (one is always written at the end).
     model_config : dict, optional
-        Options of :func:`make_unet`; :data:`DEFAULT_UNET` by default.
+        Options of :func:`make_unet`; :data:`DEFAULT_UNET` by default (with ``init_from``:
+        that prior's).
     name : str
         Name of the prior (default: the folder name).
     record : dict, optional
         Extra provenance stored in the training record (data description, command).
+    init_from : str or os.PathLike, optional
+        A trained prior (shipped name or folder) whose EMA weights start the run instead of
+        random ones: fine-tuning it on ``sources``. Its channels, transform and architecture
+        must be this run's; the training record names it.
     callback : callable, optional
         Called on rank 0 after each step with ``{"step", "steps", "loss", "ema_decay"}``.
 
@@ -146,6 +152,9 @@ def train_prior(sources, out_dir, *, channels: int = 1, transform: ValueTransfor
     >>> len(result.losses), result.prior.channels
     (2, 1)
     """
+    start = _starting_prior(init_from, channels, transform, model_config)
+    if start is not None:
+        transform, model_config = transform or start.transform, model_config or start.info.get("model_config")
     transform = transform or ValueTransform()
     model_config = {**DEFAULT_UNET, **(model_config or {})}
     model_config["block_out_channels"] = list(model_config["block_out_channels"])
@@ -163,8 +172,12 @@ def train_prior(sources, out_dir, *, channels: int = 1, transform: ValueTransfor
                                transform=transform)
         settings = {"channels": channels, "patch_size": patch_size, "batch_size": batch_size,
                     "lr": lr, "ema_decay": ema_decay, "seed": seed, "model_config": model_config,
-                    "transform": transform.to_config(), "data_sha256": _fingerprint(sampler.images)}
-        model = _init_model(channels, patch_size, model_config, seed).to(device)
+                    "transform": transform.to_config(), "data_sha256": _fingerprint(sampler.images),
+                    "init_from": None if start is None else start.info["reddiff_source"]}
+        model = _init_model(channels, patch_size, model_config, seed)
+        if start is not None:
+            _load_weights(model, start, model_config)
+        model = model.to(device)
         ema = copy.deepcopy(model).requires_grad_(False)
         optimizer = torch.optim.Adam(model.parameters(), lr=lr)
         state = {"step": 0, "losses": [], "wall_time_s": 0.0}
@@ -278,6 +291,38 @@ def _init_model(channels: int, patch_size: int, model_config: dict, seed: int):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return make_unet(channels, sample_size=patch_size, **model_config)
+
+
+def _starting_prior(init_from, channels: int, transform, model_config) -> UNetPrior | None:
+    """The prior a fine-tuning run starts from (None: random weights), checked against the run's
+    channels and, when given, its transform; ``info["reddiff_source"]`` names it and its weights."""
+    if init_from is None:
+        return None
+    from .checkpoint import load_prior
+
+    start = load_prior(init_from, device="cpu")
+    if start.channels != channels:
+        raise InputError(f"has {start.channels} channel(s), this run {channels}; pass channels="
+                         f"{start.channels} (--channels {start.channels})", path=init_from, field="init_from")
+    if transform is not None and transform.to_config() != start.transform.to_config():
+        raise InputError(f"has the value transform {start.transform.to_config()}, this run "
+                         f"{transform.to_config()}; fine-tuning keeps the prior's units", path=init_from,
+                         field="init_from")
+    digest = hashlib.sha256()
+    for key, tensor in sorted(start.unet.state_dict().items()):
+        digest.update(key.encode() + tensor.detach().cpu().contiguous().numpy().tobytes())
+    start.info["reddiff_source"] = {"prior": str(init_from), "weights_sha256": digest.hexdigest()}
+    return start
+
+
+def _load_weights(model, start: UNetPrior, model_config: dict) -> None:
+    """``start``'s weights into the fresh ``model`` (same architecture, else a clear error)."""
+    try:
+        model.load_state_dict(start.unet.state_dict())
+    except RuntimeError as err:
+        raise InputError(f"its architecture {start.info.get('model_config')} differs from this run's "
+                         f"{model_config} ({str(err).splitlines()[0]}); drop the architecture options to "
+                         "use the prior's", field="init_from") from err
 
 
 def _step_rngs(seed: int, step: int) -> tuple[np.random.Generator, torch.Generator]:
