@@ -130,12 +130,14 @@ def _uncertainty_section(reconstruction, truth, level, calibration) -> list[str]
     if calibration is not None:
         factors = ", ".join(f"{k:.3g}" for k in calibration.scales)
         context = dict(calibration.context)
-        fitted_on = context.pop("fitted_on", None)
+        fitted_on, law = context.pop("fitted_on", None), context.pop("noise_law", None)
         lines.append(f"- calibration{f' ({source})' if source else ''}: std widened by {factors} "
                      f"({calibration.method} intervals, {len(calibration.scales)} std bin(s)), fitted for "
                      f"{calibration.level:.0%} coverage on {calibration.n_images} simulated "
                      f"image(s) ({_describe(context)}); coverage there "
                      f"{calibration.coverage_before:.1%} before, {calibration.coverage_after:.1%} after")
+        if law:
+            lines.append(f"- the factor follows the noise level sigma of the measurement: {law}")
         if fitted_on:
             lines.append(f"- fitted on: {', '.join(map(str, fitted_on))}")
     else:

@@ -73,6 +73,16 @@ def test_report_uses_a_calibration_stored_in_the_result(runs, tmp_path):
     assert "| | raw | calibrated |" in text
 
 
+def test_report_gives_the_noise_law_of_a_noise_conditioned_calibration(runs, tmp_path):
+    import dataclasses
+
+    (cal_rec, cal_truth, _), (rec, truth, _) = runs
+    law = dataclasses.replace(fit_calibration([cal_rec], [cal_truth]), noise_exponent=-1.0, noise_reference=0.1)
+    text = write_report(rec.calibrated(law.at_noise(0.2)), tmp_path, truth=truth).read_text()
+    assert f"std widened by {law.scales[0] / 2:.3g}" in text
+    assert "follows the noise level" in text and "at sigma 0.2" in text
+
+
 def test_report_says_how_lam_auto_chose_the_weight(tmp_path):
     physics = dinv.physics.Denoising(noise_model=dinv.physics.GaussianNoise(0.3))
     y = torch.randn(1, 1, 8, 8, generator=torch.Generator().manual_seed(0))
