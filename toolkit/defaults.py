@@ -2,9 +2,9 @@
 
 Each modality holds one :class:`SolverDefaults` (``reddiff.modalities.get(name).defaults``;
 all of them: :data:`reddiff.DEFAULTS`), used by :func:`reddiff.reconstruct`, the command
-line and the README. Each row was tuned on held-out sample images (never the priors'
-training data) with the measurement the modality's ``simulate`` writer makes by
-default; the benchmark's docstring records the grid and the winning PSNRs.
+line and the README. ``lr`` and ``steps`` are tuned on generated validation images (never a
+held-out sample, never training data) measured like the modality's canonical measurement;
+``docs/tuning.md`` records the grid, the winners and the earlier tuning they replaced.
 """
 
 from __future__ import annotations

@@ -166,7 +166,7 @@ def noise_level(problem: Problem) -> float:
 
     ``lam`` was tuned at one noise level per modality and the best ``lam`` was
     measured to scale as :math:`1/\sigma` across a decade of noise (see
-    ``benchmarks/tune_defaults.py``), so :func:`reconstruct` scales the default by
+    ``docs/tuning.md``), so :func:`reconstruct` scales the default by
     this level (``Modality.noise_level`` says what it measures).
     """
     return modalities.get(problem.modality).noise_level(problem)

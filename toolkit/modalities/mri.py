@@ -34,8 +34,9 @@ class MRIModality(Modality):
     title = "MRI"
     file_kinds = ("fastmri",)
     output_formats = ("netcdf", "png", "dicom", "nifti")
-    #: Tuned on mr_small, 4x random lines, 8 coils, k-space sigma 0.01 of the image maximum.
-    defaults = SolverDefaults(prior="mri", steps=200, lr=0.05, lam=100.0, noise_reference=0.01,
+    #: lr and steps tuned on MNI152 slices and synthetic contrasts the prior left out, 4x random lines,
+    #: 8 coils, k-space sigma 0.01 of the image maximum (``benchmarks/tune_defaults.py``).
+    defaults = SolverDefaults(prior="mri", steps=400, lr=0.05, lam=100.0, noise_reference=0.01,
                               weighting="sqrt", timesteps="descending", sigma_x0=0.0, lam_target=0.78)
     load_options = (
         Option("acceleration", None, "MRI: undersample a fully sampled fastMRI file by this factor.",
