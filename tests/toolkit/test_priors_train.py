@@ -107,6 +107,15 @@ def test_cli_fine_tunes_a_prior(png_folder, tmp_path):
     assert record["model_config"]["block_out_channels"] == [8, 16] and "--init-from" in record["command"]
 
 
+def test_checkpoint_files_follow_the_umask(images, tmp_path):
+    old = os.umask(0o022)
+    try:
+        train(images, tmp_path, steps=2)
+    finally:
+        os.umask(old)
+    assert {oct(p.stat().st_mode & 0o777) for p in (tmp_path / "checkpoint").iterdir()} == {"0o644"}
+
+
 def test_training_input_errors(images, tmp_path):
     with pytest.raises(InputError, match="steps"):
         train(images, tmp_path, steps=0)

@@ -179,11 +179,13 @@ class AstroModality(Modality):
         return target / peak
 
     def calibration_images(self) -> dict[str, np.ndarray]:
-        """Six simulated 128x128 fields (Sersic galaxies, Moffat stars, flat sky) of seeds 1000-1005,
-        which the astro prior was not trained on, in counts."""
-        from reddiff.priors.recipes import simulated_sky
+        """Six simulated 128x128 fields (Sersic galaxies, Moffat stars, flat sky) of seeds 1000-1005
+        and three varied ones (diffuse emission, dark to bright sky, sparse to crowded stars) of
+        seeds 1000-1002, which the astro prior was not trained on, in counts."""
+        from reddiff.priors.recipes import simulated_sky, varied_sky
 
-        return {f"simulated field (seed {s})": simulated_sky(128, seed=s) for s in range(1000, 1006)}
+        images = {f"simulated field (seed {s})": simulated_sky(128, seed=s) for s in range(1000, 1006)}
+        return images | {f"varied field (seed {s})": varied_sky(128, seed=s) for s in range(1000, 1003)}
 
     def demo_measurement(self, out_dir: Path, *, seed: int = 0) -> tuple[Path, dict]:
         from reddiff.datasets import read_fits, sample_path, simulate_sky

@@ -25,7 +25,8 @@ mri      2         MNI152 T1 slices in all three orientations (axial 15-150 ever
 astro    1         hubble_deep_field luma at 10 counts per grey level (sky about
                    140 counts), smoothed 1 px and binned 2x2 + smoothed 0.5 px
                    (the JPEG's noise is not sky), + 32 simulated 128x128 fields
-                   (Sersic galaxies, Moffat stars, sky 100-150 counts);
+                   (Sersic galaxies, Moffat stars, sky 100-150 counts) + 128 varied
+                   fields (diffuse emission, sky 0-300 counts, 3-400 stars);
                    :math:`z = 0.43\,\operatorname{asinh}(x / 50) - 1`
 =======  ========  ==============================================================
 """
@@ -190,23 +191,94 @@ def simulated_sky(size: int = 128, *, seed=None) -> np.ndarray:
     >>> image.shape, bool(image.min() >= 100)
     ((32, 32), True)
     """
-    from astropy.modeling.models import Moffat2D, Sersic2D
-
     rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:size, 0:size].astype(np.float64)
     image = np.full((size, size), rng.uniform(100, 150))
-    for _ in range(rng.integers(3, 11)):
+    _add_galaxies(image, rng, rng.integers(3, 11))
+    _add_stars(image, rng, rng.integers(5, 31), peaks=(50, 3000), gamma=(1, 2.5))
+    return image.astype(np.float32)
+
+
+def _add_galaxies(image: np.ndarray, rng: np.random.Generator, count: int) -> None:
+    """Adds ``count`` Sersic galaxies (:func:`simulated_sky`'s ranges, each capped at 3000 counts)."""
+    from astropy.modeling.models import Sersic2D
+
+    size = image.shape[0]
+    y, x = np.mgrid[0:size, 0:size].astype(np.float64)
+    for _ in range(count):
         galaxy = Sersic2D(amplitude=np.exp(rng.uniform(np.log(20), np.log(500))),
                           r_eff=rng.uniform(2, 12), n=rng.uniform(0.5, 4),
                           x_0=rng.uniform(0, size), y_0=rng.uniform(0, size),
                           ellip=rng.uniform(0, 0.7), theta=rng.uniform(0, np.pi))
         image += np.minimum(galaxy(x, y), 3000)
-    for _ in range(rng.integers(5, 31)):
-        star = Moffat2D(amplitude=np.exp(rng.uniform(np.log(50), np.log(3000))),
-                        x_0=rng.uniform(0, size), y_0=rng.uniform(0, size),
-                        gamma=rng.uniform(1, 2.5), alpha=3.0)
+
+
+def _add_stars(image: np.ndarray, rng: np.random.Generator, count: int, *, peaks: tuple, gamma: tuple,
+               alpha: tuple | None = None) -> None:
+    """Adds ``count`` Moffat stars, peaks log-uniform in ``peaks``, :math:`\gamma` and
+    :math:`\alpha` uniform in their ranges (:math:`\alpha = 3` when ``alpha`` is None)."""
+    from astropy.modeling.models import Moffat2D
+
+    size = image.shape[0]
+    y, x = np.mgrid[0:size, 0:size].astype(np.float64)
+    for _ in range(count):
+        star = Moffat2D(amplitude=np.exp(rng.uniform(*np.log(peaks))),
+                        x_0=rng.uniform(0, size), y_0=rng.uniform(0, size), gamma=rng.uniform(*gamma),
+                        alpha=3.0 if alpha is None else rng.uniform(*alpha))
         image += star(x, y)
+
+
+def varied_sky(size: int = 128, *, seed=None) -> np.ndarray:
+    r"""A noise-free sky field in counts with the variety real fields have beyond :func:`simulated_sky`.
+
+    Diffuse emission (nebulae, cirrus, radio lobes), sky levels from dark to bright and
+    star densities from sparse to crowded, so that a prior does not learn one background.
+
+    Parameters
+    ----------
+    size : int
+        Side in pixels.
+    seed : int or numpy.random.Generator, optional
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(size, size)`` float32 counts, non-negative.
+
+    Notes
+    -----
+    Sky :math:`U[0, 300]`; diffuse emission (in 2 of 3 fields)
+    :math:`A\,\exp(g) / \max\exp(g)` with :math:`g` a Gaussian random field of power
+    spectrum :math:`P(k) \propto k^{-\beta}`, :math:`\beta \in [2.5, 4]`, contrast
+    :math:`\sigma_g \in [0.5, 2]` and :math:`A` log-uniform in 10-2000 counts; 0-6 Sersic
+    galaxies as in :func:`simulated_sky`; :math:`N_\star` log-uniform in 3-400 Moffat stars
+    (:math:`\gamma \in [0.8, 3]` px, :math:`\alpha \in [2.5, 4.5]`), peaks log-uniform in
+    20-20000 counts.
+
+    Examples
+    --------
+    >>> image = varied_sky(32, seed=0)
+    >>> image.shape, bool(image.min() >= 0)
+    ((32, 32), True)
+    """
+    rng = np.random.default_rng(seed)
+    image = np.full((size, size), rng.uniform(0, 300))
+    if rng.random() < 2 / 3:
+        image += _diffuse_emission(size, rng)
+    _add_galaxies(image, rng, rng.integers(0, 7))
+    _add_stars(image, rng, int(np.exp(rng.uniform(np.log(3), np.log(400)))), peaks=(20, 20000), gamma=(0.8, 3.0),
+               alpha=(2.5, 4.5))
     return image.astype(np.float32)
+
+
+def _diffuse_emission(size: int, rng: np.random.Generator) -> np.ndarray:
+    """Log-normal diffuse emission: ``A exp(g) / max exp(g)``, ``g`` a power-law Gaussian random field."""
+    k = np.hypot(*np.meshgrid(np.fft.fftfreq(size), np.fft.fftfreq(size), indexing="ij"))
+    k[0, 0] = np.inf
+    spectrum = k ** (-rng.uniform(2.5, 4.0) / 2)
+    field = np.fft.ifft2(spectrum * np.fft.fft2(rng.standard_normal((size, size)))).real
+    field *= rng.uniform(0.5, 2.0) / field.std()
+    emission = np.exp(field - field.max())
+    return np.exp(rng.uniform(np.log(10), np.log(2000))) * emission
 
 
 def _hubble_counts() -> np.ndarray:
@@ -223,8 +295,13 @@ def _hubble_clean(hubble: np.ndarray) -> list:
     return [gaussian_filter(hubble, 1.0), gaussian_filter(_half(hubble), 0.5)]
 
 
+#: Generated fields of the astro recipe: simulated_sky seeds and varied_sky seeds (1000+ are evaluation).
+ASTRO_SIMULATED, ASTRO_VARIED = range(32), range(100, 228)
+
+
 def _astro_images() -> list:
-    return _hubble_clean(_hubble_counts()[:, :872]) + [simulated_sky(128, seed=s) for s in range(32)]
+    return (_hubble_clean(_hubble_counts()[:, :872]) + [simulated_sky(128, seed=s) for s in ASTRO_SIMULATED]
+            + [varied_sky(128, seed=s) for s in ASTRO_VARIED])
 
 
 def _astro_evaluation() -> dict:
@@ -257,7 +334,9 @@ RECIPES = {
                     f"{COUNTS_PER_GREY_LEVEL:g} counts per grey level, its JPEG noise suppressed "
                     "(Gaussian 1 px at full resolution; 2x2 binned then Gaussian 0.5 px), and 32 "
                     "simulated 128x128 fields (reddiff.priors.recipes.simulated_sky seeds 0-31: "
-                    "Sersic galaxies, Moffat stars, flat sky of 100-150 counts)",
+                    "Sersic galaxies, Moffat stars, flat sky of 100-150 counts) and 128 varied ones "
+                    "(reddiff.priors.recipes.varied_sky seeds 100-227: log-normal diffuse emission, "
+                    "sky of 0-300 counts, 3-400 stars)",
                     1, AsinhTransform(softening=50.0, background=0.0, gain=0.43, shift=-1.0),
                     _astro_images, _astro_evaluation),
 }

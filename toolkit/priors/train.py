@@ -34,6 +34,7 @@ import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 
 from ..errors import InputError
+from ..files import default_file_mode
 from .base import ValueTransform, transform_from_config
 from .checkpoint import save_prior
 from .data import PatchSampler, load_images
@@ -386,6 +387,7 @@ def _save_state(folder: Path, settings: dict, model, ema, optimizer, state: dict
     for number, shard in enumerate(_shards(tensors, SHARD_BYTES)):
         name = f"training_state-{state['step']:07d}-{number:03d}.safetensors"
         save_file(shard, folder / (name + ".tmp"))
+        os.chmod(folder / (name + ".tmp"), default_file_mode())  # safetensors writes 0600
         os.replace(folder / (name + ".tmp"), folder / name)
         files.append(name)
     meta = {"settings": settings, "param_groups": optim["param_groups"], "files": files, **state}
