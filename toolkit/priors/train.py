@@ -153,7 +153,7 @@ def train_prior(sources, out_dir, *, channels: int = 1, transform: ValueTransfor
     >>> len(result.losses), result.prior.channels
     (2, 1)
     """
-    start = _starting_prior(init_from, channels, transform, model_config)
+    start, source = _starting_prior(init_from, channels, transform)
     if start is not None:
         transform, model_config = transform or start.transform, model_config or start.info.get("model_config")
     transform = transform or ValueTransform()
@@ -174,7 +174,7 @@ def train_prior(sources, out_dir, *, channels: int = 1, transform: ValueTransfor
         settings = {"channels": channels, "patch_size": patch_size, "batch_size": batch_size,
                     "lr": lr, "ema_decay": ema_decay, "seed": seed, "model_config": model_config,
                     "transform": transform.to_config(), "data_sha256": _fingerprint(sampler.images),
-                    "init_from": None if start is None else start.info["reddiff_source"]}
+                    "init_from": source}
         model = _init_model(channels, patch_size, model_config, seed)
         if start is not None:
             _load_weights(model, start, model_config)
@@ -294,11 +294,11 @@ def _init_model(channels: int, patch_size: int, model_config: dict, seed: int):
         return make_unet(channels, sample_size=patch_size, **model_config)
 
 
-def _starting_prior(init_from, channels: int, transform, model_config) -> UNetPrior | None:
+def _starting_prior(init_from, channels: int, transform) -> tuple[UNetPrior | None, dict | None]:
     """The prior a fine-tuning run starts from (None: random weights), checked against the run's
-    channels and, when given, its transform; ``info["reddiff_source"]`` names it and its weights."""
+    channels and, when given, its transform, and the record naming it and its weights' hash."""
     if init_from is None:
-        return None
+        return None, None
     from .checkpoint import load_prior
 
     start = load_prior(init_from, device="cpu")
@@ -312,8 +312,7 @@ def _starting_prior(init_from, channels: int, transform, model_config) -> UNetPr
     digest = hashlib.sha256()
     for key, tensor in sorted(start.unet.state_dict().items()):
         digest.update(key.encode() + tensor.detach().cpu().contiguous().numpy().tobytes())
-    start.info["reddiff_source"] = {"prior": str(init_from), "weights_sha256": digest.hexdigest()}
-    return start
+    return start, {"prior": str(init_from), "weights_sha256": digest.hexdigest()}
 
 
 def _load_weights(model, start: UNetPrior, model_config: dict) -> None:
