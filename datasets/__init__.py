@@ -14,7 +14,7 @@ from .geometry import dicom_reference, slice_spacing_mm, volume_affine, with_geo
 from .images import ImageData, read_image
 from .nifti import write_nifti
 from .outputs import check_source_formats, source_for_formats, write_result, write_volume_sources
-from .phantoms import ellipse_phantom, pseudo_ct_head, synthetic_mr_contrast, tissue_maps
+from .phantoms import body_phantom, ellipse_phantom, pseudo_ct_head, synthetic_mr_contrast, tissue_maps
 from .samples import SAMPLES, SampleImage, list_samples, sample_image, sample_path
 from .simulate import simulate_fastmri, simulate_sinogram, simulate_sky
 from .sinogram import Sinogram, read_sinogram, write_sinogram
@@ -26,5 +26,5 @@ __all__ = ["read_image", "ImageData", "detect_format", "FORMATS", "file_kind", "
            "read_fastmri", "write_fastmri", "column_mask", "MRIData", "MRIHeader",
            "read_sinogram", "write_sinogram", "Sinogram", "with_geometry", "check_source_formats", "source_for_formats", "slice_spacing_mm", "write_result",
            "simulate_fastmri", "simulate_sinogram", "simulate_sky",
-           "sample_image", "sample_path", "list_samples", "SampleImage", "SAMPLES", "ellipse_phantom", "write_nifti",
+           "sample_image", "sample_path", "list_samples", "SampleImage", "SAMPLES", "ellipse_phantom", "body_phantom", "write_nifti",
            "synthetic_mr_contrast", "tissue_maps", "pseudo_ct_head"]

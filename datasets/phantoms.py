@@ -13,9 +13,15 @@ from reddiff.errors import InputError
 AIR_HU = -1000.0
 BONE_HU = (700.0, 1500.0)
 SOFT_TISSUE_HU = (-100.0, 100.0)
+BRAIN_HU = (20.0, 45.0)
+#: Interior range of generic ellipse phantoms: any contrast from lung to dense bone.
+WIDE_HU = (-950.0, 1200.0)
+LUNG_HU, FAT_HU, MUSCLE_HU, ORGAN_HU = (-900.0, -750.0), (-120.0, -60.0), (30.0, 60.0), (40.0, 75.0)
+CONTRAST_HU, GAS_HU, SPINE_HU = (150.0, 350.0), (-1000.0, -850.0), (250.0, 1000.0)
 
 
-def ellipse_phantom(shape=(64, 64), *, n_ellipses: int = 8, seed=None) -> np.ndarray:
+def ellipse_phantom(shape=(64, 64), *, n_ellipses: int = 8, brain_hu=BRAIN_HU, inner_hu=SOFT_TISSUE_HU,
+                    seed=None) -> np.ndarray:
     r"""A random head-like phantom: skull ring, brain, and soft-tissue ellipses, in HU.
 
     Parameters
@@ -24,6 +30,9 @@ def ellipse_phantom(shape=(64, 64), *, n_ellipses: int = 8, seed=None) -> np.nda
         ``(H, W)`` in pixels, each at least 8.
     n_ellipses : int
         Number of random inner ellipses (lesions, ventricles, ...), at least 0.
+    brain_hu, inner_hu : (float, float)
+        HU ranges of the interior and of the inner ellipses (default: a head's brain
+        and soft tissue; :data:`WIDE_HU` for generic phantoms of any contrast).
     seed : int or numpy.random.Generator, optional
         Source of randomness (``None``: fresh entropy).
 
@@ -41,7 +50,8 @@ def ellipse_phantom(shape=(64, 64), *, n_ellipses: int = 8, seed=None) -> np.nda
               + \left(\frac{R_{\theta_k}(p - c_k)_2}{b_k}\right)^2 \le 1,
 
     and later ellipses paint over earlier ones: head (bone, 700-1500 HU), brain
-    (20-45 HU), then ``n_ellipses`` of -100 to 100 HU inside the brain.
+    (``brain_hu``, default 20-45 HU), then ``n_ellipses`` of ``inner_hu`` (default -100 to
+    100 HU) inside the brain.
 
     Examples
     --------
@@ -58,12 +68,110 @@ def ellipse_phantom(shape=(64, 64), *, n_ellipses: int = 8, seed=None) -> np.nda
     a, b, angle = rng.uniform(0.7, 0.9), rng.uniform(0.8, 0.95), rng.uniform(-0.3, 0.3)
     skull = rng.uniform(0.06, 0.1)
     image[_inside(y, x, (0, 0), (b, a), angle)] = rng.uniform(*BONE_HU)
-    image[_inside(y, x, (0, 0), (b - skull, a - skull), angle)] = rng.uniform(20, 45)
+    image[_inside(y, x, (0, 0), (b - skull, a - skull), angle)] = rng.uniform(*brain_hu)
     for _ in range(int(n_ellipses)):
         centre = rng.uniform(-0.5, 0.5, size=2) * (b - skull, a - skull)
         axes = rng.uniform(0.04, 0.3, size=2)
-        image[_inside(y, x, centre, axes, rng.uniform(0, np.pi))] = rng.uniform(*SOFT_TISSUE_HU)
+        image[_inside(y, x, centre, axes, rng.uniform(0, np.pi))] = rng.uniform(*inner_hu)
     return image.astype(np.float32)
+
+
+def body_phantom(shape=(128, 128), *, seed=None) -> np.ndarray:
+    r"""A random thorax or abdomen cross-section in HU: fat, muscle, organs, lungs or gas, bone.
+
+    Parameters
+    ----------
+    shape : (int, int)
+        ``(H, W)`` in pixels, each at least 8.
+    seed : int or numpy.random.Generator, optional
+        Source of randomness (``None``: fresh entropy).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(H, W)`` float32 in HU, air (-1000) outside the body.
+
+    Notes
+    -----
+    Ellipses (as in :func:`ellipse_phantom`, later ones painting over earlier ones) in
+    coordinates scaled to :math:`[-1, 1]`: a body wider than tall with a subcutaneous fat
+    layer (-120 to -60 HU) over muscle (30-60 HU); ribs at the body's rim; a vertebra
+    (250-1000 HU, a denser cortex) behind an aorta (soft tissue, or 150-350 HU with contrast).
+    Half the phantoms are thoraxes (two lungs of -900 to -750 HU with vessels, a heart), half
+    abdomens (a liver, kidneys, bowel with gas pockets, fat between). The tissues get
+    5 HU of smooth texture and the image a 0.5-1 pixel blur (a CT kernel's resolution).
+
+    Examples
+    --------
+    >>> image = body_phantom((64, 64), seed=0)
+    >>> image.shape, float(image[0, 0]), bool(image.max() > 200)
+    ((64, 64), -1000.0, True)
+    """
+    from scipy.ndimage import gaussian_filter
+
+    h, w = _shape(shape)
+    rng = np.random.default_rng(seed)
+    y, x = np.meshgrid(np.linspace(-1, 1, h), np.linspace(-1, 1, w), indexing="ij")
+    image = np.full((h, w), AIR_HU)
+
+    def paint(centre, axes, value, angle=0.0):
+        image[_inside(y, x, centre, axes, angle)] = value
+
+    tall, wide, tilt = rng.uniform(0.55, 0.75), rng.uniform(0.8, 0.95), rng.uniform(-0.1, 0.1)
+    fat = rng.uniform(0.03, 0.1)
+    paint((0, 0), (tall, wide), rng.uniform(*FAT_HU), tilt)
+    paint((0, 0), (tall - fat, wide - fat), rng.uniform(*MUSCLE_HU), tilt)
+    inner_tall, inner_wide = tall - fat - 0.05, wide - fat - 0.05
+    for angle in rng.uniform(0, 2 * np.pi, size=rng.integers(4, 11)):
+        rim = (0.93 * inner_tall * np.sin(angle), 0.93 * inner_wide * np.cos(angle))
+        paint(rim, rng.uniform(0.015, 0.035, size=2), rng.uniform(*BONE_HU), angle)
+    if rng.random() < 0.5:
+        _thorax(paint, rng, inner_tall, inner_wide)
+    else:
+        _abdomen(paint, rng, inner_tall, inner_wide)
+    back = 0.6 * inner_tall
+    paint((back, 0), (0.13 * inner_tall + 0.02, 0.12), rng.uniform(*BONE_HU))
+    paint((back, 0), (0.13 * inner_tall, 0.1), rng.uniform(*SPINE_HU))
+    aorta_hu = rng.uniform(*CONTRAST_HU) if rng.random() < 0.5 else rng.uniform(*MUSCLE_HU)
+    paint((back - 0.22 * inner_tall - 0.03, rng.uniform(-0.1, 0.1)), (0.06, 0.06), aorta_hu)
+    texture = gaussian_filter(rng.standard_normal((h, w)), 1.5)
+    image = np.where(image > AIR_HU, image + texture * 5.0 / max(float(texture.std()), 1e-6), image)
+    image = gaussian_filter(image, rng.uniform(0.5, 1.0))
+    return np.clip(image, AIR_HU, None).astype(np.float32)
+
+
+def _thorax(paint, rng, tall, wide) -> None:
+    """Two lungs with vessels, and a heart between them (front is -y)."""
+    lung_hu = rng.uniform(*LUNG_HU)
+    for side in (-1, 1):
+        centre = (rng.uniform(-0.15, 0.05) * tall, side * rng.uniform(0.42, 0.5) * wide)
+        axes = (rng.uniform(0.6, 0.8) * tall, rng.uniform(0.3, 0.42) * wide)
+        paint(centre, axes, lung_hu + rng.uniform(-30, 30), side * rng.uniform(0, 0.3))
+        for _ in range(rng.integers(3, 12)):
+            spot = (centre[0] + rng.uniform(-0.6, 0.6) * axes[0], centre[1] + rng.uniform(-0.6, 0.6) * axes[1])
+            paint(spot, rng.uniform(0.01, 0.03, size=2), rng.uniform(-50, 60))
+    heart = (rng.uniform(-0.35, -0.1) * tall, rng.uniform(-0.15, 0.1) * wide)
+    paint(heart, (rng.uniform(0.3, 0.45) * tall, rng.uniform(0.2, 0.3) * wide), rng.uniform(*ORGAN_HU),
+          rng.uniform(-0.5, 0.5))
+
+
+def _abdomen(paint, rng, tall, wide) -> None:
+    """A liver, kidneys and bowel with gas pockets in fat."""
+    for _ in range(rng.integers(3, 8)):
+        centre = (rng.uniform(-0.5, 0.2) * tall, rng.uniform(-0.5, 0.5) * wide)
+        paint(centre, rng.uniform(0.05, 0.15, size=2), rng.uniform(*FAT_HU), rng.uniform(0, np.pi))
+    liver = (rng.uniform(-0.2, 0.1) * tall, -rng.uniform(0.3, 0.45) * wide)
+    paint(liver, (rng.uniform(0.45, 0.65) * tall, rng.uniform(0.3, 0.45) * wide), rng.uniform(*ORGAN_HU),
+          rng.uniform(-0.4, 0.4))
+    kidney_hu = rng.uniform(*CONTRAST_HU) if rng.random() < 0.3 else rng.uniform(*MUSCLE_HU)
+    for side in (-1, 1):
+        paint((0.35 * tall, side * rng.uniform(0.3, 0.4) * wide), (0.15 * tall, 0.08 * wide),
+              kidney_hu, side * rng.uniform(0.2, 0.6))
+    for _ in range(rng.integers(2, 9)):
+        centre = (rng.uniform(-0.6, 0.2) * tall, rng.uniform(-0.1, 0.6) * wide)
+        axes = rng.uniform(0.03, 0.1, size=2)
+        paint(centre, axes, rng.uniform(*MUSCLE_HU), 0.0)
+        paint(centre, 0.6 * axes, rng.uniform(*GAS_HU), 0.0)
 
 
 def _inside(y, x, centre, axes, angle) -> np.ndarray:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from reddiff.datasets.phantoms import AIR_HU, BONE_HU, ellipse_phantom
+from reddiff.datasets.phantoms import AIR_HU, BONE_HU, WIDE_HU, body_phantom, ellipse_phantom
 from reddiff.errors import InputError
 
 
@@ -28,3 +28,25 @@ def test_phantom_rejects_bad_arguments():
         ellipse_phantom((4, 64))
     with pytest.raises(InputError, match="n_ellipses"):
         ellipse_phantom((16, 16), n_ellipses=-1)
+
+
+def test_phantom_interior_follows_the_given_hu_ranges():
+    image = ellipse_phantom((64, 64), n_ellipses=0, brain_hu=(-800.0, -790.0), seed=0)
+    assert -800 <= image[32, 32] <= -790
+    wide = [ellipse_phantom((64, 64), brain_hu=WIDE_HU, inner_hu=WIDE_HU, seed=s)[32, 32] for s in range(20)]
+    assert min(wide) < -300 and max(wide) > 300  # any contrast, not a head's 20-45 HU
+
+
+def test_body_phantom_has_the_tissues_of_a_thorax_or_abdomen():
+    images = [body_phantom((96, 96), seed=s) for s in range(12)]
+    np.testing.assert_array_equal(images[0], body_phantom((96, 96), seed=0))
+    for image in images:
+        assert image.dtype == np.float32 and (image[0] == AIR_HU).all()
+        body = image > -990
+        assert 0.3 < body.mean() < 0.85
+        assert (image > 250).any()  # ribs and spine
+        assert (np.abs(image[body]) < 150).mean() > 0.3  # fat, muscle and organs
+    lungs = [((image > -950) & (image < -650)).mean() for image in images]
+    assert max(lungs) > 0.1 and min(lungs) < 0.05  # thoraxes with lungs, abdomens with a little bowel gas
+    with pytest.raises(InputError, match="shape"):
+        body_phantom((4, 64))

@@ -167,14 +167,16 @@ class CTModality(Modality):
         return self.from_measurement(ct.simulate(x, views=views, I0=I0, pixel_spacing_mm=0.661, seed=seed))
 
     def calibration_images(self) -> dict[str, np.ndarray]:
-        """Four ellipse phantoms (seeds 3000-3003, not trained on) and four pseudo-CT heads from
-        MNI152 axial slices the ct prior was not trained on (42, 74, 106, 122), in 1/mm."""
-        from reddiff.datasets import ellipse_phantom, pseudo_ct_head
+        """Four ellipse phantoms (seeds 3000-3003), two body phantoms (seeds 3997-3998) and four
+        pseudo-CT heads from MNI152 axial slices (42, 74, 106, 122), none trained on, in 1/mm."""
+        from reddiff.datasets import body_phantom, ellipse_phantom, pseudo_ct_head
         from reddiff.operators import ct
         from reddiff.priors.recipes import mni_volumes
 
         images = {f"ellipse phantom (seed {s})": ct.hu_to_mu(ellipse_phantom((128, 128), seed=s))
                   for s in range(3000, 3004)}
+        images.update({f"body phantom (seed {s})": ct.hu_to_mu(body_phantom((128, 128), seed=s))
+                       for s in (3997, 3998)})
         _, maps = mni_volumes()
         for index in (42, 74, 106, 122):
             head = pseudo_ct_head({k: v[index] for k, v in maps.items()}, seed=(index, 9))

@@ -12,7 +12,8 @@ recipe   channels  data (physical units) and value transform
 ct       1         two head CT slices (pydicom) at full and half resolution + 192
                    ellipse phantoms 128x128 and 16 at 256x256 + pseudo-CT heads from the
                    MNI152 tissue maps (:func:`reddiff.datasets.pseudo_ct_head`, 33 axial
-                   slices x 2); HU clipped to [-1000, 3000] then
+                   slices x 2) + 96 body phantoms (thorax, abdomen) and 64 ellipse
+                   phantoms of any contrast, 128x128; HU clipped to [-1000, 3000] then
                    :math:`\mu = \mu_w (1 + HU/1000)` in 1/mm
                    (:func:`reddiff.operators.ct.hu_to_mu`); network units
                    :math:`(\mu - \mu_w)/\mu_w = HU/1000`
@@ -89,25 +90,33 @@ def _half(image: np.ndarray) -> np.ndarray:
 
 #: Ellipse phantoms of the ct recipe: (size, seeds); seeds 1000-1001 are its evaluation images.
 CT_PHANTOMS = ((128, range(192)), (256, range(2000, 2016)))
+#: Body phantoms (thorax, abdomen) and generic ellipse phantoms of any contrast (128x128 seeds);
+#: seed 3999 is an evaluation image.
+CT_BODY_PHANTOMS, CT_WIDE_PHANTOMS = range(3000, 3096), range(4000, 4064)
 #: MNI152 axial slices made into pseudo-CT heads, and variants per slice.
 CT_PSEUDO_SLICES, CT_PSEUDO_VARIANTS = range(20, 151, 4), 2
 
 
 def _ct_images() -> list:
-    from reddiff.datasets import ellipse_phantom, pseudo_ct_head, sample_image
+    from reddiff.datasets import body_phantom, ellipse_phantom, pseudo_ct_head, sample_image
+    from reddiff.datasets.phantoms import WIDE_HU
 
     slices = [hu_to_mu(np.clip(sample_image(n).array, *HU_CLIP)) for n in ("head_ct_j2k", "head_ct_693")]
     phantoms = [hu_to_mu(ellipse_phantom((size, size), seed=seed)) for size, seeds in CT_PHANTOMS for seed in seeds]
     _, maps = mni_volumes()
     heads = [hu_to_mu(pseudo_ct_head({k: v[i] for k, v in maps.items()}, seed=(i, k)))
              for i in CT_PSEUDO_SLICES for k in range(CT_PSEUDO_VARIANTS)]
-    return slices + [_half(s) for s in slices] + phantoms + heads
+    bodies = [hu_to_mu(body_phantom((128, 128), seed=seed)) for seed in CT_BODY_PHANTOMS]
+    wide = [hu_to_mu(ellipse_phantom((128, 128), brain_hu=WIDE_HU, inner_hu=WIDE_HU, seed=seed))
+            for seed in CT_WIDE_PHANTOMS]
+    return slices + [_half(s) for s in slices] + phantoms + heads + bodies + wide
 
 
 def _ct_evaluation() -> dict:
-    from reddiff.datasets import ellipse_phantom, sample_image
+    from reddiff.datasets import body_phantom, ellipse_phantom, sample_image
 
     images = {f"phantom (seed {s})": hu_to_mu(ellipse_phantom((128, 128), seed=s)) for s in (1000, 1001)}
+    images["body phantom (seed 3999)"] = hu_to_mu(body_phantom((128, 128), seed=3999))
     images[HELD_OUT + "ct_small"] = hu_to_mu(np.clip(sample_image("ct_small").array, *HU_CLIP))
     return images
 
@@ -321,7 +330,10 @@ RECIPES = {
                  "ellipse head phantoms 128x128 (reddiff.datasets.ellipse_phantom seeds 0-191) and 16 "
                  "at 256x256 (seeds 2000-2015), and pseudo-CT heads from the MNI152 tissue maps "
                  "(reddiff.datasets.pseudo_ct_head, axial slices 20-150 every 4th, 2 variants each), "
-                 "converted to linear attenuation (1/mm)",
+                 "96 body phantoms 128x128 (reddiff.datasets.body_phantom seeds 3000-3095: thorax or "
+                 "abdomen, fat, muscle, organs, lungs or bowel gas, ribs, spine, aorta) and 64 ellipse "
+                 "phantoms of any contrast (ellipse_phantom with brain_hu and inner_hu -950 to 1200 HU, "
+                 "seeds 4000-4063), converted to linear attenuation (1/mm)",
                  1, AffineTransform(offset=MU_WATER, scale=MU_WATER, unit="1/mm"),
                  _ct_images, _ct_evaluation),
     "mri": Recipe("mri", "nilearn MNI152 2009a T1 template in three orientations (axial slices 15-150 "
