@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from reddiff import InputError
 from reddiff.cli import app
 from reddiff.priors import AffineTransform, load_prior, train_prior
+from reddiff.priors.card import write_model_card
 
 TINY = {"block_out_channels": (8, 16), "norm_num_groups": 4}
 TINY_CLI = ["--block-out-channels", "8,16", "--patch-size", "16", "--batch-size", "8", "--no-card"]
@@ -83,6 +84,12 @@ def test_fine_tuning_starts_from_a_priors_weights_and_keeps_its_units(images, tm
     assert source["prior"] == str(tmp_path / "base") and len(source["weights_sha256"]) == 64
     with pytest.raises(InputError, match="init_from"):  # resuming without it is another run
         train(images, tmp_path / "tuned", steps=4)
+    shutil.copytree(tmp_path / "base", tmp_path / "moved")  # the same weights read from elsewhere resume
+    resumed = train_prior(images, tmp_path / "tuned", patch_size=16, batch_size=8, steps=3, lr=1e-5,
+                          init_from=tmp_path / "moved")
+    assert len(resumed.losses) == 3 and resumed.losses[:2] == tuned.losses
+    card = write_model_card(resumed.prior, tmp_path / "tuned", n_samples=1, sample_size=16, sample_steps=2)
+    assert "Fine-tuned from `base`" in card.read_text() and "20 steps" in card.read_text()
     with pytest.raises(InputError, match="architecture"):
         train(images, tmp_path / "wide", steps=1, init_from=tmp_path / "base",
               model_config={"block_out_channels": (8, 8), "norm_num_groups": 4})

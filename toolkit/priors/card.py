@@ -91,6 +91,7 @@ def _card_text(prior: UNetPrior, rows, n_samples, sample_size, sample_steps) -> 
         f"{n_params:,} parameters ({n_params * 4 / 1e6:.1f} MB float32)",
         f"- Schedule: DDPM {prior.schedule['beta_schedule']}, {prior.num_timesteps} steps, "
         f"beta {prior.schedule['beta_start']:g} to {prior.schedule['beta_end']:g}; epsilon prediction",
+        *_fine_tuning_lines(info),
         f"- Steps: {info.get('steps', '?')}, batch {info.get('batch_size', '?')}, Adam lr "
         f"{info.get('lr', '?')}, EMA decay {info.get('ema_decay', '?')}, seed {info.get('seed', '?')}",
         f"- Final loss (mean of the last {info.get('final_loss_steps', '?')} steps): "
@@ -143,3 +144,19 @@ def _save_samples(samples: torch.Tensor, path: Path, *, title: str) -> None:
     figure.suptitle(title, fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=80)
+
+
+def _fine_tuning_lines(info: dict) -> list[str]:
+    """A fine-tuned prior's ancestry (``train_prior(init_from=...)``): the prior it started from and how
+    that one was trained, back to the first; the steps and time below are then the fine-tuning's own."""
+    lines, source, parent = [], info.get("init_from"), info.get("init_from_training") or {}
+    while source:
+        lines.append(f"- Fine-tuned from `{parent.get('name', source['prior'])}` ({source['prior']}, weights "
+                     f"SHA-256 {source['weights_sha256'][:16]}...), trained {parent.get('steps', '?')} steps in "
+                     f"{_fmt(parent.get('wall_time_s'))} s on {parent.get('hardware', '?')}: "
+                     f"{parent.get('data', 'data not recorded')}")
+        source, parent = parent.get("init_from"), parent.get("init_from_training") or {}
+    if lines:
+        lines.append("- The steps, loss and time below are the fine-tuning's own")
+    return lines
+

@@ -205,8 +205,10 @@ def train_prior(sources, out_dir, *, channels: int = 1, transform: ValueTransfor
         state["wall_time_s"] += time.perf_counter() - started
         prior = UNetPrior(ema.eval(), schedule=DEFAULT_SCHEDULE, transform=transform,
                           name=name or out_dir.resolve().name)
-        prior.info = _training_record(settings, state, steps, world, device,
-                                      {**(record or {}), "network_range": sampler.value_range()})
+        extra = {"network_range": sampler.value_range()}
+        if start is not None:
+            extra["init_from_training"] = parent_record(start)
+        prior.info = _training_record(settings, state, steps, world, device, {**(record or {}), **extra})
         if rank == 0:
             save_prior(prior, out_dir)
         if world > 1:
@@ -313,6 +315,13 @@ def _starting_prior(init_from, channels: int, transform) -> tuple[UNetPrior | No
     for key, tensor in sorted(start.unet.state_dict().items()):
         digest.update(key.encode() + tensor.detach().cpu().contiguous().numpy().tobytes())
     return start, {"prior": str(init_from), "weights_sha256": digest.hexdigest()}
+
+
+def parent_record(start: UNetPrior) -> dict:
+    """What a fine-tuned prior inherits from the one it started from: its training data, steps and time
+    (and, if it was itself fine-tuned, its parent's), for the model card."""
+    keys = ("name", "data", "steps", "wall_time_s", "hardware", "init_from", "init_from_training")
+    return {key: start.info[key] for key in keys if key in start.info} | {"name": start.name}
 
 
 def _load_weights(model, start: UNetPrior, model_config: dict) -> None:
@@ -422,9 +431,14 @@ def _read_state(folder: Path, device) -> tuple[dict, dict]:
     return meta, tensors
 
 
+def _identity(key: str, value):
+    """What must match for a resume: a starting prior by its weights' hash, not by the path it was read from."""
+    return value.get("weights_sha256") if key == "init_from" and isinstance(value, dict) else value
+
+
 def _load_state(folder: Path, settings: dict, model, ema, optimizer, device) -> dict:
     meta, tensors = _read_state(folder, device)
-    changed = [k for k in RESUME_KEYS if _jsonable(settings[k]) != meta["settings"].get(k)]
+    changed = [k for k in RESUME_KEYS if _identity(k, _jsonable(settings[k])) != _identity(k, meta["settings"].get(k))]
     if changed:
         raise InputError(f"checkpoint was trained with other settings ({', '.join(changed)}); "
                          "use the same ones, another --out, or resume=False (--no-resume)",
