@@ -96,6 +96,23 @@ def test_mri_prior_is_rescaled_to_the_data_and_left_alone_otherwise(mri_file):
     assert defaults_for("mri").prior == "mri" and prior.channels == 2
 
 
+def test_sky_prior_moves_its_stretch_to_a_frame_on_a_pedestal_and_leaves_trained_skies_alone():
+    from reddiff import modalities
+    from reddiff.priors.recipes import VARIED_SKY_LEVELS, varied_sky
+
+    astro, field = modalities.get("astro"), varied_sky(32, seed=3)
+    dark = astro.canonical_problem(image=field, seed=0)
+    assert prior_for(dark).transform.to_config() == prior_for(dark, "astro").transform.to_config()
+    assert prior_for(dark).transform.background == 0.0  # the shipped stretch: this sky was trained on
+    lifted = astro.canonical_problem(image=field + 3000.0, seed=0)
+    moved = prior_for(lifted).transform
+    floor = float(torch.quantile(lifted.init.flatten(), 0.05))
+    assert moved.background == pytest.approx(floor - VARIED_SKY_LEVELS[1])
+    assert 2500 < moved.background < 3000
+    assert float(moved.to_model(torch.tensor(floor))) == pytest.approx(
+        float(prior_for(dark).transform.to_model(torch.tensor(VARIED_SKY_LEVELS[1]))), abs=1e-5)
+
+
 def test_kspace_noise_estimate_is_close_on_pure_noise_and_never_below_with_signal():
     g = torch.Generator().manual_seed(1)
     noise = 0.05 * torch.complex(torch.randn(4, 64, 64, generator=g), torch.randn(4, 64, 64, generator=g))

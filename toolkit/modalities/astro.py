@@ -21,6 +21,7 @@ frame plane. Results go back into a FITS cube with the cube's 3-D WCS.
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 
@@ -36,6 +37,8 @@ from .base import Classical, Demo, Modality, Option, Problem
 #: (an under-converged RL start measured 0.8-1.6 dB better than the converged one).
 RL_ITERATIONS = 30
 RL_INIT_ITERATIONS = 10
+#: Percentile of the starting image taken as a frame's floor (its sky level and any pedestal left in it).
+FLOOR_PERCENTILE = 5.0
 
 
 class AstroModality(Modality):
@@ -120,6 +123,30 @@ class AstroModality(Modality):
                        measurement_image=y - term.background, measurement_name="Frame - sky", truth=truth,
                        source=source,
                        description=f"telescope, PSF {tuple(physics.filter.shape[-2:])}, {term!r}", info=info or {})
+
+    def prior(self, problem: Problem, prior=None):
+        r"""The prior, its asinh stretch moved down to a frame whose floor is above every sky it was
+        trained on (a CCD pedestal or a bright sky left in the image).
+
+        With :math:`f` the :data:`FLOOR_PERCENTILE` th percentile of the starting image and
+        :math:`s_{max}` the brightest trained sky (:data:`reddiff.priors.recipes.VARIED_SKY_LEVELS`),
+        the transform's background :math:`b` becomes :math:`b + \max(0, f - s_{max})`: the frame's
+        floor sits at the top of the trained skies instead of far beyond them, where the stretch is
+        logarithmic and the prior has never seen an image. Frames with a trained sky are untouched.
+        """
+        from ..priors.base import AsinhTransform
+        from ..priors.recipes import VARIED_SKY_LEVELS
+
+        chosen = super().prior(problem, prior)
+        config = chosen.transform.to_config()
+        floor = float(torch.quantile(problem.init.flatten().float(), FLOOR_PERCENTILE / 100))
+        shift = floor - VARIED_SKY_LEVELS[1]
+        if config.get("kind") != "asinh" or shift <= 0:
+            return chosen
+        chosen = copy.copy(chosen)
+        chosen.transform = AsinhTransform(**{**{k: v for k, v in config.items() if k != "kind"},
+                                             "background": config["background"] + shift})
+        return chosen
 
     def noise_level(self, problem: Problem) -> float:
         r""":math:`\sqrt{b + r^2}` electrons (sky photon noise and read noise), at least 1."""

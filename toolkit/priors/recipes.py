@@ -50,6 +50,8 @@ HELD_OUT = "held out: "
 #: MNI152 axial slices kept out of the mri prior's training, for its evaluation.
 MRI_EVALUATION_SLICES = (60, 100)
 COUNTS_PER_GREY_LEVEL = 10.0
+#: Sky levels (counts) of the astro recipe's varied fields, the widest range its training saw.
+VARIED_SKY_LEVELS = (0.0, 300.0)
 
 
 @dataclass(frozen=True)
@@ -270,7 +272,7 @@ def varied_sky(size: int = 128, *, seed=None) -> np.ndarray:
     ((32, 32), True)
     """
     rng = np.random.default_rng(seed)
-    image = np.full((size, size), rng.uniform(0, 300))
+    image = np.full((size, size), rng.uniform(*VARIED_SKY_LEVELS))
     if rng.random() < 2 / 3:
         image += _diffuse_emission(size, rng)
     _add_galaxies(image, rng, rng.integers(0, 7))
