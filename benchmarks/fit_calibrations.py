@@ -1,7 +1,7 @@
 """Fit the default interval calibration each modality ships (``toolkit/calibrations/<name>.json``).
 
 Run: ``python benchmarks/fit_calibrations.py [--modality ct mri astro] [--samples 8] [--quick]``
-(one thread; about 10 CPU-minutes per modality).
+(one thread; 10-30 CPU-minutes per modality: CT with ``--samples 4`` took 30).
 
 For each modality the generated images of :meth:`reddiff.modalities.Modality.calibration_images`
 (phantoms, MNI152 slices and synthetic contrasts, simulated sky fields; never a held-out
