@@ -107,10 +107,13 @@ def test_sky_prior_moves_its_stretch_to_a_frame_on_a_pedestal_and_leaves_trained
     lifted = astro.canonical_problem(image=field + 3000.0, seed=0)
     moved = prior_for(lifted).transform
     floor = float(torch.quantile(lifted.init.flatten(), 0.05))
-    assert moved.background == pytest.approx(floor - VARIED_SKY_LEVELS[1])
+    assert moved.background == pytest.approx(floor - VARIED_SKY_LEVELS[1], abs=2.0)
     assert 2500 < moved.background < 3000
+    shipped = prior_for(dark).transform.to_config()  # the floor maps where the brightest trained sky did
+    assert {k: v for k, v in moved.to_config().items() if k != "background"} == \
+        {k: v for k, v in shipped.items() if k != "background"}
     assert float(moved.to_model(torch.tensor(floor))) == pytest.approx(
-        float(prior_for(dark).transform.to_model(torch.tensor(VARIED_SKY_LEVELS[1]))), abs=1e-5)
+        float(prior_for(dark).transform.to_model(torch.tensor(VARIED_SKY_LEVELS[1]))), abs=0.01)
 
 
 def test_kspace_noise_estimate_is_close_on_pure_noise_and_never_below_with_signal():

@@ -139,9 +139,12 @@ class AstroModality(Modality):
 
         chosen = super().prior(problem, prior)
         config = chosen.transform.to_config()
-        floor = float(torch.quantile(problem.init.flatten().float(), FLOOR_PERCENTILE / 100))
+        if config.get("kind") != "asinh":
+            return chosen
+        values = problem.init.flatten().float()  # kthvalue: torch.quantile refuses frames over 2**24 pixels
+        floor = float(values.kthvalue(max(1, round(FLOOR_PERCENTILE / 100 * values.numel()))).values)
         shift = floor - VARIED_SKY_LEVELS[1]
-        if config.get("kind") != "asinh" or shift <= 0:
+        if shift <= 0:
             return chosen
         chosen = copy.copy(chosen)
         chosen.transform = AsinhTransform(**{**{k: v for k, v in config.items() if k != "kind"},
