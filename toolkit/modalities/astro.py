@@ -138,17 +138,16 @@ class AstroModality(Modality):
         from ..priors.recipes import VARIED_SKY_LEVELS
 
         chosen = super().prior(problem, prior)
-        config = chosen.transform.to_config()
-        if config.get("kind") != "asinh":
+        if not isinstance(chosen.transform, AsinhTransform):
             return chosen
         values = problem.init.flatten().float()  # kthvalue: torch.quantile refuses frames over 2**24 pixels
         floor = float(values.kthvalue(max(1, round(FLOOR_PERCENTILE / 100 * values.numel()))).values)
         shift = floor - VARIED_SKY_LEVELS[1]
         if shift <= 0:
             return chosen
-        chosen = copy.copy(chosen)
-        chosen.transform = AsinhTransform(**{**{k: v for k, v in config.items() if k != "kind"},
-                                             "background": config["background"] + shift})
+        chosen, transform = copy.copy(chosen), copy.copy(chosen.transform)
+        transform.background += shift
+        chosen.transform = transform
         return chosen
 
     def noise_level(self, problem: Problem) -> float:

@@ -320,7 +320,7 @@ def _starting_prior(init_from, channels: int, transform) -> tuple[UNetPrior | No
 def parent_record(start: UNetPrior) -> dict:
     """What a fine-tuned prior inherits from the one it started from: its training data, steps and time
     (and, if it was itself fine-tuned, its parent's), for the model card."""
-    keys = ("name", "data", "steps", "wall_time_s", "hardware", "init_from", "init_from_training")
+    keys = ("data", "steps", "wall_time_s", "hardware", "init_from", "init_from_training")
     return {key: start.info[key] for key in keys if key in start.info} | {"name": start.name}
 
 
