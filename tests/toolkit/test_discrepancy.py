@@ -9,7 +9,7 @@ import torch
 from scipy import stats
 
 from reddiff import GaussianPrior, InputError, red_diff
-from reddiff.discrepancy import AutoLam, as_lam, deviance_ratio, solve_for_target
+from reddiff.discrepancy import FLAT_SLOPE, AutoLam, as_lam, choose_weight, deviance_ratio, solve_for_target
 from reddiff.likelihood import (GaussianLikelihood, PoissonLikelihood, ShiftedPoissonLikelihood,
                                 TransmissionLikelihood, expected_poisson_deviance, poisson_deviance)
 
@@ -76,6 +76,16 @@ def test_solve_for_target_interpolates_in_log_and_clips():
     assert solve_for_target(lams, ratios, 50.0, 10.0) == pytest.approx(90.0)  # 10 x the largest pilot
     assert solve_for_target(lams, ratios, 0.01, 10.0) == pytest.approx(0.1)
     assert solve_for_target(lams, [0.9, 0.8, 0.7], 0.85, 10.0) in lams  # not increasing: nearest pilot
+
+
+def test_choose_weight_keeps_the_start_where_the_ratio_ignores_the_weight():
+    auto, lams = AutoLam(start=100.0, target=0.86), [100 / 3, 100.0, 300.0]
+    flat = [0.88 * (lam / 100) ** (FLAT_SLOPE / 2) for lam in lams]  # the held-out star field: slope 0.02
+    weight, note = choose_weight(auto, lams, flat)
+    assert weight == 100.0 and "barely change with the weight" in note
+    steep = [0.88 * (lam / 100) ** (FLAT_SLOPE * 2) for lam in lams]
+    weight, note = choose_weight(auto, lams, steep)
+    assert note is None and weight == pytest.approx(100 * (0.86 / 0.88) ** (1 / (FLAT_SLOPE * 2)))
 
 
 def test_solve_for_target_refuses_bad_ratios():
