@@ -1,8 +1,9 @@
 """RED-Diff on real images nobody tuned for: every held-out sample, against the classical methods.
 
 Run: ``python benchmarks/heldout.py [--modality ct mri astro] [--seeds 3] [--quick]
-[--prior NAME=FOLDER ...] [--calibration NAME=JSON ...] [--cases N ...] [--out docs/heldout.md]``
-(one thread).
+[--prior NAME=FOLDER ...] [--calibration NAME=JSON ...] [--cases N ...] [--out docs/heldout.md]
+[--save DIR]`` (one thread); ``--rescore DIR`` scores the results a ``--save`` run wrote with
+another calibration (calibrated coverage only, no solve), e.g. one refitted meanwhile.
 
 For each held-out sample image (:func:`reddiff.datasets.list_samples` with
 ``held_out=True``; never training data) and each measurement setting, the
@@ -157,7 +158,13 @@ def oracle(problem, truth) -> tuple[str, float, float]:
     return best
 
 
-def run_case(case: Case, seeds, n_samples: int, priors: dict, calibrations: dict) -> dict:
+def saved_path(folder: Path, case: Case, seed: int) -> Path:
+    """Where ``--save`` keeps a case's result for one noise seed (NetCDF)."""
+    slug = "".join(c if c.isalnum() else "-" for c in case.label).strip("-")
+    return Path(folder) / f"{case.modality}-{slug}-seed{seed}.nc"
+
+
+def run_case(case: Case, seeds, n_samples: int, priors: dict, calibrations: dict, save: Path | None = None) -> dict:
     chosen = modalities.get(case.modality)
     image = image_for(case)
     rows = []
@@ -168,6 +175,8 @@ def run_case(case: Case, seeds, n_samples: int, priors: dict, calibrations: dict
         result = reddiff.reconstruct(problem, prior=priors.get(case.modality), n_samples=n_samples, seed=seed,
                                      calibration=calibrations.get(case.modality, "default"))
         seconds = time.perf_counter() - started
+        if save is not None:
+            result.to_netcdf(saved_path(save, case, seed))
         shown_truth = chosen.reference_for(result, problem)
         quality = image_quality(shown_truth, result.tensor("mean"))
         spread = uncertainty_metrics(result, shown_truth[0])
@@ -185,6 +194,27 @@ def run_case(case: Case, seeds, n_samples: int, priors: dict, calibrations: dict
     return {"modality": case.modality, "case": case.label, **median,
             "margin": median["psnr"] - median["oracle_psnr"],
             "oracle": max(set(oracles), key=oracles.count), "seeds": len(rows)}
+
+
+def rescore_case(case: Case, seeds, folder: Path, calibrations: dict) -> dict:
+    """Calibrated coverage of the saved results of a case under ``calibrations`` (default: the
+    shipped one): the problem is rebuilt from its seed (no solve), the result read back."""
+    from reddiff.calibration import apply
+    from reddiff.result import Reconstruction
+
+    chosen = modalities.get(case.modality)
+    image, coverages, sources = image_for(case), [], set()
+    for seed in seeds:
+        problem = chosen.canonical_problem(image=image, seed=seed, **case.settings)
+        result = apply(Reconstruction.from_netcdf(saved_path(folder, case, seed)), problem,
+                       calibrations.get(case.modality, "default"))
+        if result.calibration is None:
+            raise SystemExit(f"{case.label}: no calibration applied ({result.dataset.attrs['calibration_source']})")
+        truth = chosen.reference_for(result, problem)[0]
+        coverages.append(uncertainty_metrics(result, truth, calibration=result.calibration)["coverage"])
+        sources.add(f"{result.dataset.attrs['calibration_source']} {result.dataset.attrs['calibration_warnings']}")
+    return {"modality": case.modality, "case": case.label, "calibrated_coverage": statistics.median(coverages),
+            "seeds": len(coverages), "calibration": "; ".join(sorted(sources))}
 
 
 COLUMNS = [("case", "case", "{}"), ("RED-Diff PSNR (SSIM)", None, None), ("baseline", "baseline_psnr", "{:.2f}"),
@@ -222,20 +252,32 @@ def main(argv=None) -> None:
     parser.add_argument("--calibration", action="append", default=[], metavar="MODALITY=JSON",
                         help="apply another calibration for a modality (default: the shipped one)")
     parser.add_argument("--out", type=Path, help="Markdown file for the table (a CSV is written beside it)")
+    parser.add_argument("--save", type=Path, help="folder to keep every RED-Diff result in (NetCDF, for --rescore)")
+    parser.add_argument("--rescore", type=Path, metavar="DIR",
+                        help="no solve: the calibrated coverage of the results a --save run wrote to DIR")
     args = parser.parse_args(argv)
     priors = dict(p.split("=", 1) for p in args.prior)
     calibrations = dict(c.split("=", 1) for c in args.calibration)
     seeds = range(1 if args.quick else args.seeds)
     rows = []
+    if args.save is not None:
+        args.save.mkdir(parents=True, exist_ok=True)
     for modality in args.modality:
         chosen = cases(modality, args.quick)
         for case in ([chosen[i] for i in args.cases if i < len(chosen)] if args.cases else chosen):
-            row = run_case(case, seeds, args.samples, priors, calibrations)
+            if args.rescore is not None:
+                row = rescore_case(case, seeds, args.rescore, calibrations)
+                print(f"{row['case']}: calibrated coverage {row['calibrated_coverage']:.1%} ({row['calibration']})",
+                      flush=True)
+                continue
+            row = run_case(case, seeds, args.samples, priors, calibrations, args.save)
             rows.append(row)
             print(f"{row['case']}: RED-Diff {row['psnr']:.2f}, baseline {row['baseline_psnr']:.2f}, "
                   f"{row['oracle']} {row['oracle_psnr']:.2f} (margin {row['margin']:+.2f}), "
                   f"coverage {row['coverage']:.0%} raw, {row['calibrated_coverage']:.0%} calibrated, "
                   f"{row['seconds']:.0f} s/run", flush=True)
+    if args.rescore is not None:
+        return
     table = markdown(rows)
     print(table)
     if args.out:

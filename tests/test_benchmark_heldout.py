@@ -1,0 +1,42 @@
+"""benchmarks/heldout.py: results kept with --save are scored again with --rescore, without a solve."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+import reddiff
+from reddiff import modalities
+from reddiff.calibration import apply
+from reddiff.uncertainty import uncertainty_metrics
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def heldout():
+    """benchmarks/heldout.py as a module (benchmarks/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("heldout_benchmark", ROOT / "benchmarks" / "heldout.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_rescore_gives_the_coverage_of_the_result_it_saved(heldout, tmp_path):
+    case = next(c for c in heldout.cases("mri", False) if c.image == "anatomical")  # 40x32: fast
+    chosen = modalities.get(case.modality)
+    problem = chosen.canonical_problem(image=heldout.image_for(case), seed=0, **case.settings)
+    result = reddiff.reconstruct(problem, n_samples=2, seed=0, steps=3, lam=100.0, progress=False,
+                                 calibration="none")
+    result.to_netcdf(heldout.saved_path(tmp_path, case, 0))
+    expected = apply(result, problem, "default")
+    truth = chosen.reference_for(expected, problem)[0]
+    coverage = uncertainty_metrics(expected, truth, calibration=expected.calibration)["coverage"]
+
+    row = heldout.rescore_case(case, [0], tmp_path, {})
+    assert row["calibrated_coverage"] == pytest.approx(coverage, abs=1e-6)
+    assert "steps=3 differs from the fitted steps=400" in row["calibration"]  # the mismatch is reported
+    with pytest.raises(SystemExit, match="no calibration applied"):
+        heldout.rescore_case(case, [0], tmp_path, {"mri": "none"})
