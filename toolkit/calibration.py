@@ -215,6 +215,10 @@ def mismatches(calibration: Calibration, problem: Problem, result: Reconstructio
         raise InputError(f"was fitted with the prior {context['prior']!r}, this run uses {prior!r}",
                          field="calibration")
     found = []
+    fitted_weights, weights = context.get("prior_weights"), result.config.get("prior_weights")
+    if fitted_weights and weights and fitted_weights != weights:
+        found.append(f"the prior {prior!r} has other weights (SHA-256 {weights[:12]}...) than it was fitted with "
+                     f"({fitted_weights[:12]}...): a retrained prior spreads differently, refit the calibration")
     if "noise_levels" in context:
         low, high = context["noise_levels"]
         level = modalities.get(problem.modality).noise_level(problem)

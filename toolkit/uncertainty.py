@@ -66,7 +66,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .result import Reconstruction
 
 METHODS = ("normal", "quantile")
-CONTEXT_KEYS = ("prior", "physics", "steps", "lr", "lam", "weighting", "timesteps",
+CONTEXT_KEYS = ("prior", "prior_weights", "physics", "steps", "lr", "lam", "weighting", "timesteps",
                 "sigma_x0", "n_samples")
 #: Noise levels spanning less than this ratio are too close to fit a noise power law on.
 NOISE_LAW_MIN_RATIO = 1.5
@@ -630,7 +630,7 @@ def _scores(reconstruction, truth: np.ndarray, level: float, method: str) -> np.
 
 def _common_context(reconstructions) -> dict:
     contexts = [{k: rec.config.get(k) for k in CONTEXT_KEYS} for rec in reconstructions]
-    for key in ("prior", "physics"):
+    for key in ("prior", "prior_weights", "physics"):
         values = {json.dumps(c[key]) for c in contexts}
         if len(values) > 1:
             raise InputError(f"reconstructions mix different {key} values {sorted(values)}; "

@@ -125,6 +125,15 @@ def test_a_measurement_unlike_the_calibration_gets_warnings_for_each_difference(
     assert "lower" in result.dataset  # still applied, but said
 
 
+def test_a_prior_of_the_same_name_with_other_weights_gets_a_warning(fitted):
+    like, cal = fitted
+    assert len(cal.context["prior_weights"]) == 64  # recorded by the fit
+    retrained = dataclasses.replace(cal, context={**cal.context, "prior_weights": "0" * 64})
+    result = pipeline.reconstruct(like, calibration=retrained, **FAST)
+    assert any("has other weights" in w for w in calibration.warnings_of(result))
+    assert calibration.warnings_of(pipeline.reconstruct(like, calibration=cal, **FAST)) == []
+
+
 def test_a_noise_conditioned_calibration_is_resolved_at_the_measurements_noise_level(fitted):
     like, cal = fitted
     level = cal.context["noise_levels"][0]
@@ -175,6 +184,13 @@ def test_every_shipped_default_calibration_loads_and_was_fitted_on_generated_ima
     assert cal.context["modality"] == name and cal.level == 0.9
     held_out = list_samples(held_out=True)
     assert not any(sample in label for label in cal.context["fitted_on"] for sample in held_out)
+    row = modalities.get(name).defaults  # fitted with the shipped settings and prior
+    assert cal.context["prior"] == row.prior and cal.context["steps"] == row.steps
+    assert cal.context["lr"] == pytest.approx(row.lr)
+    if "prior_weights" in cal.context:
+        from reddiff.priors import load_prior
+
+        assert cal.context["prior_weights"] == load_prior(row.prior).weights_sha256()
 
 
 # -- command line -------------------------------------------------------------------------

@@ -15,6 +15,7 @@ Priors never backpropagate through their network: solvers call ``eps`` under
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import torch
@@ -194,6 +195,25 @@ class Prior(torch.nn.Module):
     @property
     def num_timesteps(self) -> int:
         return int(self.alphas_cumprod.shape[0])
+
+    def weights_sha256(self) -> str:
+        """SHA-256 over the prior's parameters and persistent buffers (names, dtypes, shapes
+        and values, in name order): which network a result or a calibration came from, not
+        only its name (a retrained ``astro`` prior has the same name and other weights).
+
+        Examples
+        --------
+        >>> from reddiff import GaussianPrior
+        >>> a, b, c = (GaussianPrior(mean=m, std=1.0) for m in (0.0, 0.0, 0.5))
+        >>> a.weights_sha256() == b.weights_sha256(), a.weights_sha256() == c.weights_sha256()
+        (True, False)
+        """
+        digest = hashlib.sha256()
+        for name, tensor in sorted(self.state_dict().items()):
+            values = tensor.detach().to("cpu").contiguous()
+            digest.update(f"{name}:{values.dtype}:{tuple(values.shape)};".encode())
+            digest.update(values.flatten().view(torch.uint8).numpy().tobytes())
+        return digest.hexdigest()
 
     def eps(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:  # pragma: no cover
         """Predicted noise for ``x_t`` (network units, ``(B, C, H, W)``) at integer steps ``t`` ``(B,)``."""
