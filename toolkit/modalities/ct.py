@@ -42,8 +42,9 @@ class CTModality(Modality):
     file_kinds = ("sinogram",)
     output_formats = ("netcdf", "png", "dicom", "nifti")
     #: lr and steps tuned on generated phantoms and pseudo-CT heads, 30 parallel views, 1e5 photons per
-    #: bin (``benchmarks/tune_defaults.py``); noise reference :math:`1/\sqrt{I_0}`.
-    defaults = SolverDefaults(prior="ct", steps=200, lr=0.1 / 3, lam=100.0, noise_reference=1e5 ** -0.5,
+    #: bin (``benchmarks/tune_defaults.py``; 400 steps: +0.51 dB mean over 200 there, ``docs/tuning.md``);
+    #: noise reference :math:`1/\sqrt{I_0}`.
+    defaults = SolverDefaults(prior="ct", steps=400, lr=0.1 / 3, lam=100.0, noise_reference=1e5 ** -0.5,
                               weighting="sqrt", timesteps="descending", sigma_x0=0.0, lam_target=1.1)
     measurement_suffixes = (".h5", ".nc", ".npz")
     simulate_options = (
