@@ -269,7 +269,7 @@ def red_diff(y: torch.Tensor, physics, prior: Prior, *, data_term=None, steps: i
               "timesteps": timesteps if isinstance(timesteps, str) else list(map(int, timesteps)),
               "sigma_x0": sigma_x0, "init": init if isinstance(init, str) else "tensor",
               "n_samples": n_samples, "batch_size": batch_size, "betas": list(betas),
-              "prior": prior.name, "prior_weights": _weights_of(prior), "transform": prior.transform.to_config(),
+              "prior": prior.name, "prior_weights": prior.weights_sha256(), "transform": prior.transform.to_config(),
               "physics": type(physics).__name__, "data_term": repr(nll), "reduction": "sum"}
     if lam_choice is not None:
         config["lam_choice"] = lam_choice
@@ -348,12 +348,6 @@ def _in_chunks(solve, seeds: list, batch_size: int, *, offset: int = 0, later: i
             continue
         start += len(chunks[-1])
     return chunks, batch_size
-
-
-def _weights_of(prior) -> str | None:
-    """The prior's :meth:`~reddiff.priors.Prior.weights_sha256`, or None for a prior-like object without it."""
-    fingerprint = getattr(prior, "weights_sha256", None)
-    return fingerprint() if callable(fingerprint) else None
 
 
 def _describe(lam) -> str:
