@@ -5,7 +5,9 @@ Run: ``python benchmarks/fit_calibrations.py [--modality ct mri astro] [--sample
 
 For each modality the generated images of :meth:`reddiff.modalities.Modality.calibration_images`
 (phantoms, MNI152 slices and synthetic contrasts, simulated sky fields; never a held-out
-sample and never a training image) are measured like the modality's canonical measurement
+sample and never a training image), given what a real reference of them would carry
+(:meth:`~reddiff.modalities.Modality.as_reference`: CT adds a scan's fine-scale texture),
+are measured like the modality's canonical measurement
 (:meth:`~reddiff.modalities.Modality.canonical_problem`, on its grid, built from the first
 generated image so no held-out image sets even the scale) at three noise levels around it,
 image ``i`` at level ``i mod 3`` (:func:`reddiff.calibration.problems_like`), reconstructed
@@ -50,8 +52,9 @@ def fit_default(name: str, *, n_samples: int, quick: bool = False, seed: int = 0
     problems = {}
     for i, (label, image) in enumerate(images.items()):
         level = i % len(targets)
-        problems.update(problems_like(targets[level], {f"{label}, {_describe(settings[level])}": image},
-                                      seed=seed + 100 + i))
+        image, note = modality.as_reference(fit_to_grid(image, grid), seed=seed + 200 + i)
+        label = ", ".join(filter(None, [label, note, _describe(settings[level])]))
+        problems.update(problems_like(targets[level], {label: image}, seed=seed + 100 + i))
     started = time.perf_counter()
     calibration = calibrate_on(problems, n_samples=n_samples, seed=seed,
                                progress=lambda i, label: print(f"  [{i + 1}/{len(problems)}] {label}", flush=True),

@@ -121,3 +121,27 @@ def test_the_documented_modality_has_a_canonical_problem_and_a_demo(denoise, tmp
     assert result.dataset.attrs["psnr_db"] > 0
     result, written = run_demo(tmp_path, modality="denoise", n_samples=1, steps=5)
     assert written["measurement"].name == "noisy.npz" and written["netcdf"].is_file()
+
+
+def test_ct_reference_texture_spans_what_the_training_head_cts_carry():
+    """SCAN_TEXTURE_HU is measured, not chosen: its ends give a field the fine-scale amplitude of
+    the two training head CTs at 128 px, and the texture lands inside the body only."""
+    from scipy.ndimage import gaussian_filter, zoom
+
+    from reddiff.modalities.ct import SCAN_TEXTURE_HU, TEXTURE_CORRELATION_PX, fine_scale_amplitude
+    from reddiff.operators.ct import MU_WATER
+
+    field = gaussian_filter(np.random.default_rng(0).standard_normal((256, 256)), TEXTURE_CORRELATION_PX)
+    per_hu = fine_scale_amplitude(25.0 + field / field.std())  # amplitude of a 1 HU-std texture
+    scans = [sample_image(name).array.astype(np.float64) for name in ("head_ct_693", "head_ct_j2k")]
+    measured = sorted(fine_scale_amplitude(zoom(hu, 128 / hu.shape[0], order=1)) / per_hu for hu in scans)
+    assert measured == pytest.approx(SCAN_TEXTURE_HU, rel=0.05)
+
+    ct = modalities.get("ct")
+    image = np.zeros((32, 32), np.float32)
+    image[8:24, 8:24] = MU_WATER
+    textured, note = ct.as_reference(image, seed=3)
+    assert np.array_equal(textured[image == 0], image[image == 0]) and textured[image > 0].std() > 0
+    assert note.startswith("scan texture ") and note.endswith(" HU")
+    unchanged, note = modalities.get("mri").as_reference(image, seed=3)
+    assert unchanged is image and note == ""

@@ -300,3 +300,10 @@ class Modality:
         """Generated images (physical units, name -> ``(H, W)``; never a held-out sample) that
         the modality's default uncertainty calibration is fitted on; empty: none shipped."""
         return {}
+
+    def as_reference(self, image: np.ndarray, *, seed: int) -> tuple[np.ndarray, str]:
+        """A generated calibration image as a real reference scan of it would look, and a note
+        saying what was added (default: unchanged, ``""``). What a real reference carries and a
+        generated image lacks (its own noise, unresolved structure) is error RED-Diff cannot
+        recover; a calibration fitted without it is too narrow on real images."""
+        return image, ""

@@ -24,6 +24,33 @@ from ..likelihood import GaussianLikelihood, TransmissionLikelihood
 from .base import Classical, Demo, Modality, Option, Problem
 
 
+#: Std range (HU) of the fine-scale texture (noise and unresolved anatomy) a real reference slice
+#: carries and a generated one lacks, for :meth:`CTModality.as_reference`: a Gaussian field
+#: smoothed over :data:`TEXTURE_CORRELATION_PX` whose :func:`fine_scale_amplitude` spans that of
+#: the two training head CTs at 128 px (1.9 HU ``693_J2KI.dcm``, 18.1 HU ``J2K_pixelrep_mismatch.dcm``).
+SCAN_TEXTURE_HU = (3.7, 35.7)
+TEXTURE_CORRELATION_PX = 0.7
+
+
+def fine_scale_amplitude(hu: np.ndarray) -> float:
+    r"""The median fine-scale amplitude of a slice in soft tissue (HU).
+
+    :math:`\operatorname{median} |x - G_{1.5} * x|` over the pixels with
+    :math:`-100 < x < 150` HU, :math:`G_{1.5}` a Gaussian of 1.5 px.
+
+    Examples
+    --------
+    >>> flat = np.full((64, 64), 40.0)
+    >>> fine_scale_amplitude(flat)
+    0.0
+    """
+    from scipy.ndimage import gaussian_filter
+
+    hu = np.asarray(hu, dtype=np.float64)
+    soft = (hu > -100) & (hu < 150)
+    return float(np.median(np.abs(hu - gaussian_filter(hu, 1.5))[soft]))
+
+
 class CTModality(Modality):
     """Parallel- or fan-beam CT from reddiff sinogram files (counts or line integrals).
 
@@ -183,6 +210,31 @@ class CTModality(Modality):
             head = pseudo_ct_head({k: v[index] for k, v in maps.items()}, seed=(index, 9))
             images[f"pseudo-CT head (MNI152 axial {index})"] = ct.hu_to_mu(head)
         return images
+
+    def as_reference(self, image: np.ndarray, *, seed: int) -> tuple[np.ndarray, str]:
+        r"""A generated slice (1/mm) with the fine-scale texture of a real scan inside the body.
+
+        :math:`\mu' = \mu + \mu_w\, s\, g / 1000` where :math:`\mu > \mu_w / 2`, with :math:`g`
+        white noise smoothed by a Gaussian of :data:`TEXTURE_CORRELATION_PX` and scaled to unit
+        std, and :math:`s` log-uniform in :data:`SCAN_TEXTURE_HU` (drawn from ``seed``).
+
+        Examples
+        --------
+        >>> from reddiff.operators.ct import MU_WATER
+        >>> textured, note = MODALITY.as_reference(np.full((32, 32), MU_WATER, np.float32), seed=0)
+        >>> note, round(fine_scale_amplitude(1000 * (textured / MU_WATER - 1)) / 15.7, 1)
+        ('scan texture 15.7 HU', 0.5)
+        """
+        from scipy.ndimage import gaussian_filter
+
+        from reddiff.operators.ct import MU_WATER
+
+        rng = np.random.default_rng(seed)
+        std_hu = float(np.exp(rng.uniform(*np.log(SCAN_TEXTURE_HU))))
+        field = gaussian_filter(rng.standard_normal(image.shape), TEXTURE_CORRELATION_PX)
+        texture = MU_WATER * std_hu / 1000 * field / field.std()
+        textured = np.where(image > MU_WATER / 2, image + texture, image)
+        return textured.astype(np.float32), f"scan texture {std_hu:.1f} HU"
 
     def demo_measurement(self, out_dir: Path, *, seed: int = 0) -> tuple[Path, dict]:
         from reddiff.datasets import sample_image, sample_path, simulate_sinogram

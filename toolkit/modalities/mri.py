@@ -36,7 +36,7 @@ class MRIModality(Modality):
     output_formats = ("netcdf", "png", "dicom", "nifti")
     #: lr and steps tuned on MNI152 slices and synthetic contrasts the prior left out, 4x random lines,
     #: 8 coils, k-space sigma 0.01 of the image maximum (``benchmarks/tune_defaults.py``).
-    defaults = SolverDefaults(prior="mri", steps=400, lr=0.05, lam=100.0, noise_reference=0.01,
+    defaults = SolverDefaults(prior="mri", steps=800, lr=0.05, lam=100.0, noise_reference=0.01,
                               weighting="sqrt", timesteps="descending", sigma_x0=0.0, lam_target=0.78)
     load_options = (
         Option("acceleration", None, "MRI: undersample a fully sampled fastMRI file by this factor.",
