@@ -35,7 +35,8 @@ class MRIModality(Modality):
     file_kinds = ("fastmri",)
     output_formats = ("netcdf", "png", "dicom", "nifti")
     #: lr and steps tuned on MNI152 slices and synthetic contrasts the prior left out, 4x random lines,
-    #: 8 coils, k-space sigma 0.01 of the image maximum (``benchmarks/tune_defaults.py``).
+    #: 8 coils, k-space sigma 0.01 of the image maximum (``benchmarks/tune_defaults.py``; 800 steps: +0.18 dB
+    #: mean over 400 there, ``docs/tuning.md``).
     defaults = SolverDefaults(prior="mri", steps=800, lr=0.05, lam=100.0, noise_reference=0.01,
                               weighting="sqrt", timesteps="descending", sigma_x0=0.0, lam_target=0.78)
     load_options = (
