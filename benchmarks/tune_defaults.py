@@ -1,4 +1,4 @@
-"""Tune RED-Diff's per-modality ``lr`` and ``steps`` (``reddiff.DEFAULTS``) on generated images only.
+"""Tune RED-Diff's per-modality ``lr`` and ``steps`` (``reddiff.DEFAULTS``) on images no prior trained on and no held-out sample.
 
 Run: ``python benchmarks/tune_defaults.py [--modality ct mri astro] [--images 3] [--quick]
 [--prior NAME=FOLDER ...]`` (one thread; ``--quick`` is a smoke test with a tiny grid).
@@ -6,7 +6,9 @@ Run: ``python benchmarks/tune_defaults.py [--modality ct mri astro] [--images 3]
 No held-out sample and no training image takes part: the validation images are the
 modality's generated calibration images (:meth:`reddiff.modalities.Modality.calibration_images`:
 ellipse phantoms and pseudo-CT heads, MNI152 slices the prior left out and synthetic
-contrasts, simulated sky fields), ``--images`` of them spread over the set, each measured
+contrasts, simulated sky fields), ``--images`` of them spread over the set, and its real
+tuning images (:meth:`~reddiff.modalities.Modality.tuning_images`: for the sky three fields of
+the Hubble deep field's columns the prior never saw; none for CT and MRI), each measured
 like the modality's canonical measurement (:meth:`~reddiff.modalities.Modality.canonical_problem`,
 built from the first of them; :func:`reddiff.calibration.problems_like`, noise seed
 ``100 + i``). On every image RED-Diff runs with the shipped defaults (``lam="auto"``, so the
@@ -44,15 +46,17 @@ TIE_DB = 0.1
 
 
 def validation_problems(name: str, n_images: int) -> dict:
-    """``n_images`` generated images spread over the modality's calibration set, measured canonically."""
+    """``n_images`` generated images spread over the modality's calibration set and the modality's
+    real tuning images (:meth:`~reddiff.modalities.Modality.tuning_images`), measured canonically."""
     modality = modalities.get(name)
     images = modality.calibration_images()
     labels = list(images)[:: max(1, len(images) // n_images)][:n_images]
     grid = tuple(modality.canonical_problem(seed=0).baseline.shape[-2:])
     target = modality.canonical_problem(image=fit_to_grid(images[labels[0]], grid), seed=0)
     problems = {}
-    for i, label in enumerate(labels):
-        problems.update(problems_like(target, {label: images[label]}, seed=100 + i))
+    chosen = {label: images[label] for label in labels} | modality.tuning_images()
+    for i, (label, image) in enumerate(chosen.items()):
+        problems.update(problems_like(target, {label: image}, seed=100 + i))
     return problems
 
 

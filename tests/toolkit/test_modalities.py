@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from reddiff import InputError, modalities
 from reddiff.cli import app
-from reddiff.datasets import sample_path, simulate_fastmri, simulate_sinogram, simulate_sky, sample_image
+from reddiff.datasets import list_samples, sample_image, sample_path, simulate_fastmri, simulate_sinogram, simulate_sky
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "adding-a-modality.md"
 
@@ -145,3 +145,15 @@ def test_ct_reference_texture_spans_what_the_training_head_cts_carry():
     assert note.startswith("scan texture ") and note.endswith(" HU")
     unchanged, note = modalities.get("mri").as_reference(image, seed=3)
     assert unchanged is image and note == ""
+
+
+def test_sky_tuning_images_are_hubble_columns_the_prior_never_trained_on():
+    from reddiff.priors.recipes import HUBBLE_TRAINED_COLUMNS, get_recipe
+
+    fields = modalities.get("astro").tuning_images()
+    hubble_training = get_recipe("astro").images()[0]  # the full-resolution Hubble part of the training set
+    assert hubble_training.shape[1] == HUBBLE_TRAINED_COLUMNS
+    assert len(fields) == 3 and all(f.shape == (128, 128) and f.min() >= 0 for f in fields.values())
+    assert all(f"columns {HUBBLE_TRAINED_COLUMNS}-" in label for label in fields)
+    assert not any(sample in label for label in fields for sample in list_samples(held_out=True))
+    assert modalities.get("ct").tuning_images() == {} == modalities.get("mri").tuning_images()

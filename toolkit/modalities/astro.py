@@ -217,6 +217,13 @@ class AstroModality(Modality):
         images = {f"simulated field (seed {s})": simulated_sky(128, seed=s) for s in range(1000, 1006)}
         return images | {f"varied field (seed {s})": varied_sky(128, seed=s) for s in range(1000, 1003)}
 
+    def tuning_images(self) -> dict[str, np.ndarray]:
+        """Three 128x128 fields of hubble_deep_field's columns 872-999, which the astro prior did not
+        train on (:func:`reddiff.priors.recipes.hubble_untrained_fields`), in counts."""
+        from reddiff.priors.recipes import hubble_untrained_fields
+
+        return hubble_untrained_fields()
+
     def demo_measurement(self, out_dir: Path, *, seed: int = 0) -> tuple[Path, dict]:
         from reddiff.datasets import read_fits, sample_path, simulate_sky
 

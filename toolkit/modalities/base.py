@@ -301,6 +301,11 @@ class Modality:
         the modality's default uncertainty calibration is fitted on; empty: none shipped."""
         return {}
 
+    def tuning_images(self) -> dict[str, np.ndarray]:
+        """Real images the defaults are tuned on beside the generated ones (physical units): parts
+        of a training source the prior never trained on, never a held-out sample; default none."""
+        return {}
+
     def as_reference(self, image: np.ndarray, *, seed: int) -> tuple[np.ndarray, str]:
         """A generated calibration image as a real reference scan of it would look, and a note
         saying what was added (default: unchanged, ``""``). What a real reference carries and a

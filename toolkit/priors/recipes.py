@@ -308,11 +308,29 @@ def _hubble_clean(hubble: np.ndarray) -> list:
 
 #: Generated fields of the astro recipe: simulated_sky seeds and varied_sky seeds (1000+ are evaluation).
 ASTRO_SIMULATED, ASTRO_VARIED = range(32), range(100, 228)
+#: hubble_deep_field columns the astro prior trains on; the rest (872-999) are kept for evaluation and tuning.
+HUBBLE_TRAINED_COLUMNS = 872
 
 
 def _astro_images() -> list:
-    return (_hubble_clean(_hubble_counts()[:, :872]) + [simulated_sky(128, seed=s) for s in ASTRO_SIMULATED]
-            + [varied_sky(128, seed=s) for s in ASTRO_VARIED])
+    return (_hubble_clean(_hubble_counts()[:, :HUBBLE_TRAINED_COLUMNS])
+            + [simulated_sky(128, seed=s) for s in ASTRO_SIMULATED] + [varied_sky(128, seed=s) for s in ASTRO_VARIED])
+
+
+def hubble_untrained_fields(rows=(0, 372, 744), size: int = 128) -> dict:
+    """``size`` x ``size`` fields of hubble_deep_field's columns the astro prior never trained on
+    (:data:`HUBBLE_TRAINED_COLUMNS` onwards), starting at ``rows``, in counts and smoothed as in
+    training (the JPEG's noise is not sky): a real sky that is neither training data nor a held-out sample.
+
+    Examples
+    --------
+    >>> fields = hubble_untrained_fields(rows=(0,))
+    >>> list(fields), fields["hubble_deep_field rows 0-127, columns 872-999"].shape
+    (['hubble_deep_field rows 0-127, columns 872-999'], (128, 128))
+    """
+    hubble = _hubble_counts()[:, HUBBLE_TRAINED_COLUMNS:HUBBLE_TRAINED_COLUMNS + size]
+    return {f"hubble_deep_field rows {r}-{r + size - 1}, columns {HUBBLE_TRAINED_COLUMNS}-"
+            f"{HUBBLE_TRAINED_COLUMNS + size - 1}": _hubble_clean(hubble[r:r + size])[0] for r in rows}
 
 
 def _astro_evaluation() -> dict:
@@ -320,7 +338,7 @@ def _astro_evaluation() -> dict:
     simulated field; held out: M13."""
     from reddiff.datasets import sample_image
 
-    hubble = _hubble_counts()[300:428, 872:1000]
+    hubble = _hubble_counts()[300:428, HUBBLE_TRAINED_COLUMNS:HUBBLE_TRAINED_COLUMNS + 128]
     return {"hubble_deep_field columns 872-999 (smoothed 1 px)": _hubble_clean(hubble)[0],
             "simulated field (seed 1000)": simulated_sky(128, seed=1000),
             HELD_OUT + "m13 centre, file values as counts": sample_image("m13").array[86:214, 86:214]}
