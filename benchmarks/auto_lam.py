@@ -1,12 +1,14 @@
 """``lam="auto"`` (discrepancy principle) against the fixed, noise-scaled default ``lam``.
 
 Run: ``python benchmarks/auto_lam.py [--modality ct mri astro] [--cases N ...] [--samples 2]
-[--sweep] [--only auto|fixed] [--prior NAME=FOLDER ...]`` (one thread).
+[--sweep [--multiples M ...]] [--only auto|fixed] [--prior NAME=FOLDER ...]`` (one thread).
 
-``--sweep`` (the measurement the per-modality targets come from): on generated images
-(:meth:`reddiff.modalities.Modality.calibration_images`, never held out, never trained on),
+``--sweep`` (the measurement the per-modality targets come from): on the validation images
+of ``benchmarks/tune_defaults.py`` (generated ones,
+:meth:`reddiff.modalities.Modality.calibration_images`, and the modality's real tuning images,
+:meth:`~reddiff.modalities.Modality.tuning_images`; never held out, never trained on),
 measured like the canonical problem, RED-Diff runs with fixed weights ``lam_0 x
-(0.1, 0.3, 1, 3, 10)`` and records PSNR and the final deviance ratio
+(0.1, 0.3, 1, 3, 10)`` (or ``--multiples``) and records PSNR and the final deviance ratio
 :math:`\\rho = D / \\mathbb E[D]`; the PSNR-best :math:`\\rho` per image is the evidence for
 the modality's ``lam_target``.
 
@@ -28,12 +30,11 @@ torch.set_num_threads(1)
 
 import reddiff  # noqa: E402
 from reddiff import modalities  # noqa: E402
-from reddiff.calibration import fit_to_grid, problems_like  # noqa: E402
 from reddiff.discrepancy import deviance_ratio  # noqa: E402
 
 from heldout import cases, image_for  # noqa: E402
+from tune_defaults import validation_problems  # noqa: E402
 
-GRIDS = {"ct": (128, 128), "mri": (64, 64), "astro": (128, 128)}
 MULTIPLES = (0.1, 0.3, 1.0, 3.0, 10.0)
 
 
@@ -52,15 +53,10 @@ def final_ratio(problem, result_steps: dict):
     return callback
 
 
-def sweep(name: str, n_images: int = 3) -> list[dict]:
-    modality = modalities.get(name)
-    images = modality.calibration_images()
-    labels = list(images)[:: max(1, len(images) // n_images)][:n_images]
-    target = modality.canonical_problem(image=fit_to_grid(images[labels[0]], GRIDS[name]), seed=0)
+def sweep(name: str, n_images: int = 3, multiples=MULTIPLES) -> list[dict]:
     rows = []
-    for i, label in enumerate(labels):
-        problem = next(iter(problems_like(target, {label: images[label]}, seed=100 + i).values()))
-        for multiple in MULTIPLES:
+    for label, problem in validation_problems(name, n_images).items():
+        for multiple in multiples:
             seen = {}
             result = reddiff.reconstruct(problem, n_samples=1, seed=0, calibration="none", progress=False,
                                          lam=fixed_lam(problem) * multiple, callback=final_ratio(problem, seen))
@@ -103,13 +99,14 @@ def main(argv=None) -> None:
     parser.add_argument("--cases", nargs="+", type=int, default=None)
     parser.add_argument("--samples", type=int, default=2)
     parser.add_argument("--sweep", action="store_true")
+    parser.add_argument("--multiples", nargs="+", type=float, default=MULTIPLES, help="--sweep's lam_0 multiples")
     parser.add_argument("--only", choices=("auto", "fixed"), default=None, help="run one of the two")
     parser.add_argument("--prior", nargs="+", default=[], metavar="NAME=FOLDER", help="another prior")
     args = parser.parse_args(argv)
     priors = dict(item.split("=", 1) for item in args.prior)
     for name in args.modality:
         if args.sweep:
-            sweep(name)
+            sweep(name, multiples=args.multiples)
         else:
             compare(name, args.cases, args.samples, only=args.only, prior=priors.get(name))
 

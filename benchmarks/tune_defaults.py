@@ -15,10 +15,13 @@ built from the first of them; :func:`reddiff.calibration.problems_like`, noise s
 weight is chosen per run by the discrepancy principle) at ``lr`` times
 (1/3, 1, 3) of the shipped one and ``steps`` of (1/2, 1, 2) of it, one sample, solver seed 0.
 
-When the best setting has the most steps tried and beats the same ``lr`` at half as many by
-more than 0.1 dB, that ``lr`` is tried at twice as many again (up to 8x the shipped steps).
-The winner has the best mean PSNR over the images; a setting within 0.1 dB of it with fewer
-steps wins the tie (it is cheaper). ``--lr-multiples`` and ``--steps-multiples`` run another
+A setting's score is its mean PSNR over the real tuning images where the modality has any
+(the generated ones are reported beside it: on the sky they reward long runs that real skies
+do not, ``docs/tuning.md``), else over all the validation images. When the best setting has
+the most (fewest) steps tried and beats the same ``lr`` at half (twice) as many by more than
+0.1 dB, that ``lr`` is tried at twice (half) as many again (from 1/8 to 8x the shipped steps).
+The winner has the best score; a setting within 0.1 dB of it with fewer steps wins the tie
+(it is cheaper). ``--lr-multiples`` and ``--steps-multiples`` run another
 grid (e.g. one more point). The table gives every setting's mean and per-image PSNR
 and its gain over the shipped row. Changing a row means refitting the default calibrations
 (``benchmarks/fit_calibrations.py``), which check ``steps``.
@@ -60,8 +63,8 @@ def validation_problems(name: str, n_images: int) -> dict:
     return problems
 
 
-#: The longest run the steps extension tries, as a multiple of the shipped steps.
-MAX_STEP_MULTIPLE = 8
+#: The longest and shortest runs the steps extension tries, as multiples of the shipped steps.
+MAX_STEP_MULTIPLE, MIN_STEP_MULTIPLE = 8, 1 / 8
 
 
 def grid(name: str, quick: bool, lr_multiples=LR_MULTIPLES, step_multiples=STEP_MULTIPLES) -> list[dict]:
@@ -76,45 +79,50 @@ def grid(name: str, quick: bool, lr_multiples=LR_MULTIPLES, step_multiples=STEP_
 def tune(name: str, n_images: int, *, quick: bool = False, prior=None, **multiples) -> list[dict]:
     """Every setting's PSNR on every validation image, as rows (one per setting)."""
     problems = validation_problems(name, 2 if quick else n_images)
-    rows = [run(name, problems, setting, prior) for setting in grid(name, quick, **multiples)]
-    while not quick and (longer := _longer_steps(name, rows)) is not None:
-        rows.append(run(name, problems, longer, prior))
+    real = set(modalities.get(name).tuning_images())
+    rows = [run(name, problems, setting, prior, real) for setting in grid(name, quick, **multiples)]
+    while not quick and (extra := _steps_beyond_edge(name, rows)) is not None:
+        rows.append(run(name, problems, extra, prior, real))
     return rows
 
 
-def run(name: str, problems: dict, setting: dict, prior) -> dict:
-    """One setting on every validation image (one sample, solver seed 0)."""
+def run(name: str, problems: dict, setting: dict, prior, real=frozenset()) -> dict:
+    """One setting on every validation image (one sample, solver seed 0); its ``score`` is the mean
+    PSNR over the ``real`` tuning images where there are any, else over all of them."""
     started, psnrs = time.perf_counter(), {}
     for label, problem in problems.items():
         result = reddiff.reconstruct(problem, prior=prior, n_samples=1, seed=0, calibration="none",
                                      progress=False, **setting)
         psnrs[label] = round(float(result.dataset.attrs["psnr_db"]), 2)
+    scored = [v for k, v in psnrs.items() if k in real] or list(psnrs.values())
     row = {"modality": name, "lr": float(f"{setting['lr']:.4g}"), "steps": setting["steps"],
-           "mean_psnr": round(float(np.mean(list(psnrs.values()))), 2), "psnr": psnrs,
-           "seconds": round(time.perf_counter() - started), "_lr": setting["lr"]}
+           "score": round(float(np.mean(scored)), 2), "mean_psnr": round(float(np.mean(list(psnrs.values()))), 2),
+           "psnr": psnrs, "seconds": round(time.perf_counter() - started), "_lr": setting["lr"]}
     print(json.dumps({k: v for k, v in row.items() if k != "_lr"}), flush=True)
     return row
 
 
-def _longer_steps(name: str, rows: list[dict]) -> dict | None:
-    """Twice the steps of the best row when it sits on the steps edge and still gains, else None."""
-    best = max(rows, key=lambda r: r["mean_psnr"])
-    same_lr = [r for r in rows if r["_lr"] == best["_lr"]]
-    shorter = [r for r in same_lr if r["steps"] * 2 == best["steps"]]
-    if best["steps"] < max(r["steps"] for r in same_lr) or not shorter:
-        return None
-    if best["mean_psnr"] - shorter[0]["mean_psnr"] <= TIE_DB:
-        return None
-    if best["steps"] * 2 > MAX_STEP_MULTIPLE * modalities.get(name).defaults.steps:
-        return None
-    return {"lr": best["_lr"], "steps": best["steps"] * 2}
+def _steps_beyond_edge(name: str, rows: list[dict]) -> dict | None:
+    """The best row's ``lr`` at twice (half) its steps when it has the most (fewest) steps tried at
+    that ``lr`` and beats half (twice) as many by more than :data:`TIE_DB`, within
+    :data:`MAX_STEP_MULTIPLE` (:data:`MIN_STEP_MULTIPLE`) of the shipped steps; else None."""
+    best = max(rows, key=lambda r: r["score"])
+    tried = {r["steps"]: r for r in rows if r["_lr"] == best["_lr"]}
+    shipped = modalities.get(name).defaults.steps
+    for factor, edge, limit in ((2, max(tried), MAX_STEP_MULTIPLE * shipped), (0.5, min(tried), MIN_STEP_MULTIPLE * shipped)):
+        neighbour = tried.get(round(best["steps"] / factor))
+        steps = round(best["steps"] * factor)
+        if best["steps"] == edge and neighbour and best["score"] - neighbour["score"] > TIE_DB \
+                and steps >= 1 and (steps <= limit if factor > 1 else steps >= limit) and steps not in tried:
+            return {"lr": best["_lr"], "steps": steps}
+    return None
 
 
 def winner(rows: list[dict]) -> dict:
-    """The best mean PSNR; within :data:`TIE_DB` of it, the fewest steps (then the best)."""
-    best = max(r["mean_psnr"] for r in rows)
-    close = [r for r in rows if r["mean_psnr"] >= best - TIE_DB]
-    return min(close, key=lambda r: (r["steps"], -r["mean_psnr"]))
+    """The best score; within :data:`TIE_DB` of it, the fewest steps (then the best)."""
+    best = max(r["score"] for r in rows)
+    close = [r for r in rows if r["score"] >= best - TIE_DB]
+    return min(close, key=lambda r: (r["steps"], -r["score"]))
 
 
 def table(name: str, rows: list[dict]) -> str:
@@ -124,12 +132,12 @@ def table(name: str, rows: list[dict]) -> str:
     labels = list(rows[0]["psnr"])
     lines = [f"### {name}: shipped lr {row.lr:g}, {row.steps} steps; winner lr {chosen['lr']:g}, "
              f"{chosen['steps']} steps", "",
-             "| lr | steps | mean PSNR | vs shipped | " + " | ".join(labels) + " | s |",
-             "|---|---|---|---|" + "---|" * len(labels) + "---|"]
+             "| lr | steps | score | vs shipped | mean PSNR | " + " | ".join(labels) + " | s |",
+             "|---|---|---|---|---|" + "---|" * len(labels) + "---|"]
     for r in rows:
-        gain = f"{r['mean_psnr'] - shipped['mean_psnr']:+.2f}" if shipped else ""
+        gain = f"{r['score'] - shipped['score']:+.2f}" if shipped else ""
         mark = "**" if r is chosen else ""
-        lines.append(f"| {r['lr']:g} | {r['steps']} | {mark}{r['mean_psnr']:.2f}{mark} | {gain} | "
+        lines.append(f"| {r['lr']:g} | {r['steps']} | {mark}{r['score']:.2f}{mark} | {gain} | {r['mean_psnr']:.2f} | "
                      + " | ".join(f"{r['psnr'][k]:.2f}" for k in labels) + f" | {r['seconds']} |")
     return "\n".join(lines) + "\n"
 
