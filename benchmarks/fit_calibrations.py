@@ -5,7 +5,9 @@ Run: ``python benchmarks/fit_calibrations.py [--modality ct mri astro] [--sample
 
 For each modality the generated images of :meth:`reddiff.modalities.Modality.calibration_images`
 (phantoms, MNI152 slices and synthetic contrasts, simulated sky fields; never a held-out
-sample and never a training image), given what a real reference of them would carry
+sample and never a training image) and its real tuning images
+(:meth:`~reddiff.modalities.Modality.tuning_images`: the sky's three Hubble deep field fields
+the prior never trained on), given what a real reference of them would carry
 (:meth:`~reddiff.modalities.Modality.as_reference`: CT adds a scan's fine-scale texture),
 are measured like the modality's canonical measurement
 (:meth:`~reddiff.modalities.Modality.canonical_problem`, on its grid, built from the first
@@ -42,7 +44,7 @@ NOISE = {"ct": [{"I0": 3e5}, {"I0": 1e5}, {"I0": 3e4}],
 def fit_default(name: str, *, n_samples: int, quick: bool = False, seed: int = 0):
     """The default calibration of one modality (see the module notes)."""
     modality = modalities.get(name)
-    images = modality.calibration_images()
+    images = modality.calibration_images() | modality.tuning_images()
     if quick:
         images = dict(list(images.items())[:2])
     settings = NOISE[modality.name]

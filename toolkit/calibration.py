@@ -17,7 +17,8 @@ measurements *like the one to be reconstructed*:
    resolved for each measurement by :func:`at_noise_of`.
 
 Each modality ships a **default** calibration, fitted the same way on generated images
-(``Modality.calibration_images``; never a held-out sample) at three noise levels around
+and real images no prior trained on (``Modality.calibration_images`` and
+``Modality.tuning_images``; never a held-out sample) at three noise levels around
 its canonical measurement (``benchmarks/fit_calibrations.py``). :func:`apply` refuses a
 calibration of another modality or prior and records a warning when the measurement
 is unlike what the calibration was fitted on (noise outside the fitted range by more

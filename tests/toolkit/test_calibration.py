@@ -174,7 +174,7 @@ def test_resolve_knows_default_none_and_files(fitted, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("name", modalities.names())
-def test_every_shipped_default_calibration_loads_and_was_fitted_on_generated_images(name):
+def test_every_shipped_default_calibration_loads_and_was_fitted_on_no_held_out_image_with_the_shipped_row(name):
     from reddiff.datasets import list_samples
 
     path = calibration.default_path(name)
@@ -187,6 +187,8 @@ def test_every_shipped_default_calibration_loads_and_was_fitted_on_generated_ima
     row = modalities.get(name).defaults  # fitted with the shipped settings and prior
     assert cal.context["prior"] == row.prior and cal.context["steps"] == row.steps
     assert cal.context["lr"] == pytest.approx(row.lr)
+    if row.lam_target is not None:  # the weight's target changes every run, so the factor too
+        assert cal.context["lam"] == f"auto (discrepancy, target {row.lam_target:g})"
     if "prior_weights" in cal.context:
         from reddiff.priors import load_prior
 
