@@ -55,7 +55,8 @@ def final_ratio(problem, result_steps: dict):
 
 def sweep(name: str, n_images: int = 3, multiples=MULTIPLES) -> list[dict]:
     rows = []
-    for label, problem in validation_problems(name, n_images).items():
+    problems, _ = validation_problems(name, n_images)
+    for label, problem in problems.items():
         for multiple in multiples:
             seen = {}
             result = reddiff.reconstruct(problem, n_samples=1, seed=0, calibration="none", progress=False,

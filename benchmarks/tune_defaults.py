@@ -48,19 +48,20 @@ STEP_MULTIPLES = (0.5, 1.0, 2.0)
 TIE_DB = 0.1
 
 
-def validation_problems(name: str, n_images: int) -> dict:
+def validation_problems(name: str, n_images: int) -> tuple[dict, set]:
     """``n_images`` generated images spread over the modality's calibration set and the modality's
-    real tuning images (:meth:`~reddiff.modalities.Modality.tuning_images`), measured canonically."""
+    real tuning images (:meth:`~reddiff.modalities.Modality.tuning_images`), measured canonically;
+    and the labels of the real ones."""
     modality = modalities.get(name)
     images = modality.calibration_images()
     labels = list(images)[:: max(1, len(images) // n_images)][:n_images]
     grid = tuple(modality.canonical_problem(seed=0).baseline.shape[-2:])
     target = modality.canonical_problem(image=fit_to_grid(images[labels[0]], grid), seed=0)
+    real = modality.tuning_images()
     problems = {}
-    chosen = {label: images[label] for label in labels} | modality.tuning_images()
-    for i, (label, image) in enumerate(chosen.items()):
+    for i, (label, image) in enumerate(({label: images[label] for label in labels} | real).items()):
         problems.update(problems_like(target, {label: image}, seed=100 + i))
-    return problems
+    return problems, set(real)
 
 
 #: The longest and shortest runs the steps extension tries, as multiples of the shipped steps.
@@ -78,8 +79,7 @@ def grid(name: str, quick: bool, lr_multiples=LR_MULTIPLES, step_multiples=STEP_
 
 def tune(name: str, n_images: int, *, quick: bool = False, prior=None, **multiples) -> list[dict]:
     """Every setting's PSNR on every validation image, as rows (one per setting)."""
-    problems = validation_problems(name, 2 if quick else n_images)
-    real = set(modalities.get(name).tuning_images())
+    problems, real = validation_problems(name, 2 if quick else n_images)
     rows = [run(name, problems, setting, prior, real) for setting in grid(name, quick, **multiples)]
     while not quick and (extra := _steps_beyond_edge(name, rows)) is not None:
         rows.append(run(name, problems, extra, prior, real))
@@ -109,11 +109,10 @@ def _steps_beyond_edge(name: str, rows: list[dict]) -> dict | None:
     best = max(rows, key=lambda r: r["score"])
     tried = {r["steps"]: r for r in rows if r["_lr"] == best["_lr"]}
     shipped = modalities.get(name).defaults.steps
-    for factor, edge, limit in ((2, max(tried), MAX_STEP_MULTIPLE * shipped), (0.5, min(tried), MIN_STEP_MULTIPLE * shipped)):
-        neighbour = tried.get(round(best["steps"] / factor))
-        steps = round(best["steps"] * factor)
-        if best["steps"] == edge and neighbour and best["score"] - neighbour["score"] > TIE_DB \
-                and steps >= 1 and (steps <= limit if factor > 1 else steps >= limit) and steps not in tried:
+    for factor, edge in ((2, max(tried)), (0.5, min(tried))):
+        steps, neighbour = round(best["steps"] * factor), tried.get(round(best["steps"] / factor))
+        if (best["steps"] == edge and neighbour and best["score"] - neighbour["score"] > TIE_DB
+                and max(1, MIN_STEP_MULTIPLE * shipped) <= steps <= MAX_STEP_MULTIPLE * shipped):
             return {"lr": best["_lr"], "steps": steps}
     return None
 

@@ -187,7 +187,7 @@ def test_every_shipped_default_calibration_loads_and_was_fitted_on_no_held_out_i
     row = modalities.get(name).defaults  # fitted with the shipped settings and prior
     assert cal.context["prior"] == row.prior and cal.context["steps"] == row.steps
     assert cal.context["lr"] == pytest.approx(row.lr)
-    if row.lam_target is not None:  # the weight's target changes every run, so the factor too
+    if row.lam_target is not None:  # another target gives other weights, so another factor
         assert cal.context["lam"] == f"auto (discrepancy, target {row.lam_target:g})"
     if "prior_weights" in cal.context:
         from reddiff.priors import load_prior

@@ -338,8 +338,8 @@ def _astro_evaluation() -> dict:
     simulated field; held out: M13."""
     from reddiff.datasets import sample_image
 
-    hubble = _hubble_counts()[300:428, HUBBLE_TRAINED_COLUMNS:HUBBLE_TRAINED_COLUMNS + 128]
-    return {"hubble_deep_field columns 872-999 (smoothed 1 px)": _hubble_clean(hubble)[0],
+    (hubble,) = hubble_untrained_fields(rows=(300,)).values()
+    return {"hubble_deep_field columns 872-999 (smoothed 1 px)": hubble,
             "simulated field (seed 1000)": simulated_sky(128, seed=1000),
             HELD_OUT + "m13 centre, file values as counts": sample_image("m13").array[86:214, 86:214]}
 
