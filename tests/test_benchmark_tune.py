@@ -31,7 +31,7 @@ def test_the_winner_is_the_best_score_and_a_near_tie_goes_to_fewer_steps(tune):
 
 
 def test_the_steps_grid_grows_past_whichever_edge_still_gains(tune):
-    shipped = modalities.get("astro").defaults.steps  # 100
+    shipped = modalities.get("astro").defaults.steps  # 50
     lr = modalities.get("astro").defaults.lr
     fewest_wins = [_row(lr, shipped // 2, 41.0), _row(lr, shipped, 40.5), _row(lr, 2 * shipped, 40.0)]
     assert tune._steps_beyond_edge("astro", fewest_wins) == {"lr": lr, "steps": shipped // 4}
