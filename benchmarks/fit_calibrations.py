@@ -21,7 +21,7 @@ with 10 steps into a temporary folder (a smoke test; nothing shipped is touched)
 
 Real references decide where a modality has them, as they decide the tuning score in
 ``benchmarks/tune_defaults.py``: pooled with the sky's nine generated fields (which need factors of
-5-13 at 50 steps) the three real fields (16-17) were outvoted and the factor fell to 11.3, too
+5.2-13.2 at 50 steps) the three real fields (15.7-16.5) were outvoted and the factor fell to 11.3, too
 narrow for real sky (``docs/uncertainty.md``).
 """
 

@@ -302,9 +302,9 @@ class Modality:
         return {}
 
     def tuning_images(self) -> dict[str, np.ndarray]:
-        """Real images the defaults are tuned and the default calibration fitted on beside the
-        generated ones (physical units): parts of a training source the prior never trained on,
-        never a held-out sample; default none."""
+        """Real images the defaults are tuned on beside the generated ones, and the default
+        calibration is fitted on instead of them (physical units): parts of a training source the
+        prior never trained on, never a held-out sample; default none."""
         return {}
 
     def as_reference(self, image: np.ndarray, *, seed: int) -> tuple[np.ndarray, str]:
