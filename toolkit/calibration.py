@@ -22,7 +22,7 @@ and real images no prior trained on (``Modality.calibration_images`` and
 its canonical measurement (``benchmarks/fit_calibrations.py``). :func:`apply` refuses a
 calibration of another modality or prior and records a warning when the measurement
 is unlike what the calibration was fitted on (noise outside the fitted range by more
-than :data:`NOISE_TOLERANCE`, another measurement shape, other steps, ``sigma_x0`` or timesteps).
+than :data:`NOISE_TOLERANCE`, another measurement shape, other steps, ``sigma_x0``, timesteps or ``t_max``).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ DEFAULTS_FOLDER = Path(__file__).parent / "calibrations"
 NOISE_TOLERANCE = 2.0
 #: Solver settings that must match the calibration's for it to apply without a warning (not the
 #: number of samples: the std of 4 or 8 runs estimates the same spread, within a few per cent).
-SETTINGS_CHECKED = ("steps", "sigma_x0", "timesteps")
+SETTINGS_CHECKED = ("steps", "sigma_x0", "timesteps", "t_max")
 
 
 # -- building calibration problems ---------------------------------------------------

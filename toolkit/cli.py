@@ -146,6 +146,8 @@ def reconstruct(
                                        "(discrepancy principle); default: the modality's."),
     weighting: str = typer.Option(None, help="SNR weighting: linear, sqrt, square, log1p, trunc_linear, constant."),
     timesteps: str = typer.Option(None, help="descending or random."),
+    t_max: int = typer.Option(None, "--t-max", help="Top of the timestep grid (default: the modality's; the "
+                              "prior's T-1 is the paper's full range)."),
     sigma_x0: float = typer.Option(None, "--sigma-x0", help="Noise added to the image each step (diversity)."),
     samples: int = typer.Option(8, help="Stochastic runs for the uncertainty map."),
     seed: int = typer.Option(0, help="Seed of every random draw."),
@@ -179,7 +181,7 @@ def reconstruct(
             _reconstruct_volume(input, slices, indices, folder, formats=formats, overwrite=overwrite, quiet=quiet,
                                 modality=modality, seed=seed, load_options=given(options), prior=prior,
                                 n_samples=samples, device=device, steps=steps, lr=lr, lam=lam,
-                                weighting=weighting, timesteps=timesteps, sigma_x0=sigma_x0,
+                                weighting=weighting, timesteps=timesteps, t_max=t_max, sigma_x0=sigma_x0,
                                 calibration=calibration)
             return
         problem = load_problem(input, modality=modality, reference=reference, seed=seed, slice_index=indices[0],
@@ -192,7 +194,7 @@ def reconstruct(
                 result = run(problem, prior=prior, n_samples=samples, seed=seed + indices[0], device=device,
                              callback=bar, calibration=calibration,
                              steps=steps, lr=lr, lam=lam, weighting=weighting, timesteps=timesteps,
-                             sigma_x0=sigma_x0)
+                             t_max=t_max, sigma_x0=sigma_x0)
             written = save_outputs(result, problem, folder, formats=formats, overwrite=overwrite)
         _warn_calibration([result])
         typer.echo(summary_line(result) + f"; wrote {len(written)} files to {folder}")

@@ -28,6 +28,10 @@ class SolverDefaults:
     (:class:`reddiff.discrepancy.AutoLam`, pilots around :meth:`lam_for`), aiming at this
     deviance ratio :math:`\tau` (measured on generated images per modality); None: the
     scaled ``lam`` is used as is.
+
+    ``t_max`` is the top of the timestep grid (None: the prior's ``T - 1``, the paper's
+    full range); a modality whose start is already a good estimate of the image may skip
+    the pure-noise timesteps.
     """
 
     prior: str
@@ -39,6 +43,7 @@ class SolverDefaults:
     timesteps: str
     sigma_x0: float
     lam_target: float | None = None
+    t_max: int | None = None
 
     def lam_for(self, noise: float) -> float:
         """The default ``lam`` for a measurement with noise level ``noise``.

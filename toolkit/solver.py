@@ -58,9 +58,10 @@ def sample_seeds(seed: int | None, n_samples: int) -> list[int]:
     return [int(c.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1)) for c in children]
 
 
-def timestep_grid(prior: Prior, steps: int) -> torch.Tensor:
-    """``steps`` integer timesteps evenly spaced from ``T - 1`` down to ``0``."""
-    return torch.linspace(prior.num_timesteps - 1, 0, steps).round().long()
+def timestep_grid(prior: Prior, steps: int, t_max: int | None = None) -> torch.Tensor:
+    """``steps`` integer timesteps evenly spaced from ``t_max`` (default ``T - 1``) down to ``0``."""
+    top = prior.num_timesteps - 1 if t_max is None else t_max
+    return torch.linspace(top, 0, steps).round().long()
 
 
 def initial_image(y, physics, prior: Prior, init) -> torch.Tensor:
@@ -117,8 +118,8 @@ def _check_measurement(y: torch.Tensor) -> None:
 
 def red_diff(y: torch.Tensor, physics, prior: Prior, *, data_term=None, steps: int = 100,
              lr: float = 0.1, lam: float | str | AutoLam = 0.25, weighting: str | Callable = "linear",
-             timesteps: str | Sequence[int] = "descending", sigma_x0: float = 0.0,
-             init="pinv", n_samples: int = 1, batch_size: int | None = None,
+             timesteps: str | Sequence[int] = "descending", t_max: int | None = None,
+             sigma_x0: float = 0.0, init="pinv", n_samples: int = 1, batch_size: int | None = None,
              seed: int | Sequence[int] | None = None, betas=(0.9, 0.99),
              quantiles=DEFAULT_QUANTILES, keep_samples: bool = False,
              callback: Callable[[dict], None] | None = None) -> Reconstruction:
@@ -154,9 +155,16 @@ def red_diff(y: torch.Tensor, physics, prior: Prior, *, data_term=None, steps: i
         SNR weighting :math:`w(t)`: a name in :data:`reddiff.WEIGHTINGS` or a function
         of ``alpha_bar``.
     timesteps : {"descending", "random"} or sequence of int
-        Order of timesteps: ``steps`` values evenly spaced from ``T-1`` to 0,
+        Order of timesteps: ``steps`` values evenly spaced from ``t_max`` to 0,
         visited in descending order (the paper) or drawn at random per sample;
         or an explicit sequence of length ``steps``.
+    t_max : int, optional
+        Largest timestep of the grid: ``steps`` values from ``t_max`` down to 0
+        (default ``T - 1``, the paper's full range). A start that is already an
+        estimate of the image (FBP, Richardson-Lucy, zero-filled) needs no steps at
+        noise levels far above its own error; those steps pull towards the prior's
+        mean image, and a truncated grid spends the budget where the prior sharpens.
+        Not allowed with an explicit sequence of timesteps.
     sigma_x0 : float
         Standard deviation of Gaussian noise added to :math:`\mu` at each step
         (the paper's :math:`\sigma_{x_0}`), a diversity control.
@@ -239,7 +247,7 @@ def red_diff(y: torch.Tensor, physics, prior: Prior, *, data_term=None, steps: i
         from .priors import load_prior
 
         prior = load_prior(prior)
-    schedule = _timestep_schedule(prior, steps, timesteps)
+    schedule = _timestep_schedule(prior, steps, timesteps, t_max)
     prior = prior.to(y.device).eval()
     mu0 = initial_image(y, physics, prior, init)
     _check_sample_memory(mu0, n_samples, keep_samples, quantiles)
@@ -251,7 +259,8 @@ def red_diff(y: torch.Tensor, physics, prior: Prior, *, data_term=None, steps: i
 
     def solve(chunk_seeds, progress, lams=None):
         weight = lam if lams is None else torch.tensor([lams[s] for s in chunk_seeds], device=y.device)
-        return _optimise(y, physics, prior, nll, mu0, chunk_seeds, schedule, steps=steps, lr=lr, lam=weight,
+        return _optimise(y, physics, prior, nll, mu0, chunk_seeds, schedule, steps=steps, t_max=t_max, lr=lr,
+                         lam=weight,
                          weight_fn=weight_fn, sigma_x0=sigma_x0, betas=betas, callback=callback,
                          progress=progress)
 
@@ -267,6 +276,8 @@ def red_diff(y: torch.Tensor, physics, prior: Prior, *, data_term=None, steps: i
     config = {"solver": "red_diff", "steps": steps, "lr": lr, "lam": lam,
               "weighting": weighting if isinstance(weighting, str) else repr(weighting),
               "timesteps": timesteps if isinstance(timesteps, str) else list(map(int, timesteps)),
+              "t_max": None if not isinstance(timesteps, str) else
+              int(t_max) if t_max is not None else prior.num_timesteps - 1,
               "sigma_x0": sigma_x0, "init": init if isinstance(init, str) else "tensor",
               "n_samples": n_samples, "batch_size": batch_size, "betas": list(betas),
               "prior": prior.name, "prior_weights": prior.weights_sha256(), "transform": prior.transform.to_config(),
@@ -399,14 +410,19 @@ def _resolve_seeds(seed, n_samples: int) -> list[int]:
     return seeds
 
 
-def _timestep_schedule(prior: Prior, steps: int, timesteps):
-    """``(steps,)`` tensor of timesteps, or the string ``"random"`` (drawn per sample)."""
+def _timestep_schedule(prior: Prior, steps: int, timesteps, t_max: int | None = None):
+    """``(steps,)`` tensor of timesteps, or the string ``"random"`` (drawn per sample from the grid)."""
+    if t_max is not None:
+        if not isinstance(timesteps, str):
+            raise InputError("t_max sets the top of the descending or random grid; leave it out with an "
+                             "explicit sequence of timesteps", field="t_max")
+        _check_count("t_max", t_max, prior.num_timesteps - 1)
     if isinstance(timesteps, str):
         if timesteps not in TIMESTEP_ORDERS:
             raise InputError(f"unknown timesteps {timesteps!r}; expected one of "
                              f"{', '.join(TIMESTEP_ORDERS)} or a sequence of ints",
                              field="timesteps")
-        return "random" if timesteps == "random" else timestep_grid(prior, steps)
+        return "random" if timesteps == "random" else timestep_grid(prior, steps, t_max)
     schedule = torch.as_tensor(list(timesteps), dtype=torch.long)
     if schedule.shape != (steps,) or bool((schedule < 0).any() | (schedule >= prior.num_timesteps).any()):
         raise InputError(f"timesteps must be {steps} integers in [0, {prior.num_timesteps - 1}]",
@@ -414,7 +430,7 @@ def _timestep_schedule(prior: Prior, steps: int, timesteps):
     return schedule
 
 
-def _optimise(y, physics, prior, nll, mu0, seeds, schedule, *, steps, lr, lam, weight_fn,
+def _optimise(y, physics, prior, nll, mu0, seeds, schedule, *, steps, t_max, lr, lam, weight_fn,
               sigma_x0, betas, callback, progress) -> torch.Tensor:
     """Run the Adam loop for one batch of samples; returns ``mu`` in network units."""
     device = y.device
@@ -424,7 +440,7 @@ def _optimise(y, physics, prior, nll, mu0, seeds, schedule, *, steps, lr, lam, w
     mu = mu0.expand(n, *mu0.shape[1:]).clone().requires_grad_(True)
     optimizer = torch.optim.Adam([mu], lr=lr, betas=betas)
     generators = [torch.Generator(device=device).manual_seed(s) for s in seeds]
-    grid = timestep_grid(prior, steps).to(device)
+    grid = timestep_grid(prior, steps, t_max).to(device)
 
     def per_sample_normal():
         return torch.cat([torch.randn(mu.shape[1:], generator=g, device=device)[None]

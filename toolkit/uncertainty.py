@@ -67,7 +67,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 METHODS = ("normal", "quantile")
 CONTEXT_KEYS = ("prior", "prior_weights", "physics", "steps", "lr", "lam", "weighting", "timesteps",
-                "sigma_x0", "n_samples")
+                "t_max", "sigma_x0", "n_samples")
 #: Noise levels spanning less than this ratio are too close to fit a noise power law on.
 NOISE_LAW_MIN_RATIO = 1.5
 

@@ -187,6 +187,8 @@ def test_every_shipped_default_calibration_loads_and_was_fitted_on_no_held_out_i
     row = modalities.get(name).defaults  # fitted with the shipped settings and prior
     assert cal.context["prior"] == row.prior and cal.context["steps"] == row.steps
     assert cal.context["lr"] == pytest.approx(row.lr)
+    if row.t_max is not None:  # a calibration without t_max was fitted on the full grid
+        assert cal.context.get("t_max") == row.t_max
     if row.lam_target is not None:  # another target gives other weights, so another factor
         assert cal.context["lam"] == f"auto (discrepancy, target {row.lam_target:g})"
     if "prior_weights" in cal.context:

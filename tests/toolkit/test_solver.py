@@ -196,6 +196,10 @@ def test_complex_images_as_two_channels_match_complex_tensors():
     (dict(init="ones"), "unknown init"),
     (dict(timesteps="ascending"), "unknown timesteps"),
     (dict(timesteps=[5, 4]), "timesteps must be 3 integers"),
+    (dict(timesteps=[5, 4, 3], t_max=5), "explicit sequence"),
+    (dict(t_max=0), "t_max must be an integer"),
+    (dict(t_max=1000), "t_max must be an integer"),
+    (dict(t_max=2.5), "t_max must be an integer"),
     (dict(seed=[1, 2]), "2 seeds for n_samples=1"),
     (dict(weighting="cubic"), "linear"),
     (dict(lr=-1.0), "lr must be a positive number"),
@@ -216,6 +220,25 @@ def test_bad_arguments_raise_input_errors(problem, bad, match):
     kwargs.update(bad)
     with pytest.raises(InputError, match=match):
         red_diff(kwargs.pop("y"), physics, kwargs.pop("prior"), **kwargs)
+
+
+@pytest.mark.parametrize("t_max", [None, 300])
+def test_t_max_is_the_first_timestep_and_is_recorded(problem, t_max):
+    _, physics, y, sigma = problem
+    visited = []
+    result = red_diff(y, physics, GaussianPrior(), data_term=sigma, steps=4, t_max=t_max, seed=0,
+                      callback=lambda info: visited.append(int(info["t"][0])))
+    top = 999 if t_max is None else t_max
+    assert visited == [top, round(top * 2 / 3), round(top / 3), 0]
+    assert result.config["t_max"] == top
+
+
+def test_random_timesteps_stay_below_t_max(problem):
+    _, physics, y, sigma = problem
+    visited = []
+    red_diff(y, physics, GaussianPrior(), data_term=sigma, steps=20, t_max=50, timesteps="random", seed=0,
+             n_samples=2, callback=lambda info: visited.extend(info["t"].tolist()))
+    assert max(visited) <= 50 and len(set(visited)) > 1
 
 
 def test_a_named_prior_works_as_documented(problem):
