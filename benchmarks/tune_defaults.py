@@ -1,7 +1,7 @@
 """Tune RED-Diff's per-modality ``lr`` and ``steps`` (``reddiff.DEFAULTS``) on images no prior trained on and no held-out sample.
 
 Run: ``python benchmarks/tune_defaults.py [--modality ct mri astro] [--images 3] [--quick]
-[--prior NAME=FOLDER ...]`` (one thread; ``--quick`` is a smoke test with a tiny grid).
+[--prior NAME=FOLDER ...] [--t-max N ...]`` (one thread; ``--quick`` is a smoke test with a tiny grid).
 
 No held-out sample and no training image takes part: the validation images are the
 modality's generated calibration images (:meth:`reddiff.modalities.Modality.calibration_images`:
@@ -22,7 +22,8 @@ the most (fewest) steps tried and beats the same ``lr`` at half (twice) as many 
 0.1 dB, that ``lr`` is tried at twice (half) as many again (from 1/8 to 8x the shipped steps).
 The winner has the best score; a setting within 0.1 dB of it with fewer steps wins the tie
 (it is cheaper). ``--lr-multiples`` and ``--steps-multiples`` run another
-grid (e.g. one more point). The table gives every setting's mean and per-image PSNR
+grid (e.g. one more point), and ``--t-max`` tries tops of the timestep grid other than the
+shipped one (each with the whole ``lr`` x ``steps`` grid). The table gives every setting's mean and per-image PSNR
 and its gain over the shipped row. Changing a row means refitting the default calibrations
 (``benchmarks/fit_calibrations.py``), which check ``steps``.
 """
@@ -68,13 +69,15 @@ def validation_problems(name: str, n_images: int) -> tuple[dict, set]:
 MAX_STEP_MULTIPLE, MIN_STEP_MULTIPLE = 8, 1 / 8
 
 
-def grid(name: str, quick: bool, lr_multiples=LR_MULTIPLES, step_multiples=STEP_MULTIPLES) -> list[dict]:
-    """The ``lr`` x ``steps`` settings tried (the shipped row among them by default)."""
+def grid(name: str, quick: bool, lr_multiples=LR_MULTIPLES, step_multiples=STEP_MULTIPLES,
+         t_maxes=(None,)) -> list[dict]:
+    """The ``lr`` x ``steps`` x ``t_max`` settings tried (the shipped row among them by default;
+    a ``t_max`` of None keeps the shipped one)."""
     row = modalities.get(name).defaults
     if quick:
         return [{"lr": row.lr, "steps": 3}, {"lr": row.lr * 3, "steps": 3}]
-    return [{"lr": row.lr * a, "steps": max(1, round(row.steps * b))}
-            for a, b in itertools.product(lr_multiples, step_multiples)]
+    return [{"lr": row.lr * a, "steps": max(1, round(row.steps * b)), "t_max": t}
+            for t, a, b in itertools.product(t_maxes, lr_multiples, step_multiples)]
 
 
 def tune(name: str, n_images: int, *, quick: bool = False, prior=None, **multiples) -> list[dict]:
@@ -95,7 +98,8 @@ def run(name: str, problems: dict, setting: dict, prior, real=frozenset()) -> di
                                      progress=False, **setting)
         psnrs[label] = round(float(result.dataset.attrs["psnr_db"]), 2)
     scored = [v for k, v in psnrs.items() if k in real] or list(psnrs.values())
-    row = {"modality": name, "lr": float(f"{setting['lr']:.4g}"), "steps": setting["steps"],
+    t_max = setting.get("t_max") or modalities.get(name).defaults.t_max
+    row = {"modality": name, "lr": float(f"{setting['lr']:.4g}"), "steps": setting["steps"], "t_max": t_max,
            "score": round(float(np.mean(scored)), 2), "mean_psnr": round(float(np.mean(list(psnrs.values()))), 2),
            "psnr": psnrs, "seconds": round(time.perf_counter() - started), "_lr": setting["lr"]}
     print(json.dumps({k: v for k, v in row.items() if k != "_lr"}), flush=True)
@@ -107,13 +111,13 @@ def _steps_beyond_edge(name: str, rows: list[dict]) -> dict | None:
     that ``lr`` and beats half (twice) as many by more than :data:`TIE_DB`, within
     :data:`MAX_STEP_MULTIPLE` (:data:`MIN_STEP_MULTIPLE`) of the shipped steps; else None."""
     best = max(rows, key=lambda r: r["score"])
-    tried = {r["steps"]: r for r in rows if r["_lr"] == best["_lr"]}
+    tried = {r["steps"]: r for r in rows if r["_lr"] == best["_lr"] and r["t_max"] == best["t_max"]}
     shipped = modalities.get(name).defaults.steps
     for factor, edge in ((2, max(tried)), (0.5, min(tried))):
         steps, neighbour = round(best["steps"] * factor), tried.get(round(best["steps"] / factor))
         if (best["steps"] == edge and neighbour and best["score"] - neighbour["score"] > TIE_DB
                 and max(1, MIN_STEP_MULTIPLE * shipped) <= steps <= MAX_STEP_MULTIPLE * shipped):
-            return {"lr": best["_lr"], "steps": steps}
+            return {"lr": best["_lr"], "steps": steps, "t_max": best["t_max"]}
     return None
 
 
@@ -126,19 +130,24 @@ def winner(rows: list[dict]) -> dict:
 
 def table(name: str, rows: list[dict]) -> str:
     row = modalities.get(name).defaults
-    shipped = next((r for r in rows if np.isclose(r["lr"], row.lr) and r["steps"] == row.steps), None)
+    shipped = next((r for r in rows if np.isclose(r["lr"], row.lr) and r["steps"] == row.steps
+                    and r["t_max"] == row.t_max), None)
     chosen = winner(rows)
     labels = list(rows[0]["psnr"])
-    lines = [f"### {name}: shipped lr {row.lr:g}, {row.steps} steps; winner lr {chosen['lr']:g}, "
-             f"{chosen['steps']} steps", "",
-             "| lr | steps | score | vs shipped | mean PSNR | " + " | ".join(labels) + " | s |",
-             "|---|---|---|---|---|" + "---|" * len(labels) + "---|"]
+    lines = [f"### {name}: shipped lr {row.lr:g}, {row.steps} steps, t_max {_top(row.t_max)}; winner lr "
+             f"{chosen['lr']:g}, {chosen['steps']} steps, t_max {_top(chosen['t_max'])}", "",
+             "| lr | steps | t_max | score | vs shipped | mean PSNR | " + " | ".join(labels) + " | s |",
+             "|---|---|---|---|---|---|" + "---|" * len(labels) + "---|"]
     for r in rows:
         gain = f"{r['score'] - shipped['score']:+.2f}" if shipped else ""
         mark = "**" if r is chosen else ""
-        lines.append(f"| {r['lr']:g} | {r['steps']} | {mark}{r['score']:.2f}{mark} | {gain} | {r['mean_psnr']:.2f} | "
+        lines.append(f"| {r['lr']:g} | {r['steps']} | {_top(r['t_max'])} | {mark}{r['score']:.2f}{mark} | {gain} | {r['mean_psnr']:.2f} | "
                      + " | ".join(f"{r['psnr'][k]:.2f}" for k in labels) + f" | {r['seconds']} |")
     return "\n".join(lines) + "\n"
+
+
+def _top(t_max: int | None) -> str:
+    return "T-1" if t_max is None else str(t_max)
 
 
 def main(argv=None) -> None:
@@ -149,11 +158,13 @@ def main(argv=None) -> None:
     parser.add_argument("--prior", nargs="+", default=[], metavar="NAME=FOLDER", help="another prior")
     parser.add_argument("--lr-multiples", nargs="+", type=float, default=LR_MULTIPLES)
     parser.add_argument("--steps-multiples", nargs="+", type=float, default=STEP_MULTIPLES)
+    parser.add_argument("--t-max", nargs="+", type=int, default=[None],
+                        help="tops of the timestep grid to try (default the shipped one)")
     args = parser.parse_args(argv)
     priors = dict(item.split("=", 1) for item in args.prior)
     for name in args.modality:
         rows = tune(name, args.images, quick=args.quick, prior=priors.get(name), lr_multiples=args.lr_multiples,
-                    step_multiples=args.steps_multiples)
+                    step_multiples=args.steps_multiples, t_maxes=args.t_max)
         print(table(name, rows), flush=True)
 
 

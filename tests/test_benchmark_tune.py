@@ -19,8 +19,9 @@ def tune():
     return module
 
 
-def _row(lr, steps, score):
-    return {"lr": lr, "_lr": lr, "steps": steps, "score": score, "mean_psnr": score, "psnr": {}, "seconds": 0}
+def _row(lr, steps, score, t_max=None):
+    return {"lr": lr, "_lr": lr, "steps": steps, "t_max": t_max, "score": score, "mean_psnr": score, "psnr": {},
+            "seconds": 0}
 
 
 def test_the_winner_is_the_best_score_and_a_near_tie_goes_to_fewer_steps(tune):
@@ -31,12 +32,12 @@ def test_the_winner_is_the_best_score_and_a_near_tie_goes_to_fewer_steps(tune):
 
 
 def test_the_steps_grid_grows_past_whichever_edge_still_gains(tune):
-    shipped = modalities.get("astro").defaults.steps  # 50
+    shipped = modalities.get("astro").defaults.steps
     lr = modalities.get("astro").defaults.lr
     fewest_wins = [_row(lr, shipped // 2, 41.0), _row(lr, shipped, 40.5), _row(lr, 2 * shipped, 40.0)]
-    assert tune._steps_beyond_edge("astro", fewest_wins) == {"lr": lr, "steps": shipped // 4}
+    assert tune._steps_beyond_edge("astro", fewest_wins) == {"lr": lr, "steps": shipped // 4, "t_max": None}
     most_wins = [_row(lr, shipped // 2, 40.0), _row(lr, shipped, 40.5), _row(lr, 2 * shipped, 41.0)]
-    assert tune._steps_beyond_edge("astro", most_wins) == {"lr": lr, "steps": 4 * shipped}
+    assert tune._steps_beyond_edge("astro", most_wins) == {"lr": lr, "steps": 4 * shipped, "t_max": None}
     inside = [_row(lr, shipped // 2, 40.0), _row(lr, shipped, 41.0), _row(lr, 2 * shipped, 40.0)]
     assert tune._steps_beyond_edge("astro", inside) is None
     flat = [_row(lr, shipped // 2, 40.05), _row(lr, shipped, 40.0)]
@@ -54,3 +55,22 @@ def test_real_tuning_images_decide_the_score_where_a_modality_has_them(tune, mon
     monkeypatch.setattr(tune.reddiff, "reconstruct", lambda problem, **_: Result(next(scores)))
     row = tune.run("astro", {"generated": None, "real": None}, {"lr": 0.001, "steps": 5}, None, {"real"})
     assert (row["score"], row["mean_psnr"]) == (40.0, 35.0)
+
+
+def test_the_steps_grid_compares_runs_at_the_same_top_of_the_timestep_grid(tune):
+    shipped, lr = modalities.get("astro").defaults.steps, modalities.get("astro").defaults.lr
+    rows = [_row(lr, shipped, 40.0, t_max=999), _row(lr, 2 * shipped, 39.0, t_max=999),
+            _row(lr, 2 * shipped, 41.0, t_max=40)]
+    assert tune._steps_beyond_edge("astro", rows) is None  # no shorter run at t_max 40 to compare with
+    rows.append(_row(lr, shipped, 40.0, t_max=40))
+    assert tune._steps_beyond_edge("astro", rows) == {"lr": lr, "steps": 4 * shipped, "t_max": 40}
+
+
+def test_the_grid_crosses_every_top_with_every_lr_and_steps(tune):
+    row = modalities.get("astro").defaults
+    settings = tune.grid("astro", False, lr_multiples=(1, 3), step_multiples=(1,), t_maxes=(999, 40))
+    assert [(s["t_max"], s["lr"]) for s in settings] == [(999, row.lr), (999, 3 * row.lr), (40, row.lr),
+                                                         (40, 3 * row.lr)]
+    rows = [_row(s["lr"], s["steps"], 40.0 + i, s["t_max"]) for i, s in enumerate(settings)]
+    lines = tune.table("astro", rows).splitlines()
+    assert "t_max" in lines[2] and "| 999 |" in lines[4] and "| 40 |" in lines[-1]
