@@ -34,8 +34,9 @@ images, never trained on), the MNI slice one the MRI prior left out, the sky
 * ``RED-Diff``: :func:`reddiff.red_diff` with the modality's shipped defaults
   (:data:`reddiff.DEFAULTS`; generic tasks: :data:`GENERIC_DEFAULTS`), at its default
   budget and at 25/50/100/200/500 steps; ``RED-Diff (tuned)``: ``lam`` tuned on the
-  validation image like every other solver (the shipped sky defaults were tuned on
-  M13 itself, see :mod:`reddiff.defaults`);
+  validation image like every other solver (the shipped defaults were tuned on generated
+  images for CT and MRI and on untrained Hubble deep field fields for the sky, never on a
+  test image here; ``docs/tuning.md``);
 * ``DPS`` (:class:`deepinv.sampling.DPS`, the original residual-norm guidance, DDPM
   steps), ``PiGDM`` (:class:`deepinv.sampling.PiGDMDataFidelity` in the same
   :class:`~deepinv.sampling.PosteriorDiffusion` sampler), ``DiffPIR`` and ``DDRM``
@@ -873,9 +874,9 @@ def _provenance(run: dict, name_tasks: bool) -> str:
 
 #: What every run of this comparison should be read with.
 CAVEATS = (
-    "RED-Diff's shipped CT and MRI defaults (steps and lr of the `RED-Diff` rows of ct30, mri4 and mri8) were "
-    "tuned on generated validation images (`benchmarks/tune_defaults.py`), but the sky row's on M13, this "
-    "comparison's sky test image (`reddiff.defaults`); the other solvers saw only the validation image. "
+    "RED-Diff's shipped defaults (steps, lr and t_max of the `RED-Diff` rows) were tuned on images that are "
+    "no test image here (`benchmarks/tune_defaults.py`: generated ones for CT and MRI, the Hubble deep "
+    "field's untrained columns for the sky); the other solvers saw only the validation image. "
     "`RED-Diff (tuned)` is RED-Diff under the same rule as the rest (its `lam` tuned on the validation image).",
     "Each rival is tuned in one setting, at the default budget only; its other budgets reuse that setting. DPS "
     "is deepinv's original residual-norm guidance (no annealing); the DPS paper runs it for 1000 steps.",
