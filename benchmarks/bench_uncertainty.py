@@ -334,7 +334,7 @@ def spread_samples(problem, how: str, n: int, seed: int) -> tuple[torch.Tensor, 
     from reddiff import modalities
 
     modality = modalities.get(problem.modality)
-    settings = modality.defaults.as_kwargs(noise=modality.noise_level(problem))
+    settings = modality.defaults.as_kwargs(noise=modality.noise_level(problem), shape=problem.baseline.shape)
     prior = modality.prior(problem)
     changed = {"random timesteps": {"timesteps": "random"}, "sigma_x0 0.05": {"sigma_x0": 0.05}}.get(how, {})
     if how != "bootstrap":

@@ -384,7 +384,7 @@ def make_setup(task: Task, image: np.ndarray, seed: int, device) -> Setup:
     problem.physics = physics
     problem.y, problem.init = problem.y.to(device), problem.init.to(device)
     problem.truth = problem.truth.to(device)
-    settings = modality.defaults.as_kwargs(noise=modality.noise_level(problem))
+    settings = modality.defaults.as_kwargs(noise=modality.noise_level(problem), shape=problem.baseline.shape)
     # a fixed weight: lam="auto"'s pilot runs would spend network evaluations outside the budget
     settings["lam"] = modality.defaults.lam_for(modality.noise_level(problem))
     setup = Setup(task, problem, prior, deepinv_view(problem, prior, device), settings, device)

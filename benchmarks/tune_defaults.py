@@ -49,14 +49,15 @@ STEP_MULTIPLES = (0.5, 1.0, 2.0)
 TIE_DB = 0.1
 
 
-def validation_problems(name: str, n_images: int) -> tuple[dict, set]:
+def validation_problems(name: str, n_images: int, size: int | None = None) -> tuple[dict, set]:
     """``n_images`` generated images spread over the modality's calibration set and the modality's
-    real tuning images (:meth:`~reddiff.modalities.Modality.tuning_images`), measured canonically;
-    and the labels of the real ones."""
+    real tuning images (:meth:`~reddiff.modalities.Modality.tuning_images`), measured canonically
+    (on a ``size`` x ``size`` grid when given: the images resampled to it, as the held-out 256 px
+    cases are); and the labels of the real ones."""
     modality = modalities.get(name)
     images = modality.calibration_images()
     labels = list(images)[:: max(1, len(images) // n_images)][:n_images]
-    grid = tuple(modality.canonical_problem(seed=0).baseline.shape[-2:])
+    grid = (size, size) if size else tuple(modality.canonical_problem(seed=0).baseline.shape[-2:])
     target = modality.canonical_problem(image=fit_to_grid(images[labels[0]], grid), seed=0)
     real = modality.tuning_images()
     problems = {}
@@ -80,9 +81,11 @@ def grid(name: str, quick: bool, lr_multiples=LR_MULTIPLES, step_multiples=STEP_
             for t, a, b in itertools.product(t_maxes, lr_multiples, step_multiples)]
 
 
-def tune(name: str, n_images: int, *, quick: bool = False, prior=None, **multiples) -> list[dict]:
-    """Every setting's PSNR on every validation image, as rows (one per setting)."""
-    problems, real = validation_problems(name, 2 if quick else n_images)
+def tune(name: str, n_images: int, *, quick: bool = False, prior=None, size: int | None = None,
+         **multiples) -> list[dict]:
+    """Every setting's PSNR on every validation image (on a ``size`` px grid when given), as rows
+    (one per setting)."""
+    problems, real = validation_problems(name, 2 if quick else n_images, size)
     rows = [run(name, problems, setting, prior, real) for setting in grid(name, quick, **multiples)]
     while not quick and (extra := _steps_beyond_edge(name, rows)) is not None:
         rows.append(run(name, problems, extra, prior, real))
@@ -160,11 +163,13 @@ def main(argv=None) -> None:
     parser.add_argument("--steps-multiples", nargs="+", type=float, default=STEP_MULTIPLES)
     parser.add_argument("--t-max", nargs="+", type=int, default=[None],
                         help="tops of the timestep grid to try (default the shipped one)")
+    parser.add_argument("--size", type=int, default=None,
+                        help="validation images resampled to this many pixels a side (default the canonical grid)")
     args = parser.parse_args(argv)
     priors = dict(item.split("=", 1) for item in args.prior)
     for name in args.modality:
         rows = tune(name, args.images, quick=args.quick, prior=priors.get(name), lr_multiples=args.lr_multiples,
-                    step_multiples=args.steps_multiples, t_maxes=args.t_max)
+                    step_multiples=args.steps_multiples, t_maxes=args.t_max, size=args.size)
         print(table(name, rows), flush=True)
 
 

@@ -74,3 +74,10 @@ def test_the_grid_crosses_every_top_with_every_lr_and_steps(tune):
     rows = [_row(s["lr"], s["steps"], 40.0 + i, s["t_max"]) for i, s in enumerate(settings)]
     lines = tune.table("astro", rows).splitlines()
     assert "t_max" in lines[2] and "| 999 |" in lines[4] and "| 40 |" in lines[-1]
+
+
+def test_size_measures_the_validation_images_on_that_grid(tune):
+    problems, real = tune.validation_problems("ct", 2, size=48)
+    assert len(problems) == 2 and not real
+    assert {tuple(p.truth.shape[-2:]) for p in problems.values()} == {(48, 48)}
+    assert {tuple(p.baseline.shape[-2:]) for p in problems.values()} == {(48, 48)}

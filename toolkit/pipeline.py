@@ -228,7 +228,7 @@ def reconstruct(problem: Problem, *, prior=None, n_samples: int = 8, seed: int |
 
     modality = modalities.get(problem.modality)
     noise = modality.noise_level(problem)
-    settings = modality.defaults.as_kwargs(noise=noise)
+    settings = modality.defaults.as_kwargs(noise=noise, shape=problem.baseline.shape)
     known = set(inspect.signature(red_diff).parameters) - {"y", "physics", "prior", "init", "n_samples", "seed",
                                                            "callback", "keep_samples"}
     unknown = sorted(set(overrides) - known)

@@ -1,0 +1,30 @@
+"""reddiff.defaults: the per-modality rows and the size rule for the top of the timestep grid."""
+
+import json
+
+import numpy as np
+import pytest
+
+import reddiff
+from reddiff import modalities
+
+
+@pytest.mark.parametrize("name, side, expected", [("ct", 128, 40), ("ct", 181, 40), ("ct", 256, None),
+                                                  ("astro", 256, 40), ("mri", 64, None)])
+def test_t_max_follows_the_image_size_where_the_row_says_so(name, side, expected):
+    row = modalities.get(name).defaults
+    assert row.t_max_for((side, side)) == expected
+    assert row.as_kwargs(shape=(1, 1, side, side))["t_max"] == expected
+    assert "t_max_size" not in row.as_kwargs()
+
+
+def test_reconstruct_runs_a_large_ct_image_over_the_full_timestep_range():
+    ct = modalities.get("ct")
+    image = np.full((192, 192), 0.02, dtype=np.float32)
+    image[60:130, 50:140] = 0.03
+    problem = ct.canonical_problem(image=image, views=8)
+    result = reddiff.reconstruct(problem, steps=1, lam=1.0, n_samples=1, calibration="none", progress=False)
+    assert json.loads(result.dataset.attrs["config"])["t_max"] == 999
+    small = ct.canonical_problem(image=image[::4, ::4], views=8)
+    result = reddiff.reconstruct(small, steps=1, lam=1.0, n_samples=1, calibration="none", progress=False)
+    assert json.loads(result.dataset.attrs["config"])["t_max"] == 40
