@@ -941,9 +941,11 @@ def run(tasks, config: Config, workers: int = 1, on_task=None) -> dict:
     parts = []
 
     def merged() -> dict:
+        """The results so far; ``tasks`` names only the finished ones, so that a merge into a saved result
+        replaces nothing a killed run did not redo."""
         out = {key: [item for part in parts for item in part[key]] for key in ("rows", "tuned", "notes")}
-        return {**out, "seconds": time.perf_counter() - started, "workers": workers, "tasks": list(tasks),
-                "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {_cpu_name()}",
+        return {**out, "seconds": time.perf_counter() - started, "workers": workers,
+                "tasks": list(tasks)[:len(parts)], "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {_cpu_name()}",
                 "device": config.device}
 
     if workers > 1:
@@ -977,13 +979,20 @@ INTEGERS = ("size", "budget", "default_budget", "nfe", "nfe_backprop", "runs")
 
 
 def save(result: dict, out: Path) -> None:
-    """The Markdown page, the CSV, the figure and the run's record (JSON) into ``out``."""
-    out.mkdir(parents=True, exist_ok=True)
-    figure(result["rows"], out / FIGURE)
-    write_csv(result["rows"], out / "benchmarks.csv")
-    (out / "benchmarks.md").write_text(markdown(result, FIGURE))
-    (out / "benchmarks.json").write_text(json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=1,
-                                                    default=str))
+    """The Markdown page, the CSV, the figure and the run's record (JSON) into ``out``.
+
+    All four are written beside their targets first and then renamed over them, so a run stopped while
+    saving leaves the previous set whole rather than a page that disagrees with its CSV.
+    """
+    targets = [out / FIGURE, out / "benchmarks.csv", out / "benchmarks.md", out / "benchmarks.json"]
+    staged = [path.with_name(f".partial-{path.name}") for path in targets]
+    staged[0].parent.mkdir(parents=True, exist_ok=True)
+    figure(result["rows"], staged[0])
+    write_csv(result["rows"], staged[1])
+    staged[2].write_text(markdown(result, FIGURE))
+    staged[3].write_text(json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=1, default=str))
+    for path, target in zip(staged, targets):
+        os.replace(path, target)
 
 
 #: Keys of one run's record (the rest of a saved result: rows, tuned settings, notes, runs).

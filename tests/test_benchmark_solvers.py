@@ -122,6 +122,22 @@ def test_merge_replaces_the_rerun_tasks_and_keeps_the_others_with_their_command(
         [{"tasks": ["ct30"], "command": "new"}]  # a run whose every task was redone is dropped
 
 
+def test_a_run_killed_mid_way_keeps_the_saved_rows_of_the_tasks_it_did_not_redo(solvers, monkeypatch):
+    def run_task(task, config):
+        if task == "mri4":
+            raise KeyboardInterrupt  # the run is stopped during its second task
+        return {"rows": [{"task": task, "psnr": 2.0}], "tuned": [], "notes": []}
+
+    monkeypatch.setattr(solvers, "run_task", run_task)
+    previous = {"rows": [{"task": t, "psnr": 1.0} for t in ("ct30", "mri4")], "tuned": [], "notes": [],
+                "runs": [{"tasks": ["ct30", "mri4"], "command": "old"}]}
+    saved = []
+    with pytest.raises(KeyboardInterrupt):
+        solvers.run(["ct30", "mri4"], solvers.Config(), on_task=lambda partial: saved.append(
+            solvers.merge(previous, {**partial, "runs": [{"tasks": partial["tasks"], "command": "new"}]})))
+    assert [(r["task"], r["psnr"]) for r in saved[-1]["rows"]] == [("ct30", 2.0), ("mri4", 1.0)]
+
+
 def test_task_budget_is_red_diff_default_step_count(solvers):
     assert solvers.get_task("ct30").budget == modalities.get("ct").defaults.steps
     assert solvers.get_task("mri8").budget == modalities.get("mri").defaults.steps
