@@ -1,6 +1,6 @@
 """Fit the default interval calibration each modality ships (``toolkit/calibrations/<name>.json``).
 
-Run: ``python benchmarks/fit_calibrations.py [--modality ct mri astro] [--samples 8] [--quick]``
+Run: ``python benchmarks/fit_calibrations.py [--modality ct mri astro] [--samples 8] [--quick] [--full-range]``
 (one thread; 10-30 CPU-minutes per modality: CT with ``--samples 4`` took 30).
 
 For each modality its real tuning images where it has any
@@ -40,6 +40,7 @@ torch.set_num_threads(1)
 from reddiff import modalities  # noqa: E402
 from reddiff.calibration import DEFAULTS_FOLDER, fit_to_grid, problems_like  # noqa: E402
 from reddiff.pipeline import calibrate_on  # noqa: E402
+from reddiff.priors import load_prior  # noqa: E402
 
 #: Noise settings of the canonical problem the defaults are fitted across (low, canonical, high noise).
 NOISE = {"ct": [{"I0": 3e5}, {"I0": 1e5}, {"I0": 3e4}],
@@ -47,9 +48,13 @@ NOISE = {"ct": [{"I0": 3e5}, {"I0": 1e5}, {"I0": 3e4}],
          "astro": [{"background": 3.0}, {"background": 10.0}, {"background": 30.0}]}
 
 
-def fit_default(name: str, *, n_samples: int, quick: bool = False, seed: int = 0):
-    """The default calibration of one modality (see the module notes)."""
+def fit_default(name: str, *, n_samples: int, quick: bool = False, seed: int = 0, full_range: bool = False):
+    """The default calibration of one modality (see the module notes); ``full_range``: fitted over the
+    whole timestep grid, the variant a row with ``t_max_size`` runs above that size."""
     modality = modalities.get(name)
+    overrides = {"steps": 10} if quick else {}
+    if full_range:
+        overrides["t_max"] = load_prior(modality.defaults.prior).num_timesteps - 1
     generated = modality.calibration_images()
     images = modality.tuning_images() or generated  # real references decide where there are any
     if quick:
@@ -67,7 +72,7 @@ def fit_default(name: str, *, n_samples: int, quick: bool = False, seed: int = 0
     started = time.perf_counter()
     calibration = calibrate_on(problems, n_samples=n_samples, seed=seed,
                                progress=lambda i, label: print(f"  [{i + 1}/{len(problems)}] {label}", flush=True),
-                               **({"steps": 10} if quick else {}))
+                               **overrides)
     context = {**calibration.context, "like": f"{name} canonical measurement at {', '.join(map(_describe, settings))}",
                "fitted_by": "python benchmarks/fit_calibrations.py"}
     law = (f" at noise level {calibration.noise_reference:.3g}, x (noise / that)^{calibration.noise_exponent:.2f}"
@@ -92,11 +97,15 @@ def main(argv=None) -> None:
     parser.add_argument("--samples", type=int, default=8, help="RED-Diff runs per image (as reconstruct's default)")
     parser.add_argument("--quick", action="store_true", help="two images, 10 steps, into a temporary folder")
     parser.add_argument("--out", type=Path, default=None, help="folder for <modality>.json (default: shipped)")
+    parser.add_argument("--full-range", action="store_true",
+                        help="fit over the whole timestep grid into <modality>@full-range.json (the variant CT's "
+                             "defaults run above 181 px)")
     args = parser.parse_args(argv)
     out = args.out or (Path(tempfile.mkdtemp()) if args.quick else DEFAULTS_FOLDER)
     out.mkdir(parents=True, exist_ok=True)
     for name in args.modality:
-        path = fit_default(name, n_samples=args.samples, quick=args.quick).save(out / f"{name}.json")
+        calibration = fit_default(name, n_samples=args.samples, quick=args.quick, full_range=args.full_range)
+        path = calibration.save(out / (f"{name}@full-range.json" if args.full_range else f"{name}.json"))
         print(f"wrote {path}")
 
 

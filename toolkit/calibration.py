@@ -19,7 +19,9 @@ measurements *like the one to be reconstructed*:
 Each modality ships a **default** calibration, fitted the same way on generated images
 and real images no prior trained on (``Modality.calibration_images`` and
 ``Modality.tuning_images``; never a held-out sample) at three noise levels around
-its canonical measurement (``benchmarks/fit_calibrations.py``). :func:`apply` refuses a
+its canonical measurement (``benchmarks/fit_calibrations.py``), and where its defaults row runs
+other settings at other sizes a variant fitted with those (``<name>@<variant>.json``), chosen by
+the run's settings. :func:`apply` refuses a
 calibration of another modality or prior and records a warning when the measurement
 is unlike what the calibration was fitted on (noise outside the fitted range by more
 than :data:`NOISE_TOLERANCE`, another measurement shape, other steps, ``sigma_x0``, timesteps or ``t_max``).
@@ -174,29 +176,65 @@ def default_path(modality: str) -> Path:
     return DEFAULTS_FOLDER / f"{modalities.get(modality).name}.json"
 
 
-def resolve(spec, modality: str) -> tuple[Calibration | None, str]:
+def variant_paths(modality: str) -> list[Path]:
+    """The modality's shipped variants of its default, ``<name>@<variant>.json``: fitted with
+    other settings its defaults row also runs (CT's full timestep range above 181 px)."""
+    return sorted(DEFAULTS_FOLDER.glob(f"{modalities.get(modality).name}@*.json"))
+
+
+def resolve(spec, modality: str, config: dict | None = None) -> tuple[Calibration | None, str]:
     """The calibration a run asks for, and where it came from.
 
     Parameters
     ----------
     spec : None, "default", "none", path or Calibration
-        ``"default"`` (or None): the modality's shipped one, if any; ``"none"``: raw intervals.
+        ``"default"`` (or None): the modality's shipped one, if any, or the shipped variant
+        fitted with the run's own settings (:data:`SETTINGS_CHECKED`) where the default was not;
+        ``"none"``: raw intervals.
     modality : str
+    config : dict, optional
+        The run's settings (``Reconstruction.config``), to choose among the shipped variants.
 
     Returns
     -------
     (Calibration or None, str)
-        The calibration and a description of its source (``"default for ct"``, a path).
+        The calibration and a description of its source (``"default for ct"``,
+        ``"default for ct (full-range)"``, a path).
     """
     if isinstance(spec, Calibration):
         return spec, "given"
     if spec is None or str(spec) == "default":
-        path = default_path(modality)
-        return (Calibration.load(path), f"default for {modalities.get(modality).name}") if path.is_file() \
-            else (None, "none shipped")
+        return _default_for(modality, config or {})
     if str(spec) == "none":
         return None, "none"
     return Calibration.load(spec), str(spec)
+
+
+def _default_for(modality: str, config: dict) -> tuple[Calibration | None, str]:
+    """The shipped default, or the first shipped variant whose settings are the run's where the default's are not."""
+    name = modalities.get(modality).name
+    path = default_path(modality)
+    if not path.is_file():
+        return None, "none shipped"
+    default = Calibration.load(path)
+    if settings_differing(default.context, config):
+        for variant in variant_paths(modality):
+            calibration = Calibration.load(variant)
+            if not settings_differing(calibration.context, config):
+                return calibration, f"default for {name} ({variant.stem.split('@', 1)[1]})"
+    return default, f"default for {name}"
+
+
+def settings_differing(context: dict, config: dict) -> list[str]:
+    """The solver settings (:data:`SETTINGS_CHECKED`) a run's ``config`` has other than a calibration's ``context``.
+
+    Examples
+    --------
+    >>> settings_differing({"steps": 400, "t_max": 40}, {"steps": 400, "t_max": 999})
+    ['t_max']
+    """
+    return [key for key in SETTINGS_CHECKED
+            if key in context and config.get(key) is not None and context[key] != config[key]]
 
 
 def mismatches(calibration: Calibration, problem: Problem, result: Reconstruction) -> list[str]:
@@ -229,10 +267,8 @@ def mismatches(calibration: Calibration, problem: Problem, result: Reconstructio
     shape = json.dumps(list(problem.y.shape[1:]))
     if context.get("measurement_shapes") and shape not in context["measurement_shapes"]:
         found.append(f"measurement shape {shape} differs from the fitted {', '.join(context['measurement_shapes'])}")
-    for key in SETTINGS_CHECKED:
-        ours = result.config.get(key)
-        if key in context and ours is not None and context[key] != ours:
-            found.append(f"{key}={ours} differs from the fitted {key}={context[key]}")
+    for key in settings_differing(context, result.config):
+        found.append(f"{key}={result.config[key]} differs from the fitted {key}={context[key]}")
     return found
 
 
@@ -250,7 +286,7 @@ def apply(result: Reconstruction, problem: Problem, spec="default") -> Reconstru
     problem : Problem
     spec : see :func:`resolve`
     """
-    calibration, source = resolve(spec, problem.modality)
+    calibration, source = resolve(spec, problem.modality, result.config)
     if calibration is None:
         result.dataset.attrs["calibration_source"] = source
         return result
@@ -287,5 +323,5 @@ def warnings_of(result: Reconstruction) -> list[str]:
     return json.loads(text) if text else []
 
 
-__all__ = ["DEFAULTS_FOLDER", "NOISE_TOLERANCE", "fit_to_grid", "problems_like", "fit", "default_path", "resolve",
-           "mismatches", "apply", "at_noise_of", "warnings_of"]
+__all__ = ["DEFAULTS_FOLDER", "NOISE_TOLERANCE", "fit_to_grid", "problems_like", "fit", "default_path", "variant_paths",
+           "resolve", "settings_differing", "mismatches", "apply", "at_noise_of", "warnings_of"]

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from reddiff import calibration, modalities, pipeline
 from reddiff.cli import app
 from reddiff.errors import InputError
+from reddiff.uncertainty import Calibration
 from reddiff.likelihood import (GaussianLikelihood, PoissonLikelihood, ShiftedPoissonLikelihood,
                                 TransmissionLikelihood)
 from reddiff.operators import ct
@@ -171,6 +172,36 @@ def test_resolve_knows_default_none_and_files(fitted, tmp_path, monkeypatch):
     assert loaded.scales == cal.scales and source == "default for ct"
     with pytest.raises(InputError, match="no such calibration file"):
         calibration.resolve(tmp_path / "missing.json", "ct")
+
+
+def test_the_default_gives_way_to_the_shipped_variant_fitted_with_the_runs_own_settings(fitted, tmp_path,
+                                                                                          monkeypatch):
+    _, cal = fitted
+    monkeypatch.setattr(calibration, "DEFAULTS_FOLDER", tmp_path)
+    dataclasses.replace(cal, scales=[3.0], context={**cal.context, "t_max": 40}).save(tmp_path / "ct.json")
+    dataclasses.replace(cal, scales=[4.0], context={**cal.context, "t_max": 999}).save(tmp_path / "ct@full-range.json")
+    steps = cal.context["steps"]
+    assert calibration.resolve("default", "ct", {"steps": steps, "t_max": 40})[1] == "default for ct"
+    chosen, source = calibration.resolve("default", "ct", {"steps": steps, "t_max": 999})
+    assert list(chosen.scales) == [4.0] and source == "default for ct (full-range)"
+    chosen, source = calibration.resolve("default", "ct", {"steps": steps, "t_max": 300})  # none fits: the default
+    assert list(chosen.scales) == [3.0] and source == "default for ct"
+
+
+@pytest.mark.parametrize("path", [path for name in modalities.names() for path in calibration.variant_paths(name)],
+                         ids=lambda path: path.name)
+def test_every_shipped_variant_is_fitted_on_no_held_out_image_with_the_rows_prior_and_other_settings(path):
+    from reddiff.datasets import list_samples
+    from reddiff.priors import load_prior
+
+    variant = Calibration.load(path)
+    name = variant.context["modality"]
+    default, row = Calibration.load(calibration.default_path(name)), modalities.get(name).defaults
+    assert path.name.startswith(f"{name}@") and variant.level == 0.9
+    assert not any(sample in label for label in variant.context["fitted_on"] for sample in list_samples(held_out=True))
+    assert variant.context["prior"] == row.prior and variant.context["steps"] == row.steps
+    assert variant.context["prior_weights"] == load_prior(row.prior).weights_sha256()
+    assert calibration.settings_differing(default.context, variant.context)  # else it could never be chosen
 
 
 @pytest.mark.parametrize("name", modalities.names())
