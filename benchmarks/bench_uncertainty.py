@@ -317,9 +317,9 @@ def solver_settings(modality: str, args) -> dict:
     return {"steps": args.steps, "sigma_x0": args.sigma_x0, "timesteps": args.timesteps}
 
 
-# -- which spread tracks the error: raw, random timesteps, sigma_x0, bootstrap ------------
+# -- which spread tracks the error: raw, random timesteps, sigma_x0, bootstrap, Tweedie ----
 
-SPREADS = ("raw", "random timesteps", "sigma_x0 0.05", "bootstrap")
+SPREADS = ("raw", "random timesteps", "sigma_x0 0.05", "bootstrap", "tweedie t 20", "tweedie t 40")
 
 
 def spread_samples(problem, how: str, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -330,6 +330,9 @@ def spread_samples(problem, how: str, n: int, seed: int) -> tuple[torch.Tensor, 
     * bootstrap (parametric): one run gives :math:`\hat x`; ``n`` measurements
       :math:`y_i \sim p(y \mid \hat x)` are drawn with the noise model and each solved
       once; the centre is :math:`\hat x`, the spread that of the re-solutions.
+    * tweedie t (the prior's own doubt at step :math:`t`): the centre is the mean
+      :math:`\hat x` of ``n`` RED-Diff runs, the spread that of ``n`` denoised re-noisings
+      of it (:func:`tweedie_draws`).
     """
     from reddiff import modalities
 
@@ -337,6 +340,10 @@ def spread_samples(problem, how: str, n: int, seed: int) -> tuple[torch.Tensor, 
     settings = modality.defaults.as_kwargs(noise=modality.noise_level(problem), shape=problem.baseline.shape)
     prior = modality.prior(problem)
     changed = {"random timesteps": {"timesteps": "random"}, "sigma_x0 0.05": {"sigma_x0": 0.05}}.get(how, {})
+    if how.startswith("tweedie"):
+        centre = red_diff(problem.y, problem.physics, prior, init=problem.init, n_samples=n, seed=seed,
+                          **settings).tensor("mean")
+        return centre, tweedie_draws(prior, centre, n, int(how.split()[-1]), seed=seed)
     if how != "bootstrap":
         rec = red_diff(problem.y, problem.physics, prior, init=problem.init, n_samples=n, seed=seed,
                        keep_samples=True, **{**settings, **changed})
@@ -353,6 +360,23 @@ def spread_samples(problem, how: str, n: int, seed: int) -> tuple[torch.Tensor, 
     return centre, torch.cat(runs)
 
 
+def tweedie_draws(prior, centre: torch.Tensor, n: int, t: int, seed: int) -> torch.Tensor:
+    r"""``n`` Tweedie estimates of the image from re-noisings of ``centre`` at step ``t`` (physical units).
+
+    With :math:`z = T(\hat x)` in the network's units and :math:`\epsilon_i \sim N(0, I)`,
+    :math:`z_i = \sqrt{\bar\alpha_t} z + \sqrt{1 - \bar\alpha_t}\,\epsilon_i` and the draw is
+    :math:`T^{-1}\big((z_i - \sqrt{1 - \bar\alpha_t}\,\epsilon_\theta(z_i, t)) / \sqrt{\bar\alpha_t}\big)`:
+    one network call each, large where the prior cannot tell structure from noise.
+    """
+    z = prior.transform.to_model(centre)
+    alpha = prior.alphas_cumprod[t]
+    noise = torch.randn((n, *z.shape[1:]), generator=torch.Generator().manual_seed(seed))
+    z_t = alpha.sqrt() * z + (1 - alpha).sqrt() * noise
+    with torch.no_grad():
+        eps = prior.eps(z_t, torch.full((n,), t, dtype=torch.long))
+    return prior.transform.to_physical((z_t - (1 - alpha).sqrt() * eps) / alpha.sqrt())
+
+
 def spread(args) -> None:
     """Rank correlation of std with |error| and the factor each image needs, per spread, on the
     generated calibration images (``Modality.calibration_images``) measured like the canonical problem."""
@@ -364,7 +388,7 @@ def spread(args) -> None:
     for name in [m for m in args.modalities if m in ("ct", "mri", "astro")]:
         modality = modalities.get(name)
         images = list(modality.calibration_images().items())[:args.spread_images]
-        for how in SPREADS:
+        for how in args.spreads:
             started = time.perf_counter()
             rhos, factors, rmses = [], [], []
             for i, (label, image) in enumerate(images):
@@ -422,6 +446,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("part", choices=["diversity", "kspace", "calibration", "spread", "throughput", "all"])
     parser.add_argument("--spread-images", type=int, default=3, help="generated images per modality for spread")
+    parser.add_argument("--spreads", nargs="+", choices=SPREADS, default=list(SPREADS), help="spreads to compare")
     parser.add_argument("--size", type=int, default=32, help="image side of the Gaussian problem")
     parser.add_argument("--modality-size", type=int, default=64, help="image side for MRI/CT/sky")
     parser.add_argument("--images", type=int, default=4, help="test images for diversity")
