@@ -138,6 +138,14 @@ def test_a_run_killed_mid_way_keeps_the_saved_rows_of_the_tasks_it_did_not_redo(
     assert [(r["task"], r["psnr"]) for r in saved[-1]["rows"]] == [("ct30", 2.0), ("mri4", 1.0)]
 
 
+def test_a_missing_number_is_an_empty_csv_cell_and_reads_back_as_nan(solvers, tmp_path):
+    solvers.write_csv([{"task": "ct30", "psnr": 30.0, "coverage90": math.nan}], tmp_path / "rows.csv")
+    with (tmp_path / "rows.csv").open() as f:
+        row = next(csv.DictReader(f))
+    assert row["coverage90"] == "" and row["psnr"] == "30"
+    assert math.isnan(solvers._number(row["coverage90"]))
+
+
 def test_task_budget_is_red_diff_default_step_count(solvers):
     assert solvers.get_task("ct30").budget == modalities.get("ct").defaults.steps
     assert solvers.get_task("mri8").budget == modalities.get("mri").defaults.steps
