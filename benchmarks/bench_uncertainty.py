@@ -6,6 +6,8 @@ Usage::
     python benchmarks/bench_uncertainty.py kspace         # MRI k-space std, sampled vs not
     python benchmarks/bench_uncertainty.py calibration    # real priors, simulated MRI/CT/sky
     python benchmarks/bench_uncertainty.py spread         # which spread tracks the error (generated images)
+    python benchmarks/bench_uncertainty.py transfer       # raw vs Tweedie spread: fit on the default's
+                                                          # references, test on the held-out images
     python benchmarks/bench_uncertainty.py throughput     # batched vs sequential, 8 samples
     python benchmarks/bench_uncertainty.py all
 
@@ -411,6 +413,57 @@ def spread(args) -> None:
     print(table(rows, list(rows[0])))
 
 
+# -- transfer: a factor fitted on the default's references, applied to held-out images ----
+
+def _benchmark_module(name: str):
+    """Another script of benchmarks/ as a module (the folder is not a package)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def transfer(args) -> None:
+    """Per spread (``--spreads``): the factor each image needs, the std's Spearman with |error|, and the
+    coverage on each held-out image of the factor pooled over the shipped default's references
+    (``benchmarks/fit_calibrations.py``; a single factor, without the noise power law)."""
+    from reddiff import modalities
+    from reddiff.uncertainty import std_error_spearman
+
+    fits, held = _benchmark_module("fit_calibrations"), _benchmark_module("heldout")
+    rows = []
+    for name in [m for m in args.modalities if m in ("ct", "mri", "astro")]:
+        modality = modalities.get(name)
+        references = fits.reference_problems(name)
+        tests = {case.label: modality.canonical_problem(image=held.image_for(case), seed=0, **case.settings)
+                 for case in held.cases(name, quick=False)
+                 if args.heldout_max_size is None or max(held.image_for(case).shape) <= args.heldout_max_size}
+        for how in args.spreads:
+            solved = {}
+            for group, problems in (("reference", references), ("held out", tests)):
+                for label, problem in problems.items():
+                    centre, samples = spread_samples(problem, how, args.samples, seed=0)
+                    rec = Reconstruction.from_samples(samples - samples.mean(0, keepdim=True) + centre)
+                    solved[label] = (group, rec, problem.truth)
+                    print(f"  {name} {how}: {label}", flush=True)
+            fitted = fit_calibration([r for g, r, _ in solved.values() if g == "reference"],
+                                     [t for g, _, t in solved.values() if g == "reference"], level=LEVEL)
+            for label, (group, rec, truth) in solved.items():
+                rows.append({"modality": name, "spread": how, "image": label, "set": group,
+                             "k needed": fit_calibration([rec], [truth], level=LEVEL).scales[0],
+                             "k fitted": fitted.scales[0],
+                             "coverage": uncertainty_metrics(rec, truth, calibration=fitted)["coverage"],
+                             "Spearman": std_error_spearman(rec.std.values, (rec.tensor("mean") - truth)[0].numpy())})
+                print(rows[-1], flush=True)
+    print(f"\n### Transfer of the fitted factor ({args.samples} samples)\n")
+    print(table(rows, list(rows[0])))
+
+
 # -- throughput: batched vs sequential -------------------------------------------------
 
 def throughput(args) -> None:
@@ -444,7 +497,10 @@ def throughput(args) -> None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("part", choices=["diversity", "kspace", "calibration", "spread", "throughput", "all"])
+    parser.add_argument("part", choices=["diversity", "kspace", "calibration", "spread", "transfer", "throughput",
+                                         "all"])
+    parser.add_argument("--heldout-max-size", type=int, default=None,
+                        help="transfer: skip held-out images larger than this many pixels a side")
     parser.add_argument("--spread-images", type=int, default=3, help="generated images per modality for spread")
     parser.add_argument("--spreads", nargs="+", choices=SPREADS, default=list(SPREADS), help="spreads to compare")
     parser.add_argument("--size", type=int, default=32, help="image side of the Gaussian problem")
@@ -475,6 +531,8 @@ def main(argv=None) -> None:
         calibration(args)
     if args.part in ("spread", "all"):
         spread(args)
+    if args.part == "transfer":
+        transfer(args)
     if args.part in ("throughput", "all"):
         throughput(args)
     print(f"\n(total {time.perf_counter() - started:.0f} s, torch {torch.__version__}, "

@@ -55,6 +55,25 @@ def fit_default(name: str, *, n_samples: int, quick: bool = False, seed: int = 0
     overrides = {"steps": 10} if quick else {}
     if full_range:
         overrides["t_max"] = load_prior(modality.defaults.prior).num_timesteps - 1
+    problems = reference_problems(name, quick=quick, seed=seed)
+    started = time.perf_counter()
+    calibration = calibrate_on(problems, n_samples=n_samples, seed=seed,
+                               progress=lambda i, label: print(f"  [{i + 1}/{len(problems)}] {label}", flush=True),
+                               **overrides)
+    levels = ", ".join(map(_describe, NOISE[modality.name]))
+    context = {**calibration.context, "like": f"{name} canonical measurement at {levels}",
+               "fitted_by": "python benchmarks/fit_calibrations.py"}
+    law = (f" at noise level {calibration.noise_reference:.3g}, x (noise / that)^{calibration.noise_exponent:.2f}"
+           if calibration.noise_conditioned else "")
+    print(f"{name}: k = {calibration.scales[0]:.3g}{law} (raw coverage {calibration.coverage_before:.1%}); per image "
+          f"{context['factor_per_image']}; {time.perf_counter() - started:.0f} s", flush=True)
+    return dataclasses.replace(calibration, context=context)
+
+
+def reference_problems(name: str, *, quick: bool = False, seed: int = 0) -> dict:
+    """Label -> simulated problem (with its truth) of every reference a default is fitted on
+    (see the module notes; ``quick``: the first two)."""
+    modality = modalities.get(name)
     generated = modality.calibration_images()
     images = modality.tuning_images() or generated  # real references decide where there are any
     if quick:
@@ -69,17 +88,7 @@ def fit_default(name: str, *, n_samples: int, quick: bool = False, seed: int = 0
         image, note = modality.as_reference(fit_to_grid(image, grid), seed=seed + 200 + i)
         label = ", ".join(filter(None, [label, note, _describe(settings[level])]))
         problems.update(problems_like(targets[level], {label: image}, seed=seed + 100 + i))
-    started = time.perf_counter()
-    calibration = calibrate_on(problems, n_samples=n_samples, seed=seed,
-                               progress=lambda i, label: print(f"  [{i + 1}/{len(problems)}] {label}", flush=True),
-                               **overrides)
-    context = {**calibration.context, "like": f"{name} canonical measurement at {', '.join(map(_describe, settings))}",
-               "fitted_by": "python benchmarks/fit_calibrations.py"}
-    law = (f" at noise level {calibration.noise_reference:.3g}, x (noise / that)^{calibration.noise_exponent:.2f}"
-           if calibration.noise_conditioned else "")
-    print(f"{name}: k = {calibration.scales[0]:.3g}{law} (raw coverage {calibration.coverage_before:.1%}); per image "
-          f"{context['factor_per_image']}; {time.perf_counter() - started:.0f} s", flush=True)
-    return dataclasses.replace(calibration, context=context)
+    return problems
 
 
 def _canonical_grid(modality) -> tuple[int, int]:
