@@ -204,6 +204,8 @@ def _read_slices(file: Path) -> list[tuple[Dataset, np.ndarray]]:
     removed) with all its frames."""
     with reading(file, "DICOM file"):
         ds = pydicom.dcmread(file)
+        for _ in ds.iterall():  # pydicom decodes elements lazily: a corrupt one fails here, not at a later use
+            pass
     if not any(k in ds for k in _PIXEL_KEYWORDS):
         raise InputError("no pixel data (not an image)", path=file, field="PixelData")
     if int(ds.get("SamplesPerPixel", 1)) != 1:

@@ -19,7 +19,7 @@ from pydicom.data import get_testdata_file
 
 from reddiff.datasets import (describe, read_dicom, read_fastmri, read_fits, read_image, read_measurement,
                               read_psf, read_sinogram, sample_path)
-from reddiff.errors import ReddiffError
+from reddiff.errors import InputError, ReddiffError
 
 READERS = [read_image, read_dicom, read_fits, read_psf, read_fastmri, read_sinogram, describe, read_measurement]
 SUFFIXES = ["", ".png", ".tif", ".dcm", ".fits", ".fits.gz", ".h5", ".nc", ".npy", ".npz", ".nii", ".nii.gz"]
@@ -119,3 +119,12 @@ def test_a_fits_card_astropy_cannot_parse_is_our_error_or_shown_as_unparsable(tm
             read_fits(path)
     else:
         assert "INSTRUME = (unparsable card)" in describe(path)
+
+
+def test_a_corrupt_value_representation_deep_in_the_header_is_an_input_error_naming_the_file(tmp_path):
+    blob = bytearray(Path(get_testdata_file("MR_small.dcm")).read_bytes())
+    blob[1058] = 65  # SeriesInstanceUID's VR becomes 'AI', which pydicom decodes only on first use
+    path = tmp_path / "MR_small.dcm"
+    path.write_bytes(bytes(blob))
+    with pytest.raises(InputError, match="MR_small.dcm.*Unknown Value Representation 'AI'"):
+        describe(path)
