@@ -415,34 +415,28 @@ def spread(args) -> None:
 
 # -- transfer: a factor fitted on the default's references, applied to held-out images ----
 
-def _benchmark_module(name: str):
-    """Another script of benchmarks/ as a module (the folder is not a package)."""
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def transfer(args) -> None:
     """Per spread (``--spreads``): the factor each image needs, the std's Spearman with |error|, and the
     coverage on each held-out image of the factor pooled over the shipped default's references
     (``benchmarks/fit_calibrations.py``; a single factor, without the noise power law)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/ is not a package (as in solvers.py)
+    import fit_calibrations
+    import heldout
+
     from reddiff import modalities
     from reddiff.uncertainty import std_error_spearman
 
-    fits, held = _benchmark_module("fit_calibrations"), _benchmark_module("heldout")
     rows = []
     for name in [m for m in args.modalities if m in ("ct", "mri", "astro")]:
         modality = modalities.get(name)
-        references = fits.reference_problems(name)
-        tests = {case.label: modality.canonical_problem(image=held.image_for(case), seed=0, **case.settings)
-                 for case in held.cases(name, quick=False)
-                 if args.heldout_max_size is None or max(held.image_for(case).shape) <= args.heldout_max_size}
+        references = fit_calibrations.reference_problems(name)
+        images = [(case, heldout.image_for(case)) for case in heldout.cases(name, quick=False)]
+        tests = {case.label: modality.canonical_problem(image=image, seed=0, **case.settings)
+                 for case, image in images
+                 if args.heldout_max_size is None or max(image.shape) <= args.heldout_max_size}
         for how in args.spreads:
             solved = {}
             for group, problems in (("reference", references), ("held out", tests)):

@@ -952,8 +952,8 @@ def run(tasks, config: Config, workers: int = 1, on_task=None) -> dict:
         replaces nothing a killed run did not redo."""
         out = {key: [item for part in parts for item in part[key]] for key in ("rows", "tuned", "notes")}
         return {**out, "seconds": time.perf_counter() - started, "workers": workers,
-                "tasks": list(tasks)[:len(parts)], "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {_cpu_name()}",
-                "device": config.device}
+                "tasks": list(tasks)[:len(parts)], "date": time.strftime("%Y-%m-%d"),
+                "machine": f"{platform.machine()}, {_cpu_name()}", "device": config.device}
 
     if workers > 1:
         import multiprocessing

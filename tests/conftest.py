@@ -1,3 +1,7 @@
+import importlib.util
+import sys
+from pathlib import Path
+
 import matplotlib
 import pytest
 import torch
@@ -22,3 +26,23 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "cuda" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def load_benchmark():
+    """A loader of ``benchmarks/<filename>`` as a module (the folder is not a package), registered in
+    ``sys.modules`` under ``name`` (its dataclasses need that) until the session ends."""
+    loaded = []
+
+    def load(filename: str, name: str):
+        path = Path(__file__).resolve().parents[1] / "benchmarks" / filename
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        loaded.append(name)
+        return module
+
+    yield load
+    for name in loaded:
+        sys.modules.pop(name, None)

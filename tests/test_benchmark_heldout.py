@@ -1,9 +1,5 @@
 """benchmarks/heldout.py: results kept with --save are scored again with --rescore, without a solve."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
 import reddiff
@@ -11,17 +7,10 @@ from reddiff import modalities
 from reddiff.calibration import apply
 from reddiff.uncertainty import uncertainty_metrics
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
-def heldout():
-    """benchmarks/heldout.py as a module (benchmarks/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("heldout_benchmark", ROOT / "benchmarks" / "heldout.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+def heldout(load_benchmark):
+    return load_benchmark("heldout.py", "heldout_benchmark")
 
 
 def test_rescore_gives_the_coverage_of_the_result_it_saved(heldout, tmp_path):

@@ -1,10 +1,7 @@
 """benchmarks/solvers.py: the --quick path, deepinv's view of a problem, and PiGDM on a Gaussian prior."""
 
 import csv
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import deepinv as dinv
 import pytest
@@ -15,20 +12,13 @@ from reddiff.benchmark import CountingPrior
 from reddiff.likelihood import GaussianLikelihood
 from reddiff.modalities import Problem
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
-def solvers():
-    """benchmarks/solvers.py as a module (benchmarks/ is not a package); its "generic"
-    modality is unregistered afterwards, so other tests see only the built-in ones."""
-    spec = importlib.util.spec_from_file_location("solvers_benchmark", ROOT / "benchmarks" / "solvers.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
+def solvers(load_benchmark):
+    """benchmarks/solvers.py; its "generic" modality is unregistered afterwards, so other tests see
+    only the built-in ones."""
+    yield load_benchmark("solvers.py", "solvers_benchmark")
     modalities.unregister("generic")
-    del sys.modules[spec.name]
 
 
 def test_quick_run_writes_every_solver(solvers, tmp_path):

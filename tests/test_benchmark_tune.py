@@ -1,22 +1,13 @@
 """benchmarks/tune_defaults.py: how a winner is chosen and when the steps grid is extended."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
 from reddiff import modalities
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
-def tune():
-    """benchmarks/tune_defaults.py as a module (benchmarks/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("tune_benchmark", ROOT / "benchmarks" / "tune_defaults.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def tune(load_benchmark):
+    return load_benchmark("tune_defaults.py", "tune_benchmark")
 
 
 def _row(lr, steps, score, t_max=None):

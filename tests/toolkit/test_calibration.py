@@ -12,10 +12,10 @@ from typer.testing import CliRunner
 from reddiff import calibration, modalities, pipeline
 from reddiff.cli import app
 from reddiff.errors import InputError
-from reddiff.uncertainty import Calibration
 from reddiff.likelihood import (GaussianLikelihood, PoissonLikelihood, ShiftedPoissonLikelihood,
                                 TransmissionLikelihood)
 from reddiff.operators import ct
+from reddiff.uncertainty import Calibration
 
 FAST = {"steps": 3, "n_samples": 2}
 runner = CliRunner()
