@@ -19,13 +19,13 @@ Timings on a shared machine are noisy: every figure is a median over ``repeats``
 runs, and the interesting numbers are the ratios within one run.
 
 For comparisons between solvers (``benchmarks/solvers.py``), :class:`CountingPrior`
-counts a prior's network evaluations (and those differentiated through) and
-:func:`measure` times one piece of work and measures its peak memory in-process.
+counts a prior's network evaluations (and those differentiated through), :func:`measure`
+times one piece of work and :func:`tensor_peak` measures the peak memory its tensors hold
+(in-process and deterministic, on a CPU as on CUDA).
 """
 
 from __future__ import annotations
 
-import ctypes
 import statistics
 import subprocess
 import sys
@@ -205,7 +205,7 @@ class CountingPrior(Prior):
 
 @dataclass
 class Measured:
-    """What :func:`measure` returns: the work's value, its wall time and its peak memory.
+    """What :func:`measure` returns: the work's value and its wall time.
 
     Attributes
     ----------
@@ -213,62 +213,53 @@ class Measured:
         What the work returned.
     seconds : float
         Wall time.
-    peak_bytes : int or None
-        Peak memory growth during the work (see :func:`measure`); None where it cannot
-        be measured.
     """
 
     value: object
     seconds: float
-    peak_bytes: int | None
 
 
 def measure(work, device="cpu") -> Measured:
-    """Run ``work()`` once, timing it and measuring its peak memory in this process.
+    """Run ``work()`` once and time it (on CUDA, between synchronisations)."""
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
+    sync()
+    started = time.perf_counter()
+    value = work()
+    sync()
+    return Measured(value, time.perf_counter() - started)
 
-    On CUDA the peak is ``torch.cuda.max_memory_allocated`` beyond what was allocated
-    before. On a Linux CPU it is the peak resident set (``VmHWM``, reset through
-    ``/proc/self/clear_refs``) beyond the resident set before the work, after
-    :func:`return_freed_memory`: large buffers are then their own memory mappings,
-    given back to the system when freed, so one run's peak does not hide in memory
-    an earlier run left to the allocator. Elsewhere the peak is None.
+
+def tensor_peak(work, device="cpu") -> int:
+    r"""Peak growth of the memory held by tensors while ``work()`` runs, in bytes.
+
+    :math:`\max_k \sum_{a \le k} b_a \ (\ge 0)`, the running sum of the sizes :math:`b_a` of the
+    tensor allocations (positive) and frees (negative) during the work, in the order they
+    happen. On CUDA it is ``torch.cuda.max_memory_allocated`` beyond what was allocated before;
+    on a CPU the same quantity from the allocation events of :func:`torch.profiler.profile`
+    (``profile_memory=True``). Unlike the resident set it is deterministic (it does not depend
+    on what the allocator kept from earlier work, nor on one-time library set-up), and it
+    leaves out memory that is not a tensor's (library workspaces, Python objects), as the CUDA
+    figure does. The profiler slows the work: time it separately (:func:`measure`).
+
+    Examples
+    --------
+    >>> tensor_peak(lambda: torch.zeros(1024, dtype=torch.float64))  # 1024 float64 values
+    8192
     """
     device = torch.device(device)
     if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        base = torch.cuda.memory_allocated(device)
-        started = time.perf_counter()
-        value = work()
-        torch.cuda.synchronize(device)
-        return Measured(value, time.perf_counter() - started, torch.cuda.max_memory_allocated(device) - base)
-    return_freed_memory()
-    box = {}
+        return _cuda_peak(work)
+    from torch.profiler import ProfilerActivity, profile
 
-    def timed():
-        started = time.perf_counter()
-        box["value"] = work()
-        box["seconds"] = time.perf_counter() - started
-
-    peak = _cpu_peak(timed)
-    if "value" not in box:  # no /proc/self/clear_refs: run it unmeasured
-        timed()
-    return Measured(box["value"], box["seconds"], peak)
-
-
-def return_freed_memory() -> None:
-    """Make glibc give freed memory back to the system (Linux; a no-op elsewhere).
-
-    Sets ``M_MMAP_THRESHOLD`` to 64 KiB (buffers above it are mapped on their own and
-    unmapped when freed; this also stops glibc raising the threshold dynamically) and
-    trims the heap with ``malloc_trim(0)``.
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 64 * 1024)  # M_MMAP_THRESHOLD
-        libc.malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as recorded:
+        work()
+    events = sorted((e.start_ns(), e.nbytes()) for e in recorded.profiler.kineto_results.events()
+                    if e.name() == "[memory]" and e.device_type() == torch.autograd.DeviceType.CPU)
+    live, peak = 0, 0
+    for _, nbytes in events:
+        live += nbytes
+        peak = max(peak, live)
+    return peak
 
 
 def _cuda_peak(work) -> int:
