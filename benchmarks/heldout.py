@@ -86,7 +86,8 @@ def image_for(case: Case) -> np.ndarray:
         size = 256 if "256" in label else 128
         return np.asarray(hu_to_mu(_resize(array, (size, size)) / 255.0 * 2000.0 - 1000.0), dtype=np.float32)
     if name == "mr_small":
-        array = _resize(array, (128, 128)) if "128" in label else array
+        size = next((n for n in (128, 256) if str(n) in label), None)
+        array = _resize(array, (size, size)) if size else array
         return np.clip(array, 0, None) / array.max()
     if name == "anatomical":  # (25, 41, 33) axial slices of 2 mm; the slice is in the label
         index = int(label.split("slice ")[1].split()[0])
@@ -117,7 +118,8 @@ def cases(modality: str, quick: bool) -> list[Case]:
                 Case("mri", "anatomical", "anatomical slice 12 (40x32), 4x", {"acceleration": 4.0}),
                 Case("mri", "anatomical", "anatomical slice 16 (40x32), 4x", {"acceleration": 4.0}),
                 Case("mri", "mr_small", "mr_small 128 (upsampled), 4x", {"acceleration": 4.0}),
-                Case("mri", "mr_small", "mr_small 128 (upsampled), 8x", {"acceleration": 8.0})],
+                Case("mri", "mr_small", "mr_small 128 (upsampled), 8x", {"acceleration": 8.0}),
+                Case("mri", "mr_small", "mr_small 256 (upsampled), 4x", {"acceleration": 4.0})],
         "astro": [Case("astro", "m13", "m13 128", {}),
                   Case("astro", "m13", "m13 256", {}),
                   Case("astro", "radio_1904_66", "radio_1904_66 128, peak 5e4 e-", {}),
