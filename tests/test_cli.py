@@ -263,3 +263,18 @@ def test_lam_auto_says_plainly_when_it_keeps_the_starting_weight(tmp_path):
     assert "RuntimeWarning" not in result.output
     with xr.open_dataset(tmp_path / "o" / "reconstruction.nc", engine="h5netcdf") as ds:
         assert "kept the starting weight" in json.loads(ds.attrs["config"])["lam_choice"]["note"]
+
+
+def test_benchmark_solvers_runs_the_comparison_script_with_its_own_options():
+    done = subprocess.run([sys.executable, "-m", "reddiff", "benchmark", "solvers", "--help"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "usage: solvers.py" in done.stdout and "--remeasure-memory" in done.stdout
+
+
+def test_benchmark_solvers_outside_a_source_checkout_says_so(monkeypatch, tmp_path):
+    import reddiff.cli
+
+    monkeypatch.setattr(reddiff.cli, "SOLVERS_SCRIPT", tmp_path / "benchmarks" / "solvers.py")
+    result = run("benchmark", "solvers", "--quick", code=1)
+    assert "source checkout" in result.output and "benchmarks/solvers.py" in result.output

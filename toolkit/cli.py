@@ -415,8 +415,13 @@ def demo(
                    f"in {time.perf_counter() - started:.0f} s")
 
 
-@app.command()
+benchmark_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+app.add_typer(benchmark_app, name="benchmark")
+
+
+@benchmark_app.callback(invoke_without_command=True)
 def benchmark(
+    ctx: typer.Context,
     size: int = typer.Option(128, help="Image side, pixels."),
     steps: int = typer.Option(20, help="Solver steps per timing."),
     samples: int = typer.Option(8, help="Samples for batched vs sequential."),
@@ -424,12 +429,34 @@ def benchmark(
     device: str = typer.Option(None, help="cpu or cuda (default: the GPU when there is one)."),
     debug: bool = DEBUG,
 ) -> None:
-    """Time the solver against the prior's forward pass, batched vs sequential samples, and memory."""
+    """Time the solver against the prior's forward pass, batched vs sequential samples, and memory
+    ('reddiff benchmark solvers': RED-Diff against the other solvers)."""
+    if ctx.invoked_subcommand is not None:
+        return
     from .benchmark import format_report, solver_benchmark
 
     with user_errors(debug):
         typer.echo(format_report(solver_benchmark(size=size, steps=steps, n_samples=samples, repeats=repeats,
                                                   device=device)))
+
+
+#: The solver comparison's script in a source checkout (it is not part of the installed package).
+SOLVERS_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "solvers.py"
+
+
+@benchmark_app.command("solvers", add_help_option=False,
+                       context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def benchmark_solvers(ctx: typer.Context) -> None:
+    """RED-Diff against DPS, PiGDM, DiffPIR, DDRM and the classical methods: benchmarks/solvers.py
+    of a source checkout, with its options (--quick, --tasks, --size, ..., --help)."""
+    import subprocess
+    import sys
+
+    if not SOLVERS_SCRIPT.is_file():
+        typer.echo(f"error: {SOLVERS_SCRIPT}: the solver comparison runs from a source checkout of reddiff "
+                   "(pip install -e .), and this installation has no benchmarks/ folder", err=True)
+        raise typer.Exit(1)
+    raise typer.Exit(subprocess.run([sys.executable, str(SOLVERS_SCRIPT), *ctx.args]).returncode)
 
 
 @app.command("train-prior")
