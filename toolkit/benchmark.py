@@ -157,7 +157,7 @@ def probe(name: str, size: int, device="cpu") -> int | None:
              "red_diff": lambda: red_diff(y, physics, prior, steps=5, init=x_phys, seed=0),
              "dps": lambda: dps(y, physics, seed=0)}
     with torch.no_grad() if name == "forward" else torch.enable_grad():
-        return _cuda_peak(works[name]) if device.type == "cuda" else _cpu_peak(works[name])
+        return _cuda_peak(works[name], device) if device.type == "cuda" else _cpu_peak(works[name])
 
 
 class CountingPrior(Prior):
@@ -221,7 +221,8 @@ class Measured:
 
 def measure(work, device="cpu") -> Measured:
     """Run ``work()`` once and time it (on CUDA, between synchronisations)."""
-    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
+    device = torch.device(device)
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
     sync()
     started = time.perf_counter()
     value = work()
@@ -248,7 +249,7 @@ def tensor_peak(work, device="cpu") -> int:
     """
     device = torch.device(device)
     if device.type == "cuda":
-        return _cuda_peak(work)
+        return _cuda_peak(work, device)
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as recorded:
@@ -262,13 +263,13 @@ def tensor_peak(work, device="cpu") -> int:
     return peak
 
 
-def _cuda_peak(work) -> int:
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
-    base = torch.cuda.memory_allocated()
+def _cuda_peak(work, device) -> int:
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    base = torch.cuda.memory_allocated(device)
     work()
-    torch.cuda.synchronize()
-    return torch.cuda.max_memory_allocated() - base
+    torch.cuda.synchronize(device)
+    return torch.cuda.max_memory_allocated(device) - base
 
 
 def _cpu_peak(work) -> int | None:
