@@ -1,7 +1,9 @@
 """Fit the default interval calibration each modality ships (``toolkit/calibrations/<name>.json``).
 
-Run: ``python benchmarks/fit_calibrations.py [--modality ct mri astro] [--samples 8] [--quick] [--full-range]``
-(one thread; 10-30 CPU-minutes per modality: CT with ``--samples 4`` took 30).
+Run: ``python benchmarks/fit_calibrations.py [--modality ct mri astro] [--samples 8] [--quick] [--full-range]
+[--proxy gradient] [--save DIR | --refit DIR]`` (one thread; 10-65 CPU-minutes per modality: CT with
+``--samples 4`` took 65). ``--save`` keeps every reference's reconstruction (NetCDF); ``--refit DIR`` fits
+again from them without solving (e.g. with another ``--proxy``).
 
 For each modality its real tuning images where it has any
 (:meth:`~reddiff.modalities.Modality.tuning_images`: the sky's three Hubble deep field fields
@@ -39,8 +41,10 @@ torch.set_num_threads(1)
 
 from reddiff import modalities  # noqa: E402
 from reddiff.calibration import DEFAULTS_FOLDER, fit_to_grid, problems_like  # noqa: E402
-from reddiff.pipeline import calibrate_on  # noqa: E402
+from reddiff.calibration import fit  # noqa: E402
+from reddiff.pipeline import reconstruct_references  # noqa: E402
 from reddiff.priors import load_prior  # noqa: E402
+from reddiff.result import Reconstruction  # noqa: E402
 
 #: Noise settings of the canonical problem the defaults are fitted across (low, canonical, high noise).
 NOISE = {"ct": [{"I0": 3e5}, {"I0": 1e5}, {"I0": 3e4}],
@@ -48,26 +52,39 @@ NOISE = {"ct": [{"I0": 3e5}, {"I0": 1e5}, {"I0": 3e4}],
          "astro": [{"background": 3.0}, {"background": 10.0}, {"background": 30.0}]}
 
 
-def fit_default(name: str, *, n_samples: int, quick: bool = False, seed: int = 0, full_range: bool = False):
+def fit_default(name: str, *, n_samples: int, quick: bool = False, seed: int = 0, full_range: bool = False,
+                proxy: str = "", save: Path | None = None, refit: Path | None = None):
     """The default calibration of one modality (see the module notes); ``full_range``: fitted over the
-    whole timestep grid, the variant a row with ``t_max_size`` runs above that size."""
+    whole timestep grid, the variant a row with ``t_max_size`` runs above that size; ``save``/``refit``:
+    a folder to keep the reconstructions in / to read them back from instead of solving."""
     modality = modalities.get(name)
     overrides = {"steps": 10} if quick else {}
     if full_range:
         overrides["t_max"] = load_prior(modality.defaults.prior).num_timesteps - 1
     problems = reference_problems(name, quick=quick, seed=seed)
     started = time.perf_counter()
-    calibration = calibrate_on(problems, n_samples=n_samples, seed=seed,
-                               progress=lambda i, label: print(f"  [{i + 1}/{len(problems)}] {label}", flush=True),
-                               **overrides)
+    if refit is not None:
+        results = [Reconstruction.from_netcdf(_saved(refit, name, i)) for i in range(len(problems))]
+    else:
+        results = reconstruct_references(
+            problems, n_samples=n_samples, seed=seed,
+            progress=lambda i, label: print(f"  [{i + 1}/{len(problems)}] {label}", flush=True), **overrides)
+        for i, result in enumerate(results if save is not None else []):
+            result.to_netcdf(_saved(save, name, i))
+    calibration = fit(problems, results, proxy=proxy)
     levels = ", ".join(map(_describe, NOISE[modality.name]))
     context = {**calibration.context, "like": f"{name} canonical measurement at {levels}",
-               "fitted_by": "python benchmarks/fit_calibrations.py"}
+               "fitted_by": "python benchmarks/fit_calibrations.py" + (f" --proxy {proxy}" if proxy else "")}
     law = (f" at noise level {calibration.noise_reference:.3g}, x (noise / that)^{calibration.noise_exponent:.2f}"
            if calibration.noise_conditioned else "")
-    print(f"{name}: k = {calibration.scales[0]:.3g}{law} (raw coverage {calibration.coverage_before:.1%}); per image "
-          f"{context['factor_per_image']}; {time.perf_counter() - started:.0f} s", flush=True)
+    extra = f", proxy {proxy} weight {calibration.proxy_weight:.3g}" if proxy else ""
+    print(f"{name}: k = {calibration.scales[0]:.3g}{law}{extra} (raw coverage {calibration.coverage_before:.1%}); "
+          f"per image {context['factor_per_image']}; {time.perf_counter() - started:.0f} s", flush=True)
     return dataclasses.replace(calibration, context=context)
+
+
+def _saved(folder: Path, name: str, i: int) -> Path:
+    return Path(folder) / f"{name}-reference{i}.nc"
 
 
 def reference_problems(name: str, *, quick: bool = False, seed: int = 0) -> dict:
@@ -96,6 +113,12 @@ def _canonical_grid(modality) -> tuple[int, int]:
     return tuple(modality.canonical_problem(seed=0).baseline.shape[-2:])
 
 
+def _proxy(given: str | None, name: str) -> str:
+    if given is None:
+        return modalities.get(name).calibration_proxy
+    return "" if given == "none" else given
+
+
 def _describe(noise: dict) -> str:
     return ", ".join(f"{k} {v:g}" for k, v in noise.items())
 
@@ -109,11 +132,20 @@ def main(argv=None) -> None:
     parser.add_argument("--full-range", action="store_true",
                         help="fit over the whole timestep grid into <modality>@full-range.json (the variant CT's "
                              "defaults run above 181 px)")
+    parser.add_argument("--proxy", default=None,
+                        help="error proxy added to the spread (reddiff.uncertainty.PROXIES, or none; default: the "
+                             "modality's calibration_proxy)")
+    stored = parser.add_mutually_exclusive_group()
+    stored.add_argument("--save", type=Path, help="folder to keep each reference's reconstruction in (for --refit)")
+    stored.add_argument("--refit", type=Path, metavar="DIR", help="no solve: fit on the reconstructions --save wrote")
     args = parser.parse_args(argv)
+    if args.save is not None:
+        args.save.mkdir(parents=True, exist_ok=True)
     out = args.out or (Path(tempfile.mkdtemp()) if args.quick else DEFAULTS_FOLDER)
     out.mkdir(parents=True, exist_ok=True)
     for name in args.modality:
-        calibration = fit_default(name, n_samples=args.samples, quick=args.quick, full_range=args.full_range)
+        calibration = fit_default(name, n_samples=args.samples, quick=args.quick, full_range=args.full_range,
+                                  proxy=_proxy(args.proxy, name), save=args.save, refit=args.refit)
         path = calibration.save(out / (f"{name}@full-range.json" if args.full_range else f"{name}.json"))
         print(f"wrote {path}")
 

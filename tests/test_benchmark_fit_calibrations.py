@@ -15,3 +15,16 @@ def test_full_range_fits_over_the_whole_grid_into_the_variant_file(fit_calibrati
     assert [path.name for path in tmp_path.iterdir()] == ["ct@full-range.json"]
     context = Calibration.load(tmp_path / "ct@full-range.json").context
     assert context["t_max"] == 999 and context["steps"] == 10 and len(context["fitted_on"]) == 2
+
+
+def test_refit_reads_the_saved_reconstructions_back_and_can_add_a_proxy(fit_calibrations, tmp_path):
+    saved, first, again, proxied = (tmp_path / name for name in ("saved", "first", "again", "proxied"))
+    fit_calibrations.main(["--modality", "mri", "--quick", "--samples", "2", "--proxy", "none",
+                           "--save", str(saved), "--out", str(first)])
+    assert sorted(path.name for path in saved.iterdir()) == ["mri-reference0.nc", "mri-reference1.nc"]
+    fit_calibrations.main(["--modality", "mri", "--quick", "--proxy", "none", "--refit", str(saved), "--out", str(again)])
+    assert Calibration.load(again / "mri.json") == Calibration.load(first / "mri.json")  # no solve, same fit
+    fit_calibrations.main(["--modality", "mri", "--quick", "--proxy", "gradient", "--refit", str(saved),
+                           "--out", str(proxied)])
+    fitted = Calibration.load(proxied / "mri.json")
+    assert fitted.proxy == "gradient" and "--proxy gradient" in fitted.context["fitted_by"]

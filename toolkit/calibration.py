@@ -124,7 +124,7 @@ def problems_like(like: Problem, references: dict, *, seed: int = 0) -> dict[str
 # -- fitting -------------------------------------------------------------------------
 
 def fit(problems: dict[str, Problem], results: list[Reconstruction], *, level: float = 0.9,
-        bins: int = 1) -> Calibration:
+        bins: int = 1, proxy: str = "") -> Calibration:
     r"""The widening factor that makes the results' intervals cover their problems' truths.
 
     Parameters
@@ -138,6 +138,9 @@ def fit(problems: dict[str, Problem], results: list[Reconstruction], *, level: f
         Central level :math:`L` of the intervals.
     bins : int
         Std bins, one factor each (see :func:`reddiff.uncertainty.fit_calibration`).
+    proxy : str
+        An error proxy added to the spread, its weight fitted
+        (:func:`reddiff.uncertainty.fit_calibration`; ``""``: the raw spread).
 
     Returns
     -------
@@ -161,8 +164,9 @@ def fit(problems: dict[str, Problem], results: list[Reconstruction], *, level: f
             raise InputError(f"problem {name!r} has no truth", field="problems")
         truths.append(modality.reference_for(result, problem))
     levels = [modality.noise_level(p) for p in problems.values()]
-    calibration = fit_calibration(results, truths, level=level, bins=bins, noise_levels=levels)
-    alone = [fit_calibration([r], [t], level=level).scales[0] for r, t in zip(results, truths)]
+    calibration = fit_calibration(results, truths, level=level, bins=bins, noise_levels=levels, proxy=proxy)
+    alone = [fit_calibration([r], [t], level=level, proxy=proxy, proxy_weight=calibration.proxy_weight).scales[0]
+             for r, t in zip(results, truths)]
     context = {**calibration.context, "modality": modality.name, "noise_levels": [min(levels), max(levels)],
                "measurement_shapes": sorted({json.dumps(list(p.y.shape[1:])) for p in problems.values()}),
                "fitted_on": list(problems), "factor_per_image": [round(k, 4) for k in alone]}

@@ -288,6 +288,8 @@ def calibrate(
     out: Path = typer.Option(..., "--out", help="Calibration JSON to write (for reconstruct --calibration)."),
     level: float = typer.Option(0.9, help="Central level of the intervals."),
     bins: int = typer.Option(1, help="Std bins, one widening factor each."),
+    proxy: str = typer.Option(None, help="Error proxy added to the std before widening ('gradient' or 'none'; "
+                              "default: the modality's, as its shipped calibration)."),
     prior: str = typer.Option(None, help="Prior name or folder; default the modality's."),
     steps: int = typer.Option(None, help="Optimisation steps (as the measurement will be reconstructed)."),
     lam: str = typer.Option(None, help="Prior weight or 'auto' (default: the modality's)."),
@@ -303,6 +305,7 @@ def calibrate(
     """Fit interval calibration on your own reference images, measured like MEASUREMENT."""
     from .calibration import problems_like
     from .pipeline import calibrate_on, load_problem
+    from .uncertainty import PROXIES
 
     with user_errors(debug), stop_on_sigterm():
         lam = _lam(lam)
@@ -310,6 +313,8 @@ def calibrate(
             raise ReddiffError(f"{out}: exists; add --overwrite to replace it")
         if out.suffix.lower() != ".json":
             raise ReddiffError(f"{out}: a calibration is written as a .json file")
+        if proxy not in (None, "none", *PROXIES):
+            raise ReddiffError(f"--proxy {proxy!r}: choose from {['none', *PROXIES]}")
         like_problem = load_problem(like, slice_index=slice_index, seed=seed, **given(options))
         names = [str(path) for path in references]
         if len(set(names)) != len(names):
@@ -320,14 +325,19 @@ def calibrate(
             if not quiet:
                 typer.echo(f"[{i + 1}/{len(problems)}] {name}", err=True)
 
+        if proxy is None:
+            proxy = modalities.get(like_problem.modality).calibration_proxy
         fitted = calibrate_on(problems, level=level, bins=bins, n_samples=samples, seed=seed, progress=say,
-                              prior=prior, device=device, steps=steps, lam=lam)
+                              proxy="" if proxy == "none" else proxy, prior=prior, device=device, steps=steps,
+                              lam=lam)
         fitted = dataclasses.replace(fitted, context={**fitted.context, "like": str(like)})
         fitted.save(out)
         spread = fitted.context["factor_per_image"]
         law = (f" at noise level {fitted.noise_reference:.3g}, times (noise level / {fitted.noise_reference:.3g})"
                f"^{fitted.noise_exponent:.2f} elsewhere" if fitted.noise_conditioned else "")
-        typer.echo(f"wrote {out}: std widened by {', '.join(f'{k:.3g}' for k in fitted.scales)}{law} for "
+        combined = (f" (combined with {fitted.proxy_weight:.3g} x the mean's {fitted.proxy})"
+                    if fitted.proxy_weight > 0 else "")
+        typer.echo(f"wrote {out}: std{combined} widened by {', '.join(f'{k:.3g}' for k in fitted.scales)}{law} for "
                    f"{fitted.level:.0%} intervals (raw coverage {fitted.coverage_before:.1%}); factors needed per "
                    f"image {min(spread):.3g}-{max(spread):.3g}")
 

@@ -263,15 +263,36 @@ def reconstruct(problem: Problem, *, prior=None, n_samples: int = 8, seed: int |
 
 
 def calibrate_on(problems: dict, *, level: float = 0.9, bins: int = 1, n_samples: int = 8, seed: int = 0,
-                 progress=None, **settings):
+                 progress=None, proxy: str = "", **settings):
     """Reconstruct simulated problems (uncalibrated) and fit their interval calibration.
 
     Parameters
     ----------
     problems : dict
         Name -> :class:`Problem` with a truth (:func:`reddiff.calibration.problems_like`).
-    level, bins
+    level, bins, proxy
         See :func:`reddiff.calibration.fit`.
+    n_samples, seed, progress, **settings
+        See :func:`reconstruct_references`.
+
+    Returns
+    -------
+    reddiff.uncertainty.Calibration
+    """
+    from .calibration import fit
+
+    results = reconstruct_references(problems, n_samples=n_samples, seed=seed, progress=progress, **settings)
+    return fit(problems, results, level=level, bins=bins, proxy=proxy)
+
+
+def reconstruct_references(problems: dict, *, n_samples: int = 8, seed: int = 0, progress=None,
+                           **settings) -> list:
+    """The uncalibrated reconstructions a calibration is fitted on, one per problem, in order.
+
+    Parameters
+    ----------
+    problems : dict
+        Name -> :class:`Problem` with a truth.
     n_samples, seed, **settings
         As for :func:`reconstruct` (problem ``i`` gets ``seed + i``): the settings the
         measurements to be calibrated will be reconstructed with.
@@ -280,17 +301,15 @@ def calibrate_on(problems: dict, *, level: float = 0.9, bins: int = 1, n_samples
 
     Returns
     -------
-    reddiff.uncertainty.Calibration
+    list of Reconstruction
     """
-    from .calibration import fit
-
     results = []
     for i, (name, problem) in enumerate(problems.items()):
         if progress is not None:
             progress(i, name)
         results.append(reconstruct(problem, n_samples=n_samples, seed=seed + i, calibration="none", progress=False,
                                    **settings))
-    return fit(problems, results, level=level, bins=bins)
+    return results
 
 
 @dataclass
@@ -610,4 +629,4 @@ def summary_line(result: Reconstruction) -> str:
 __all__ = ["Problem", "FORMATS", "VOLUME_FORMATS", "Volume", "slice_indices", "reconstruct_volume",
            "save_volume_outputs", "load_problem", "problem_from_measurement", "attach_reference", "prior_for",
            "reconstruct", "save_outputs", "check_outputs", "summary_line", "to_display_units",
-           "reference_for", "noise_level", "display_image", "calibrate_on"]
+           "reference_for", "noise_level", "display_image", "calibrate_on", "reconstruct_references"]

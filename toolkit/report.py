@@ -136,6 +136,9 @@ def _uncertainty_section(reconstruction, truth, level, calibration) -> list[str]
                      f"{calibration.level:.0%} coverage on {calibration.n_images} simulated "
                      f"image(s) ({_describe(context)}); coverage there "
                      f"{calibration.coverage_before:.1%} before, {calibration.coverage_after:.1%} after")
+        if calibration.proxy_weight > 0:
+            lines.append(f"- the std is first combined with an error proxy, the mean's {calibration.proxy}: "
+                         f"sqrt(std^2 + ({calibration.proxy_weight:.3g} x {calibration.proxy})^2)")
         if law:
             lines.append(f"- the factor follows the noise level sigma of the measurement: {law}")
         if fitted_on:

@@ -23,6 +23,19 @@ with :math:`m` the mean over samples and the half-widths :math:`d_\pm` given by 
 
 Uncalibrated intervals have :math:`k = 1`.
 
+Spread with an error proxy
+--------------------------
+RED-Diff's runs agree most where its error is often largest: at edges and structures
+the prior draws with confidence. A calibration may therefore add a per-pixel **error
+proxy** :math:`v` computed from the mean alone (:func:`error_proxy`) to the spread,
+
+.. math:: u = \sqrt{s^2 + (a\, v)^2},
+
+and use :math:`u` wherever :math:`s` stands above (``"normal"``: :math:`d_\pm = z_L u`;
+``"quantile"``: :math:`d_\pm \leftarrow \sqrt{d_\pm^2 + (z_L a v)^2}`). The weight
+:math:`a` is fitted with the factor (:func:`fit_calibration`); :math:`a = 0` is the raw
+spread.
+
 Calibration (split conformal)
 -----------------------------
 On calibration pairs (reconstruction, truth) every pixel gets the score
@@ -66,6 +79,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .result import Reconstruction
 
 METHODS = ("normal", "quantile")
+#: Weights :math:`a` tried for an error proxy, in units of rms(std) / rms(proxy) of the fit set.
+PROXY_WEIGHT_GRID = (0.0, *(2.0 ** (k / 2) for k in range(-12, 13)))
 CONTEXT_KEYS = ("prior", "prior_weights", "physics", "steps", "lr", "lam", "weighting", "timesteps",
                 "t_max", "sigma_x0", "n_samples")
 #: Noise levels spanning less than this ratio are too close to fit a noise power law on.
@@ -193,6 +208,45 @@ def conformal_quantile(scores, level: float) -> float:
     return float(np.partition(scores, rank - 1)[rank - 1])
 
 
+def _gradient_magnitude(mean: np.ndarray) -> np.ndarray:
+    from scipy import ndimage
+
+    flat = mean.reshape(-1, *mean.shape[-2:]).astype(np.float64)
+    return np.stack([ndimage.gaussian_gradient_magnitude(c, 1.0) for c in flat]).reshape(mean.shape)
+
+
+#: Error proxies by name: a map of the mean, same shape (see :func:`error_proxy`).
+PROXIES = {"gradient": _gradient_magnitude}
+
+
+def error_proxy(mean, name: str) -> np.ndarray:
+    r"""A per-pixel guess of where the error is large, made from the mean alone.
+
+    ``"gradient"``: the gradient magnitude of the mean smoothed over one pixel, per channel,
+
+    .. math:: v = |\nabla (G_1 * m)|,
+
+    in the mean's units per pixel: RED-Diff's error gathers at edges.
+
+    Parameters
+    ----------
+    mean : array-like
+        ``(..., H, W)``.
+    name : str
+        A key of :data:`PROXIES`.
+
+    Examples
+    --------
+    >>> step = np.zeros((1, 8, 8)); step[:, :, 4:] = 1.0
+    >>> v = error_proxy(step, "gradient")
+    >>> bool(v[0, 4, 3] > 0.3 > v[0, 4, 0])
+    True
+    """
+    if name not in PROXIES:
+        raise InputError(f"unknown error proxy {name!r}; choose from {sorted(PROXIES)}", field="proxy")
+    return PROXIES[name](np.asarray(mean))
+
+
 @dataclass(frozen=True)
 class Calibration:
     r"""Widening factors for RED-Diff intervals, fitted on simulated data.
@@ -203,7 +257,8 @@ class Calibration:
     (``noise_reference > 0``) holds the factors at the noise level
     :math:`\sigma_0` = ``noise_reference``; at noise level :math:`\sigma` they are
     :math:`k(s)\,(\sigma/\sigma_0)^{b}` with :math:`b` = ``noise_exponent``
-    (:meth:`at_noise`).
+    (:meth:`at_noise`). With a ``proxy``, :math:`s` is the spread
+    :math:`u = \sqrt{s^2 + (a v)^2}` (:func:`spread`, :math:`a` = ``proxy_weight``).
 
     Parameters
     ----------
@@ -225,6 +280,10 @@ class Calibration:
         :math:`b` of the noise-level power law (0: the factors do not depend on it).
     noise_reference : float
         :math:`\sigma_0`, the noise level the ``scales`` hold at (0: not noise-conditioned).
+    proxy : str
+        Error proxy added to the std (a key of :data:`PROXIES`; ``""``: none).
+    proxy_weight : float
+        Its weight :math:`a`, in the mean's units per proxy unit (0 without a proxy).
     """
 
     level: float
@@ -238,6 +297,8 @@ class Calibration:
     coverage_after: float = float("nan")
     noise_exponent: float = 0.0
     noise_reference: float = 0.0
+    proxy: str = ""
+    proxy_weight: float = 0.0
 
     def __post_init__(self):
         _check_level(self.level)
@@ -247,6 +308,10 @@ class Calibration:
             raise InputError(f"noise_exponent {self.noise_exponent!r} and noise_reference "
                              f"{self.noise_reference!r} must be finite, the reference >= 0 "
                              "(0 only with exponent 0)", field="noise_reference")
+        if self.proxy not in ("", *PROXIES) or not (0 <= self.proxy_weight < math.inf) \
+                or (self.proxy_weight > 0 and not self.proxy):
+            raise InputError(f"proxy {self.proxy!r} with weight {self.proxy_weight!r}: need one of "
+                             f"{sorted(PROXIES)} (or none, weight 0) and a finite weight >= 0", field="proxy")
         object.__setattr__(self, "scales", tuple(float(k) for k in self.scales))
         object.__setattr__(self, "edges", tuple(float(e) for e in self.edges))
         if not self.scales or not all(0 < k < math.inf for k in self.scales):
@@ -257,7 +322,7 @@ class Calibration:
                              f"{len(self.scales)} scales, got {self.edges}", field="edges")
 
     def scale(self, std) -> np.ndarray:
-        """The widening factor of each pixel, from its std (same shape as ``std``)."""
+        """The widening factor of each pixel, from its spread (:func:`spread`; same shape)."""
         bins = np.searchsorted(np.asarray(self.edges), np.asarray(std), side="right")
         return np.asarray(self.scales)[bins]
 
@@ -367,9 +432,10 @@ def interval(reconstruction: "Reconstruction", level: float = 0.9, *, method: st
             raise InputError(f"the calibration was fitted for level={calibration.level}, "
                              f"method={calibration.method!r}; got level={level}, "
                              f"method={method!r}", field="level")
-    mean, std = reconstruction.mean.values, reconstruction.std.values
-    below, above = _half_widths(reconstruction, level, method)
-    k = calibration.scale(std) if calibration is not None else 1.0
+    mean = reconstruction.mean.values
+    term = _proxy_term(reconstruction, calibration)
+    below, above = _half_widths(reconstruction, level, method, term)
+    k = calibration.scale(spread(reconstruction, calibration)) if calibration is not None else 1.0
     attrs = {**reconstruction.mean.attrs, "level": level, "method": method,
              "calibrated": int(calibration is not None)}
     lower = reconstruction.mean.copy(data=(mean - k * below).astype(np.float32))
@@ -378,9 +444,35 @@ def interval(reconstruction: "Reconstruction", level: float = 0.9, *, method: st
     return lower.rename("lower"), upper.rename("upper")
 
 
+def spread(reconstruction: "Reconstruction", calibration: Calibration | None = None) -> np.ndarray:
+    r"""The per-pixel spread a calibration widens: :math:`u = \sqrt{s^2 + (a v)^2}`.
+
+    :math:`s` is the std over samples, :math:`v` the calibration's error proxy
+    (:func:`error_proxy`) and :math:`a` its weight; without either, :math:`u = s`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from reddiff import Reconstruction
+    >>> rec = Reconstruction.from_samples(torch.tensor([0.0, 2.0]).view(2, 1, 1, 1))
+    >>> float(spread(rec).squeeze())
+    1.0
+    """
+    std = reconstruction.std.values.astype(np.float64)
+    return np.hypot(std, _proxy_term(reconstruction, calibration))
+
+
+def _proxy_term(reconstruction, calibration: Calibration | None):
+    """:math:`a v`, the proxy's share of the spread (0 without one)."""
+    if calibration is None or calibration.proxy_weight == 0:
+        return 0.0
+    return calibration.proxy_weight * error_proxy(reconstruction.mean.values, calibration.proxy)
+
+
 def fit_calibration(reconstructions: Sequence["Reconstruction"], truths, *, level: float = 0.9,
                     method: str = "normal", bins: int = 1,
-                    noise_levels: Sequence[float] | None = None) -> Calibration:
+                    noise_levels: Sequence[float] | None = None, proxy: str = "",
+                    proxy_weight: float | None = None) -> Calibration:
     r"""Fit widening factors so intervals at ``level`` cover the truth (split conformal).
 
     Parameters
@@ -400,6 +492,10 @@ def fit_calibration(reconstructions: Sequence["Reconstruction"], truths, *, leve
         The noise level :math:`\sigma_i` of each reconstruction's measurement. Given, and
         spanning a ratio of at least :data:`NOISE_LAW_MIN_RATIO`, the factor follows a
         power law in it (see Notes).
+    proxy : str
+        An error proxy to add to the spread (a key of :data:`PROXIES`; ``""``: none).
+    proxy_weight : float, optional
+        Its weight :math:`a`; default: chosen from :data:`PROXY_WEIGHT_GRID` (see Notes).
 
     Returns
     -------
@@ -417,6 +513,11 @@ def fit_calibration(reconstructions: Sequence["Reconstruction"], truths, *, leve
     alone needs; each image's scores are divided by :math:`(\sigma_i/\sigma_0)^b`,
     :math:`\sigma_0` the geometric mean of the levels, before pooling, so the
     fitted factors hold at :math:`\sigma_0` and the pooled coverage stays :math:`L`.
+
+    With a proxy and no weight, :math:`a` is the grid value (in units of the pooled
+    rms std over the rms proxy) whose per-image factors :math:`k_i` agree best:
+    the smallest spread of :math:`\log k_i` (after the noise law's slope, with noise
+    levels), so that the factor transfers between images; ties keep the smaller weight.
 
     Examples
     --------
@@ -438,11 +539,12 @@ def fit_calibration(reconstructions: Sequence["Reconstruction"], truths, *, leve
     if not (isinstance(bins, (int, np.integer)) and bins >= 1):
         raise InputError(f"bins must be a positive integer, got {bins!r}", field="bins")
     context = _common_context(reconstructions)
-    scores, stds = [], []
-    for i, (rec, truth) in enumerate(zip(reconstructions, truths)):
-        x = _image_like(truth, rec, f"truths[{i}]")
-        scores.append(_scores(rec, x, level, method).ravel())
-        stds.append(rec.std.values.ravel())
+    xs = [_image_like(truth, rec, f"truths[{i}]") for i, (rec, truth) in enumerate(zip(reconstructions, truths))]
+    if proxy and proxy_weight is None:
+        proxy_weight = _best_proxy_weight(reconstructions, xs, proxy, level, method, noise_levels)
+    shape = Calibration(level=level, scales=(1.0,), method=method, proxy=proxy, proxy_weight=proxy_weight or 0.0)
+    scores = [_scores(rec, x, level, method, _proxy_term(rec, shape)).ravel() for rec, x in zip(reconstructions, xs)]
+    stds = [spread(rec, shape).ravel() for rec in reconstructions]
     exponent, reference = _noise_law(scores, noise_levels, level)
     if reference > 0:
         scores = [r / (sigma / reference) ** exponent for r, sigma in zip(scores, noise_levels)]
@@ -458,7 +560,39 @@ def fit_calibration(reconstructions: Sequence["Reconstruction"], truths, *, leve
                        context=context, n_images=len(reconstructions), n_pixels=int(scores.size),
                        coverage_before=float(np.mean(scores <= 1.0)),
                        coverage_after=float(np.mean(scores <= np.asarray(scales)[which])),
-                       noise_exponent=exponent, noise_reference=reference)
+                       noise_exponent=exponent, noise_reference=reference, proxy=shape.proxy,
+                       proxy_weight=shape.proxy_weight)
+
+
+def _best_proxy_weight(reconstructions, truths, proxy: str, level: float, method: str, noise_levels) -> float:
+    """The weight of :data:`PROXY_WEIGHT_GRID` whose per-image factors agree best (:func:`fit_calibration`)."""
+    proxies = [error_proxy(rec.mean.values, proxy) for rec in reconstructions]
+    typical = _rms([v for v in proxies])
+    unit = _rms([rec.std.values for rec in reconstructions]) / typical if typical > 0 else 0.0
+    best, best_dispersion = 0.0, math.inf
+    for multiple in PROXY_WEIGHT_GRID:
+        weight = multiple * unit
+        log_k = np.log([conformal_quantile(_scores(rec, x, level, method, weight * v), level)
+                        for rec, x, v in zip(reconstructions, truths, proxies)])
+        dispersion = _log_dispersion(log_k, noise_levels)
+        if dispersion < best_dispersion * (1 - 1e-6):
+            best, best_dispersion = weight, dispersion
+    return best
+
+
+def _rms(arrays) -> float:
+    return float(np.sqrt(np.mean(np.concatenate([np.asarray(a, dtype=np.float64).ravel() for a in arrays]) ** 2)))
+
+
+def _log_dispersion(log_k: np.ndarray, noise_levels) -> float:
+    """Std of the per-image log factors, less what the noise law explains (where it applies)."""
+    if not np.isfinite(log_k).all():
+        return math.inf
+    if noise_levels is not None:
+        log_sigma = np.log(np.asarray(noise_levels, dtype=np.float64))
+        if np.ptp(log_sigma) >= math.log(NOISE_LAW_MIN_RATIO):
+            log_k = log_k - np.polyval(np.polyfit(log_sigma, log_k, 1), log_sigma)
+    return float(np.std(log_k))
 
 
 def _noise_law(scores: list, noise_levels, level: float) -> tuple[float, float]:
@@ -484,7 +618,7 @@ def calibrate(reconstruction: "Reconstruction", calibration: Calibration, *,
               check: bool = True) -> "Reconstruction":
     r"""A new result with calibrated ``std_calibrated``, ``lower`` and ``upper`` variables.
 
-    ``std_calibrated`` is :math:`k(s)\, s`; ``lower``/``upper`` the calibrated
+    ``std_calibrated`` is :math:`k(u)\, u` (:func:`spread`); ``lower``/``upper`` the calibrated
     interval at ``calibration.level``; ``attrs["calibration"]`` the calibration as
     JSON. With ``check``, the calibration's prior and physics must match the
     reconstruction's config (a calibration does not transfer between them).
@@ -501,9 +635,9 @@ def calibrate(reconstruction: "Reconstruction", calibration: Calibration, *,
                                  f"{key}={config.get(key)!r}; fit one for this setting or "
                                  "pass check=False", field="calibration")
     lower, upper = interval(reconstruction, calibration.level, calibration=calibration)
-    std = reconstruction.std
+    u = spread(reconstruction, calibration)
     ds = reconstruction.dataset.assign(
-        std_calibrated=std.copy(data=(calibration.scale(std.values) * std.values).astype(np.float32)),
+        std_calibrated=reconstruction.std.copy(data=(calibration.scale(u) * u).astype(np.float32)),
         lower=lower, upper=upper)
     ds.attrs["calibration"] = json.dumps(calibration.to_dict())
     return type(reconstruction)(ds)
@@ -519,7 +653,7 @@ def uncertainty_metrics(reconstruction: "Reconstruction", truth, *, level: float
     ``rmse``, ``mean_std``, ``z_mean`` and ``z_std`` (of :func:`z_scores` over pixels
     with a non-zero std; ``z_std`` near 1 means the std has the right size) and
     ``std_error_correlation`` (Pearson) and ``std_error_spearman`` (rank). With a calibration, the std is the calibrated one
-    :math:`k(s)\,s`. All per channel entry, physical units.
+    :math:`k(u)\,u` (:func:`spread`). All per channel entry, physical units.
 
     Examples
     --------
@@ -535,7 +669,8 @@ def uncertainty_metrics(reconstruction: "Reconstruction", truth, *, level: float
     lower, upper = interval(reconstruction, level, method=method, calibration=calibration)
     mean, std = reconstruction.mean.values, reconstruction.std.values
     if calibration is not None:
-        std = calibration.scale(std) * std
+        u = spread(reconstruction, calibration)
+        std = calibration.scale(u) * u
     z = z_scores(x, mean, std)
     z = z[np.isfinite(z)]
     return {"level": level, "coverage": coverage(x, lower.values, upper.values),
@@ -607,20 +742,22 @@ def _quantile(reconstruction, q: float) -> np.ndarray:
                      field="quantiles")
 
 
-def _half_widths(reconstruction, level: float, method: str) -> tuple[np.ndarray, np.ndarray]:
-    """Uncalibrated half-widths below and above the mean, :math:`(d_-, d_+)`."""
+def _half_widths(reconstruction, level: float, method: str, term=0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Uncalibrated half-widths below and above the mean, :math:`(d_-, d_+)`, with the proxy's
+    share ``term`` (:math:`a v`) of the spread added in quadrature."""
     mean = reconstruction.mean.values.astype(np.float64)
+    z = normal_quantile(level)
     if method == "normal":
-        half = normal_quantile(level) * reconstruction.std.values.astype(np.float64)
+        half = z * np.hypot(reconstruction.std.values.astype(np.float64), term)
         return half, half
     below = np.clip(mean - _quantile(reconstruction, (1 - level) / 2), 0, None)
     above = np.clip(_quantile(reconstruction, (1 + level) / 2) - mean, 0, None)
-    return below, above
+    return np.hypot(below, z * term), np.hypot(above, z * term)
 
 
-def _scores(reconstruction, truth: np.ndarray, level: float, method: str) -> np.ndarray:
+def _scores(reconstruction, truth: np.ndarray, level: float, method: str, term=0.0) -> np.ndarray:
     """The factor each pixel's interval needs to contain the truth (0/0 counts as 0)."""
-    below, above = _half_widths(reconstruction, level, method)
+    below, above = _half_widths(reconstruction, level, method, term)
     error = truth - reconstruction.mean.values.astype(np.float64)
     needed = np.where(error < 0, -error, error)
     half = np.where(error < 0, below, above)

@@ -250,7 +250,12 @@ def test_calibrate_then_reconstruct_from_the_command_line(tmp_path):
     said = run("calibrate", *refs, "--like", sino, "--out", cal, "--steps", 3, "--samples", 2, "--quiet")
     assert "std widened by" in said.output
     assert json.loads(cal.read_text())["context"]["like"] == str(sino)
+    assert json.loads(cal.read_text())["proxy"] == modalities.get("ct").calibration_proxy  # by default
     run("calibrate", *refs, "--like", sino, "--out", cal, "--steps", 3, "--samples", 2, code=1)  # exists
+    with_proxy = tmp_path / "proxy.json"
+    run("calibrate", *refs, "--like", sino, "--out", with_proxy, "--steps", 3, "--samples", 2, "--quiet",
+        "--proxy", "gradient")
+    assert json.loads(with_proxy.read_text())["proxy"] == "gradient"
     out = tmp_path / "out"
     said = run("reconstruct", sino, "--calibration", cal, "--steps", 3, "--samples", 2, "--quiet", "--out", out)
     assert "warning: calibration" not in said.output  # (3 steps do not fit the data: lam='auto' says so)
@@ -262,6 +267,12 @@ def test_calibrate_then_reconstruct_from_the_command_line(tmp_path):
     said = run("reconstruct", sino, "--calibration", cal, "--steps", 4, "--samples", 2, "--quiet",
                "--out", tmp_path / "out4")
     assert "warning: calibration: steps=4 differs" in said.output
+
+
+def test_calibrate_refuses_an_unknown_proxy_before_solving(tmp_path):
+    said = run("calibrate", tmp_path / "ref.npy", "--like", tmp_path / "sino.h5", "--out", tmp_path / "c.json",
+               "--proxy", "curvature", code=1)
+    assert "curvature" in said.output and "gradient" in said.output and not (tmp_path / "c.json").exists()
 
 
 def test_reconstruct_refuses_a_missing_calibration_file_before_solving(tmp_path):

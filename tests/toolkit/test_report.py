@@ -96,3 +96,12 @@ def test_report_says_how_lam_auto_chose_the_weight(tmp_path):
     assert "chosen by the discrepancy" not in write_report(red_diff(y, physics, GaussianPrior(), data_term=0.3,
                                                                     steps=5, lam=1.0, init="adjoint"),
                                                            tmp_path / "fixed").read_text()
+
+
+def test_report_names_the_error_proxy_a_calibration_combines(runs, tmp_path):
+    (cal_rec, cal_truth, _), (rec, truth, y) = runs
+    calibration = fit_calibration([cal_rec], [cal_truth], proxy="gradient", proxy_weight=0.25)
+    text = write_report(rec, tmp_path, truth=truth, calibration=calibration).read_text()
+    assert "sqrt(std^2 + (0.25 x gradient)^2)" in text
+    plain = write_report(rec, tmp_path / "plain", truth=truth, calibration=fit_calibration([cal_rec], [cal_truth]))
+    assert "error proxy" not in plain.read_text()

@@ -299,3 +299,64 @@ def test_std_small_on_sampled_kspace_lines_large_elsewhere():
     kstd = kspace.std(0).norm(dim=0)  # (H, W)
     sampled = mask.bool()
     assert kstd[~sampled].mean() > 3 * kstd[sampled].mean()
+
+
+# -- an error proxy added to the spread ----------------------------------------------
+
+def edge_case(seed, n_edges, *, size=48, n_samples=16):
+    """Steps of random height at ``n_edges`` random columns; samples spread 0.05 everywhere, but the
+    truth's error grows with the mean's gradient (the case the gradient proxy is for)."""
+    from reddiff.uncertainty import error_proxy
+
+    rng = np.random.default_rng(seed)
+    mean = np.zeros((1, size, size))
+    for column, height in zip(rng.choice(np.arange(4, size - 4), n_edges, replace=False),
+                              rng.uniform(0.5, 1.0, n_edges)):
+        mean[..., column:] += height
+    samples = mean + 0.05 * rng.standard_normal((n_samples, 1, size, size))
+    samples -= samples.mean(0) - mean  # the mean of the runs is exactly ``mean``
+    error_scale = np.hypot(0.05, 0.5 * error_proxy(mean, "gradient"))
+    truth = mean + error_scale * rng.standard_normal(mean.shape)
+    rec = Reconstruction.from_samples(torch.as_tensor(samples, dtype=torch.float32))
+    return rec, torch.as_tensor(truth[None], dtype=torch.float32)
+
+
+def test_a_gradient_proxy_makes_the_factor_transfer_between_images():
+    train = [edge_case(20 + i, n_edges) for i, n_edges in enumerate([1, 3, 6, 10])]
+    recs, truths = [r for r, _ in train], [t for _, t in train]
+    raw = fit_calibration(recs, truths)
+    with_proxy = fit_calibration(recs, truths, proxy="gradient")
+    assert raw.proxy == "" and raw.proxy_weight == 0.0
+    assert with_proxy.proxy == "gradient" and with_proxy.proxy_weight > 0
+    held_out = [edge_case(200 + i, n_edges) for i, n_edges in enumerate([1, 12])]
+    raw_cover = [uncertainty_metrics(r, t, calibration=raw)["coverage"] for r, t in held_out]
+    proxy_cover = [uncertainty_metrics(r, t, calibration=with_proxy)["coverage"] for r, t in held_out]
+    assert raw_cover[0] > 0.95 and raw_cover[1] < 0.8  # one factor: too wide on few edges, too narrow on many
+    assert all(0.87 < c < 0.93 for c in proxy_cover)
+    assert with_proxy.proxy_weight == pytest.approx(0.5, rel=0.25)  # the weight the error was made with
+    many_edges = held_out[1]
+    assert uncertainty_metrics(*many_edges, calibration=with_proxy)["std_error_spearman"] > 0.4
+    assert abs(uncertainty_metrics(*many_edges)["std_error_spearman"]) < 0.1
+
+
+def test_the_proxy_spread_enters_interval_std_and_round_trip(tmp_path):
+    from reddiff.uncertainty import error_proxy, spread
+
+    rec, truth = edge_case(7, 4)
+    calibration = fit_calibration([rec], [truth], proxy="gradient", proxy_weight=0.3)
+    u = np.hypot(rec.std.values, 0.3 * error_proxy(rec.mean.values, "gradient"))
+    np.testing.assert_allclose(spread(rec, calibration), u, rtol=1e-6)
+    np.testing.assert_allclose(spread(rec), rec.std.values, rtol=1e-6)
+    calibrated = rec.calibrated(calibration)
+    k = calibration.scales[0]
+    np.testing.assert_allclose(calibrated.dataset["std_calibrated"].values, k * u, rtol=1e-5)
+    np.testing.assert_allclose(calibrated.dataset["upper"].values, rec.mean.values + k * Z90 * u, rtol=1e-5, atol=1e-5)
+    assert Calibration.load(calibration.save(tmp_path / "cal.json")) == calibration
+    one = fit_calibration([rec], [truth], proxy="gradient")
+    assert one.proxy_weight == 0.0  # one image: every weight agrees with itself, the smallest is kept
+    with pytest.raises(InputError, match="gradient"):
+        Calibration(level=0.9, scales=(1.0,), proxy="curvature")
+    with pytest.raises(InputError, match="proxy"):
+        Calibration(level=0.9, scales=(1.0,), proxy_weight=1.0)
+    with pytest.raises(InputError, match="choose from \\['gradient'\\]"):
+        error_proxy(rec.mean.values, "laplacian")

@@ -161,6 +161,10 @@ class Modality:
         Keyword options of :meth:`simulate_file` (``reddiff simulate`` flags).
     measurement_suffixes : tuple of str
         File name suffixes :meth:`simulate_file` writes (empty: any).
+    calibration_proxy : str
+        The error proxy its calibrations add to the spread (a key of
+        :data:`reddiff.uncertainty.PROXIES`; ``""``: the raw spread), chosen on its
+        calibration references (``docs/uncertainty.md``).
     demo : Demo
     """
 
@@ -173,6 +177,7 @@ class Modality:
     load_options: tuple[Option, ...] = ()
     simulate_options: tuple[Option, ...] = ()
     measurement_suffixes: tuple[str, ...] = ()
+    calibration_proxy: str = ""
     demo: Demo
 
     def __repr__(self) -> str:
