@@ -183,13 +183,14 @@ def run_case(case: Case, seeds, n_samples: int, priors: dict, calibrations: dict
         quality = image_quality(shown_truth, result.tensor("mean"))
         spread = uncertainty_metrics(result, shown_truth[0])
         calibrated = uncertainty_metrics(result, shown_truth[0], calibration=result.calibration) \
-            if result.calibration is not None else {"coverage": math.nan}
+            if result.calibration is not None else {"coverage": math.nan, "std_error_spearman": math.nan}
         baseline = image_quality(truth, problem.baseline)
         name, best_psnr, best_ssim = oracle(problem, truth)
         rows.append({"psnr": quality["psnr"], "ssim": quality["ssim"], "baseline_psnr": baseline["psnr"],
                      "oracle": name, "oracle_psnr": best_psnr, "oracle_ssim": best_ssim,
                      "coverage": spread["coverage"], "calibrated_coverage": calibrated["coverage"],
                      "std_error_rank": spread["std_error_spearman"],
+                     "calibrated_std_error_rank": calibrated["std_error_spearman"],
                      "seconds": seconds})
     median = {k: statistics.median(r[k] for r in rows) for k in rows[0] if k != "oracle"}
     oracles = [r["oracle"] for r in rows]
@@ -205,7 +206,7 @@ def rescore_case(case: Case, seeds, folder: Path, calibrations: dict) -> dict:
     from reddiff.result import Reconstruction
 
     chosen = modalities.get(case.modality)
-    image, coverages, sources = image_for(case), [], set()
+    image, coverages, ranks, sources = image_for(case), [], [], set()
     for seed in seeds:
         problem = chosen.canonical_problem(image=image, seed=seed, **case.settings)
         result = apply(Reconstruction.from_netcdf(saved_path(folder, case, seed)), problem,
@@ -213,16 +214,20 @@ def rescore_case(case: Case, seeds, folder: Path, calibrations: dict) -> dict:
         if result.calibration is None:
             raise SystemExit(f"{case.label}: no calibration applied ({result.dataset.attrs['calibration_source']})")
         truth = chosen.reference_for(result, problem)[0]
-        coverages.append(uncertainty_metrics(result, truth, calibration=result.calibration)["coverage"])
+        metrics = uncertainty_metrics(result, truth, calibration=result.calibration)
+        coverages.append(metrics["coverage"])
+        ranks.append(metrics["std_error_spearman"])
         sources.add(f"{result.dataset.attrs['calibration_source']} {result.dataset.attrs['calibration_warnings']}")
     return {"modality": case.modality, "case": case.label, "calibrated_coverage": statistics.median(coverages),
-            "seeds": len(coverages), "calibration": "; ".join(sorted(sources))}
+            "calibrated_std_error_rank": statistics.median(ranks), "seeds": len(coverages),
+            "calibration": "; ".join(sorted(sources))}
 
 
 COLUMNS = [("case", "case", "{}"), ("RED-Diff PSNR (SSIM)", None, None), ("baseline", "baseline_psnr", "{:.2f}"),
            ("truth-tuned classical", None, None), ("margin", "margin", "{:+.2f}"),
            ("raw 90% coverage", "coverage", "{:.0%}"), ("calibrated 90% coverage", "calibrated_coverage", "{:.0%}"),
            ("std-error Spearman", "std_error_rank", "{:.2f}"),
+           ("calibrated std-error Spearman", "calibrated_std_error_rank", "{:.2f}"),
            ("s/run", "seconds", "{:.0f}")]
 
 
@@ -269,8 +274,8 @@ def main(argv=None) -> None:
         for case in ([chosen[i] for i in args.cases if i < len(chosen)] if args.cases else chosen):
             if args.rescore is not None:
                 row = rescore_case(case, seeds, args.rescore, calibrations)
-                print(f"{row['case']}: calibrated coverage {row['calibrated_coverage']:.1%} ({row['calibration']})",
-                      flush=True)
+                print(f"{row['case']}: calibrated coverage {row['calibrated_coverage']:.1%}, calibrated std-error "
+                      f"Spearman {row['calibrated_std_error_rank']:.2f} ({row['calibration']})", flush=True)
                 continue
             row = run_case(case, seeds, args.samples, priors, calibrations, args.save)
             rows.append(row)

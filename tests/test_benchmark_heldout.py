@@ -22,10 +22,11 @@ def test_rescore_gives_the_coverage_of_the_result_it_saved(heldout, tmp_path):
     result.to_netcdf(heldout.saved_path(tmp_path, case, 0))
     expected = apply(result, problem, "default")
     truth = chosen.reference_for(expected, problem)[0]
-    coverage = uncertainty_metrics(expected, truth, calibration=expected.calibration)["coverage"]
+    metrics = uncertainty_metrics(expected, truth, calibration=expected.calibration)
 
     row = heldout.rescore_case(case, [0], tmp_path, {})
-    assert row["calibrated_coverage"] == pytest.approx(coverage, abs=1e-6)
+    assert row["calibrated_coverage"] == pytest.approx(metrics["coverage"], abs=1e-6)
+    assert row["calibrated_std_error_rank"] == pytest.approx(metrics["std_error_spearman"], abs=1e-6)
     fitted = modalities.defaults_for("mri").steps  # the shipped calibration's steps
     assert f"steps=3 differs from the fitted steps={fitted}" in row["calibration"]  # the mismatch is reported
     with pytest.raises(SystemExit, match="no calibration applied"):
