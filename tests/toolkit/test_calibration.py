@@ -213,6 +213,7 @@ def test_every_shipped_default_calibration_loads_and_was_fitted_on_no_held_out_i
         pytest.skip(f"no default calibration shipped for {name}")
     cal, _ = calibration.resolve("default", name)
     assert cal.context["modality"] == name and cal.level == 0.9
+    assert cal.proxy == modalities.get(name).calibration_proxy  # reddiff calibrate fits the same kind by default
     held_out = list_samples(held_out=True)
     assert not any(sample in label for label in cal.context["fitted_on"] for sample in held_out)
     row = modalities.get(name).defaults  # fitted with the shipped settings and prior
