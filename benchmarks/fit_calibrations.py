@@ -63,14 +63,15 @@ def fit_default(name: str, *, n_samples: int, quick: bool = False, seed: int = 0
         overrides["t_max"] = load_prior(modality.defaults.prior).num_timesteps - 1
     problems = reference_problems(name, quick=quick, seed=seed)
     started = time.perf_counter()
-    if refit is not None:
-        results = [Reconstruction.from_netcdf(_saved(refit, name, i)) for i in range(len(problems))]
-    else:
-        results = reconstruct_references(
-            problems, n_samples=n_samples, seed=seed,
-            progress=lambda i, label: print(f"  [{i + 1}/{len(problems)}] {label}", flush=True), **overrides)
-        for i, result in enumerate(results if save is not None else []):
-            result.to_netcdf(_saved(save, name, i))
+    results = []
+    for i, (label, problem) in enumerate(problems.items()):
+        if refit is not None:
+            results.append(Reconstruction.from_netcdf(_saved(refit, name, i)))
+            continue
+        print(f"  [{i + 1}/{len(problems)}] {label}", flush=True)
+        results += reconstruct_references({label: problem}, n_samples=n_samples, seed=seed + i, **overrides)
+        if save is not None:  # each as it is done: an interrupted run keeps what it solved
+            results[-1].to_netcdf(_saved(save, name, i))
     calibration = fit(problems, results, proxy=proxy)
     levels = ", ".join(map(_describe, NOISE[modality.name]))
     context = {**calibration.context, "like": f"{name} canonical measurement at {levels}",
