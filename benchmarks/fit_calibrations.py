@@ -1,8 +1,8 @@
 """Fit the default interval calibration each modality ships (``toolkit/calibrations/<name>.json``).
 
 Run: ``python benchmarks/fit_calibrations.py [--modality ct mri astro] [--samples 8] [--quick] [--full-range]
-[--proxy gradient] [--save DIR | --refit DIR]`` (one thread; 10-65 CPU-minutes per modality: CT with
-``--samples 4`` took 65). ``--save`` keeps every reference's reconstruction (NetCDF); ``--refit DIR`` fits
+[--proxy gradient] [--save DIR | --refit DIR]`` (one thread; 5-77 CPU-minutes per modality: CT with
+``--samples 4`` took 65-77). ``--save`` keeps every reference's reconstruction (NetCDF); ``--refit DIR`` fits
 again from them without solving (e.g. with another ``--proxy``).
 
 For each modality its real tuning images where it has any

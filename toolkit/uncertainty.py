@@ -433,9 +433,9 @@ def interval(reconstruction: "Reconstruction", level: float = 0.9, *, method: st
                              f"method={calibration.method!r}; got level={level}, "
                              f"method={method!r}", field="level")
     mean = reconstruction.mean.values
-    term = _proxy_term(reconstruction, calibration)
+    u, term = _spread_and_term(reconstruction, calibration)
     below, above = _half_widths(reconstruction, level, method, term)
-    k = calibration.scale(spread(reconstruction, calibration)) if calibration is not None else 1.0
+    k = calibration.scale(u) if calibration is not None else 1.0
     attrs = {**reconstruction.mean.attrs, "level": level, "method": method,
              "calibrated": int(calibration is not None)}
     lower = reconstruction.mean.copy(data=(mean - k * below).astype(np.float32))
@@ -458,15 +458,15 @@ def spread(reconstruction: "Reconstruction", calibration: Calibration | None = N
     >>> float(spread(rec).squeeze())
     1.0
     """
-    std = reconstruction.std.values.astype(np.float64)
-    return np.hypot(std, _proxy_term(reconstruction, calibration))
+    return _spread_and_term(reconstruction, calibration)[0]
 
 
-def _proxy_term(reconstruction, calibration: Calibration | None):
-    """:math:`a v`, the proxy's share of the spread (0 without one)."""
-    if calibration is None or calibration.proxy_weight == 0:
-        return 0.0
-    return calibration.proxy_weight * error_proxy(reconstruction.mean.values, calibration.proxy)
+def _spread_and_term(reconstruction, calibration: Calibration | None):
+    """:math:`(u, a v)`: the spread and the proxy's share of it (0 without one), the proxy made once."""
+    term = 0.0
+    if calibration is not None and calibration.proxy_weight > 0:
+        term = calibration.proxy_weight * error_proxy(reconstruction.mean.values, calibration.proxy)
+    return np.hypot(reconstruction.std.values.astype(np.float64), term), term
 
 
 def fit_calibration(reconstructions: Sequence["Reconstruction"], truths, *, level: float = 0.9,
@@ -543,8 +543,9 @@ def fit_calibration(reconstructions: Sequence["Reconstruction"], truths, *, leve
     if proxy and proxy_weight is None:
         proxy_weight = _best_proxy_weight(reconstructions, xs, proxy, level, method, noise_levels)
     shape = Calibration(level=level, scales=(1.0,), method=method, proxy=proxy, proxy_weight=proxy_weight or 0.0)
-    scores = [_scores(rec, x, level, method, _proxy_term(rec, shape)).ravel() for rec, x in zip(reconstructions, xs)]
-    stds = [spread(rec, shape).ravel() for rec in reconstructions]
+    spreads = [_spread_and_term(rec, shape) for rec in reconstructions]
+    scores = [_scores(rec, x, level, method, term).ravel() for rec, x, (_, term) in zip(reconstructions, xs, spreads)]
+    stds = [u.ravel() for u, _ in spreads]
     exponent, reference = _noise_law(scores, noise_levels, level)
     if reference > 0:
         scores = [r / (sigma / reference) ** exponent for r, sigma in zip(scores, noise_levels)]
@@ -567,7 +568,7 @@ def fit_calibration(reconstructions: Sequence["Reconstruction"], truths, *, leve
 def _best_proxy_weight(reconstructions, truths, proxy: str, level: float, method: str, noise_levels) -> float:
     """The weight of :data:`PROXY_WEIGHT_GRID` whose per-image factors agree best (:func:`fit_calibration`)."""
     proxies = [error_proxy(rec.mean.values, proxy) for rec in reconstructions]
-    typical = _rms([v for v in proxies])
+    typical = _rms(proxies)
     unit = _rms([rec.std.values for rec in reconstructions]) / typical if typical > 0 else 0.0
     best, best_dispersion = 0.0, math.inf
     for multiple in PROXY_WEIGHT_GRID:
