@@ -19,8 +19,21 @@ def test_phantom_has_air_outside_a_bone_ring_and_tissue_inside():
     assert 0.02 < bone.mean() < 0.3
     assert 20 <= image[32, 32] <= 45  # brain at the centre
     row = image[32]
-    first_bone = np.argmax(row >= BONE_HU[0])
-    assert (row[:first_bone] == AIR_HU).all()  # air, then the skull
+    first_tissue, first_bone = np.argmax(row > AIR_HU), np.argmax(row >= BONE_HU[0])
+    assert (row[:first_tissue] == AIR_HU).all() and first_bone - first_tissue <= 1  # air, then the skull
+
+
+def test_phantom_edges_hold_the_partial_volume_mixture():
+    sharp = ellipse_phantom((64, 64), n_ellipses=0, supersample=1, seed=0)
+    mixed = ellipse_phantom((64, 64), n_ellipses=0, seed=0)
+    levels = np.unique(sharp)
+    assert len(levels) == 3  # air, bone, brain: every pixel a point sample
+    between = (mixed > AIR_HU) & (mixed < levels[-1]) & ~np.isin(mixed, levels)
+    assert 0.02 < between.mean() < 0.2  # the ring's edge pixels, not the interior
+    np.testing.assert_allclose(mixed.mean(), ellipse_phantom((64, 64), n_ellipses=0, supersample=16, seed=0).mean(),
+                               rtol=0.01)  # area fractions converge
+    with pytest.raises(InputError, match="supersample"):
+        ellipse_phantom((16, 16), supersample=0)
 
 
 def test_phantom_rejects_bad_arguments():
