@@ -347,7 +347,8 @@ def _astro_evaluation() -> dict:
 RECIPES = {
     "ct": Recipe("ct", "pydicom head CT slices J2K_pixelrep_mismatch.dcm and 693_J2KI.dcm "
                  "(512x512, HU clipped to [-1000, 3000], full and half resolution), 192 random "
-                 "ellipse head phantoms 128x128 (reddiff.datasets.ellipse_phantom seeds 0-191) and 16 "
+                 "ellipse head phantoms 128x128 with partial-volume edges (reddiff.datasets.ellipse_phantom "
+                 "seeds 0-191, each pixel the mean of 4x4 point samples) and 16 "
                  "at 256x256 (seeds 2000-2015), and pseudo-CT heads from the MNI152 tissue maps "
                  "(reddiff.datasets.pseudo_ct_head, axial slices 20-150 every 4th, 2 variants each), "
                  "96 body phantoms 128x128 (reddiff.datasets.body_phantom seeds 3000-3095: thorax or "
