@@ -69,18 +69,11 @@ class CTModality(Modality):
     file_kinds = ("sinogram",)
     output_formats = ("netcdf", "png", "dicom", "nifti")
     #: lr and steps tuned on generated phantoms and pseudo-CT heads, 30 parallel views, 1e5 photons per
-    #: bin (``benchmarks/tune_defaults.py``; 400 steps: +0.51 dB mean over 200 there, ``docs/tuning.md``);
-    #: t_max 40, the top of the timestep grid, on the same three images at 400 steps
-    #: (``--t-max 999 300 100 40 20``: 34.10, 33.73, 34.74, 36.70, 36.83 dB; 40 rather than 20, which
-    #: leads by 0.13 dB on the mean only through one phantom and loses on the other two and on the head;
-    #: 200 steps at t_max 40: 35.06). Images over 181 px a side (the geometric middle of 128 and 256) run
-    #: the full range: on two of the images resampled to 256 px, t_max 40 / 83 / 160 / 999 scored 35.87 /
-    #: 35.41 / 34.53 / 36.48 dB (``--size 256``). Those grids used hard-edged phantoms and the previous
-    #: prior; with the partial-volume ones and the fine-tuned prior, t_max 20 / 40 / 100 scored 36.94 /
-    #: 36.98 / 37.29 dB at 128 px (100 leads through the phantoms, loses on the head; not shipped until the
-    #: calibration is refitted and the held-out cases re-run for it, ``docs/tuning.md``); at 256 px the full
-    #: range still led, 39.34 against 38.77 dB for t_max 40.
-    #: Noise reference :math:`1/\sqrt{I_0}`.
+    #: bin (``benchmarks/tune_defaults.py``). t_max 40 up to 181 px a side, the full range above: with the
+    #: fine-tuned prior on partial-volume phantoms, t_max 20 / 40 / 100 scored 36.94 / 36.98 / 37.29 dB at
+    #: 128 px (100 not shipped until the calibration is refitted and the held-out cases re-run for it) and
+    #: t_max 40 / 999 scored 38.77 / 39.34 dB at 256 px (``--size 256``). Every grid, the earlier ones on
+    #: hard-edged phantoms included, is in ``docs/tuning.md``. Noise reference :math:`1/\sqrt{I_0}`.
     defaults = SolverDefaults(prior="ct", steps=400, lr=0.1 / 3, lam=100.0, noise_reference=1e5 ** -0.5,
                               weighting="sqrt", timesteps="descending", sigma_x0=0.0, lam_target=1.1,
                               t_max=40, t_max_size=181)
