@@ -1,7 +1,7 @@
 """Tune RED-Diff's per-modality ``lr`` and ``steps`` (``reddiff.DEFAULTS``) on images no prior trained on and no held-out sample.
 
 Run: ``python benchmarks/tune_defaults.py [--modality ct mri astro] [--images 3] [--quick]
-[--prior NAME=FOLDER ...] [--t-max N ...]`` (one thread; ``--quick`` is a smoke test with a tiny grid).
+[--prior NAME=FOLDER ...] [--t-max N ...] [--size N] [--oracle]`` (one thread; ``--quick`` is a smoke test with a tiny grid).
 
 No held-out sample and no training image takes part: the validation images are the
 modality's generated calibration images (:meth:`reddiff.modalities.Modality.calibration_images`:
@@ -24,7 +24,8 @@ The winner has the best score; a setting within 0.1 dB of it with fewer steps wi
 (it is cheaper). ``--lr-multiples`` and ``--steps-multiples`` run another
 grid (e.g. one more point), and ``--t-max`` tries tops of the timestep grid other than the
 shipped one (each with the whole ``lr`` x ``steps`` grid). The table gives every setting's mean and per-image PSNR
-and its gain over the shipped row. Changing a row means refitting the default calibrations
+and its gain over the shipped row; ``--oracle`` adds the classical method tuned on each image's
+truth (the held-out script's bar: TV, SIRT(+TV), Richardson-Lucy). Changing a row means refitting the default calibrations
 (``benchmarks/fit_calibrations.py``), which check ``steps``.
 """
 
@@ -33,7 +34,9 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -82,14 +85,34 @@ def grid(name: str, quick: bool, lr_multiples=LR_MULTIPLES, step_multiples=STEP_
 
 
 def tune(name: str, n_images: int, *, quick: bool = False, prior=None, size: int | None = None,
-         **multiples) -> list[dict]:
+         with_oracle: bool = False, **multiples) -> tuple[list[dict], dict | None]:
     """Every setting's PSNR on every validation image (on a ``size`` px grid when given), as rows
-    (one per setting)."""
+    (one per setting); and, ``with_oracle``, the truth-tuned classical method's (:func:`classical`)."""
     problems, real = validation_problems(name, 2 if quick else n_images, size)
+    best_classical = classical(problems, real) if with_oracle else None
     rows = [run(name, problems, setting, prior, real) for setting in grid(name, quick, **multiples)]
     while not quick and (extra := _steps_beyond_edge(name, rows)) is not None:
         rows.append(run(name, problems, extra, prior, real))
-    return rows
+    return rows, best_classical
+
+
+def classical(problems: dict, real=frozenset()) -> dict:
+    """The classical method tuned on each image's truth (``benchmarks/heldout.py``'s :func:`oracle`:
+    TV for MRI, SIRT(+TV) for CT, Richardson-Lucy for the sky), scored like :func:`run`: the
+    bar RED-Diff has to clear on the tuning images too."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/ is not a package (as in solvers.py)
+    from heldout import oracle
+
+    started, psnrs, methods = time.perf_counter(), {}, {}
+    for label, problem in problems.items():
+        methods[label], psnr, _ = oracle(problem, problem.truth)
+        psnrs[label] = round(float(psnr), 2)
+    scored = [v for k, v in psnrs.items() if k in real] or list(psnrs.values())
+    row = {"classical": methods, "score": round(float(np.mean(scored)), 2),
+           "mean_psnr": round(float(np.mean(list(psnrs.values()))), 2), "psnr": psnrs,
+           "seconds": round(time.perf_counter() - started)}
+    print(json.dumps(row), flush=True)
+    return row
 
 
 def run(name: str, problems: dict, setting: dict, prior, real=frozenset()) -> dict:
@@ -131,7 +154,7 @@ def winner(rows: list[dict]) -> dict:
     return min(close, key=lambda r: (r["steps"], -r["score"]))
 
 
-def table(name: str, rows: list[dict]) -> str:
+def table(name: str, rows: list[dict], best_classical: dict | None = None) -> str:
     row = modalities.get(name).defaults
     shipped = next((r for r in rows if np.isclose(r["lr"], row.lr) and r["steps"] == row.steps
                     and r["t_max"] == row.t_max), None)
@@ -146,6 +169,11 @@ def table(name: str, rows: list[dict]) -> str:
         mark = "**" if r is chosen else ""
         lines.append(f"| {r['lr']:g} | {r['steps']} | {_top(r['t_max'])} | {mark}{r['score']:.2f}{mark} | {gain} | {r['mean_psnr']:.2f} | "
                      + " | ".join(f"{r['psnr'][k]:.2f}" for k in labels) + f" | {r['seconds']} |")
+    if best_classical is not None:
+        c = best_classical
+        gain = f"{c['score'] - shipped['score']:+.2f}" if shipped else ""
+        lines.append(f"| truth-tuned classical | | | {c['score']:.2f} | {gain} | {c['mean_psnr']:.2f} | "
+                     + " | ".join(f"{c['psnr'][k]:.2f} {c['classical'][k]}" for k in labels) + f" | {c['seconds']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -165,12 +193,15 @@ def main(argv=None) -> None:
                         help="tops of the timestep grid to try (default the shipped one)")
     parser.add_argument("--size", type=int, default=None,
                         help="validation images resampled to this many pixels a side (default the canonical grid)")
+    parser.add_argument("--oracle", action="store_true",
+                        help="also the classical method tuned on each image's truth (the held-out script's bar)")
     args = parser.parse_args(argv)
     priors = dict(item.split("=", 1) for item in args.prior)
     for name in args.modality:
-        rows = tune(name, args.images, quick=args.quick, prior=priors.get(name), lr_multiples=args.lr_multiples,
-                    step_multiples=args.steps_multiples, t_maxes=args.t_max, size=args.size)
-        print(table(name, rows), flush=True)
+        rows, best_classical = tune(name, args.images, quick=args.quick, prior=priors.get(name),
+                                    lr_multiples=args.lr_multiples, step_multiples=args.steps_multiples,
+                                    t_maxes=args.t_max, size=args.size, with_oracle=args.oracle)
+        print(table(name, rows, best_classical), flush=True)
 
 
 if __name__ == "__main__":

@@ -72,3 +72,14 @@ def test_size_measures_the_validation_images_on_that_grid(tune):
     assert len(problems) == 2 and not real
     assert {tuple(p.truth.shape[-2:]) for p in problems.values()} == {(48, 48)}
     assert {tuple(p.baseline.shape[-2:]) for p in problems.values()} == {(48, 48)}
+
+
+def test_the_oracle_row_scores_the_truth_tuned_classical_method_beside_the_settings(tune):
+    problems, real = tune.validation_problems("mri", 2, size=16)
+    best = tune.classical(problems, real)
+    assert set(best["psnr"]) == set(problems) and all(m.startswith("TV") for m in best["classical"].values())
+    assert best["score"] == pytest.approx(sum(best["psnr"].values()) / 2, abs=0.01)
+    rows = [_row(modalities.get("mri").defaults.lr, modalities.get("mri").defaults.steps, best["score"] - 1.0)]
+    rows[0]["psnr"] = {label: 0.0 for label in problems}
+    last = tune.table("mri", rows, best).splitlines()[-1]
+    assert last.startswith("| truth-tuned classical |") and "| +1.00 |" in last
