@@ -71,7 +71,7 @@ class CTModality(Modality):
     #: lr and steps tuned on generated phantoms and pseudo-CT heads, 30 parallel views, 1e5 photons per
     #: bin (``benchmarks/tune_defaults.py``). t_max 40 up to 181 px a side, the full range above: with the
     #: fine-tuned prior on partial-volume phantoms, t_max 20 / 40 / 100 scored 36.94 / 36.98 / 37.29 dB at
-    #: 128 px (100 not shipped until the calibration is refitted and the held-out cases re-run for it) and
+    #: 128 px (100 not shipped: it cost the held-out Shepp-Logan phantom 2.82 dB, ``docs/heldout.md``) and
     #: t_max 40 / 999 scored 38.77 / 39.34 dB at 256 px (``--size 256``). Every grid, the earlier ones on
     #: hard-edged phantoms included, is in ``docs/tuning.md``. Noise reference :math:`1/\sqrt{I_0}`.
     defaults = SolverDefaults(prior="ct", steps=400, lr=0.1 / 3, lam=100.0, noise_reference=1e5 ** -0.5,
