@@ -107,10 +107,7 @@ def classical(problems: dict, real=frozenset()) -> dict:
     for label, problem in problems.items():
         methods[label], psnr, _ = oracle(problem, problem.truth)
         psnrs[label] = round(float(psnr), 2)
-    scored = [v for k, v in psnrs.items() if k in real] or list(psnrs.values())
-    row = {"classical": methods, "score": round(float(np.mean(scored)), 2),
-           "mean_psnr": round(float(np.mean(list(psnrs.values()))), 2), "psnr": psnrs,
-           "seconds": round(time.perf_counter() - started)}
+    row = {"classical": methods, **_scores(psnrs, real), "seconds": round(time.perf_counter() - started)}
     print(json.dumps(row), flush=True)
     return row
 
@@ -123,13 +120,19 @@ def run(name: str, problems: dict, setting: dict, prior, real=frozenset()) -> di
         result = reddiff.reconstruct(problem, prior=prior, n_samples=1, seed=0, calibration="none",
                                      progress=False, **setting)
         psnrs[label] = round(float(result.dataset.attrs["psnr_db"]), 2)
-    scored = [v for k, v in psnrs.items() if k in real] or list(psnrs.values())
     t_max = setting.get("t_max") or modalities.get(name).defaults.t_max
     row = {"modality": name, "lr": float(f"{setting['lr']:.4g}"), "steps": setting["steps"], "t_max": t_max,
-           "score": round(float(np.mean(scored)), 2), "mean_psnr": round(float(np.mean(list(psnrs.values()))), 2),
-           "psnr": psnrs, "seconds": round(time.perf_counter() - started), "_lr": setting["lr"]}
+           **_scores(psnrs, real), "seconds": round(time.perf_counter() - started), "_lr": setting["lr"]}
     print(json.dumps({k: v for k, v in row.items() if k != "_lr"}), flush=True)
     return row
+
+
+def _scores(psnrs: dict, real=frozenset()) -> dict:
+    """``score`` (mean PSNR over the ``real`` tuning images where there are any, else over all),
+    ``mean_psnr`` (over all) and the per-image ``psnr``."""
+    scored = [v for k, v in psnrs.items() if k in real] or list(psnrs.values())
+    return {"score": round(float(np.mean(scored)), 2), "mean_psnr": round(float(np.mean(list(psnrs.values()))), 2),
+            "psnr": psnrs}
 
 
 def _steps_beyond_edge(name: str, rows: list[dict]) -> dict | None:
