@@ -1,6 +1,6 @@
 """Fit the default interval calibration each modality ships (``toolkit/calibrations/<name>.json``).
 
-Run: ``python benchmarks/fit_calibrations.py [--modality ct mri astro] [--samples 8] [--quick] [--full-range]
+Run: ``python benchmarks/fit_calibrations.py [--modality ct mri astro] [--samples 8] [--quick] [--large-grid]
 [--proxy gradient] [--save DIR | --refit DIR]`` (one thread; 5-77 CPU-minutes per modality: CT with
 ``--samples 4`` took 65-77). ``--save`` keeps every reference's reconstruction (NetCDF); ``--refit DIR`` fits
 again from them without solving (e.g. with another ``--proxy``).
@@ -19,7 +19,9 @@ image ``i`` at level ``i mod 3`` (:func:`reddiff.calibration.problems_like`), re
 with the shipped defaults and no calibration, and the split-conformal factor of their 90 %
 intervals is fitted (:func:`reddiff.pipeline.calibrate_on`); the three levels make it
 a noise power law :math:`k_0 (\sigma/\sigma_0)^b` (:func:`reddiff.uncertainty.fit_calibration`). ``--quick`` fits on two images
-with 10 steps into a temporary folder (a smoke test; nothing shipped is touched).
+with 10 steps into a temporary folder (a smoke test; nothing shipped is touched). ``--large-grid``
+fits the variant a defaults row with ``large_size`` runs above that size (its ``large`` settings: CT's
+full timestep range, MRI's smaller ``lr``) on the same references, into ``<name>@large-grid.json``.
 
 Real references decide where a modality has them, as they decide the tuning score in
 ``benchmarks/tune_defaults.py``: pooled with the sky's nine generated fields (which need factors of
@@ -52,15 +54,15 @@ NOISE = {"ct": [{"I0": 3e5}, {"I0": 1e5}, {"I0": 3e4}],
          "astro": [{"background": 3.0}, {"background": 10.0}, {"background": 30.0}]}
 
 
-def fit_default(name: str, *, n_samples: int, quick: bool = False, seed: int = 0, full_range: bool = False,
+def fit_default(name: str, *, n_samples: int, quick: bool = False, seed: int = 0, large_grid: bool = False,
                 proxy: str = "", save: Path | None = None, refit: Path | None = None):
-    """The default calibration of one modality (see the module notes); ``full_range``: fitted over the
-    whole timestep grid, the variant a row with ``t_max_size`` runs above that size; ``save``/``refit``:
+    """The default calibration of one modality (see the module notes); ``large_grid``: fitted with the
+    settings the row runs above its ``large_size`` (:func:`large_grid_settings`); ``save``/``refit``:
     a folder to keep the reconstructions in / to read them back from instead of solving."""
     modality = modalities.get(name)
-    overrides = {"steps": 10} if quick else {}
-    if full_range:
-        overrides["t_max"] = load_prior(modality.defaults.prior).num_timesteps - 1
+    overrides = large_grid_settings(modality.defaults) if large_grid else {}
+    if quick:
+        overrides["steps"] = 10
     problems = reference_problems(name, quick=quick, seed=seed)
     started = time.perf_counter()
     results = []
@@ -82,6 +84,17 @@ def fit_default(name: str, *, n_samples: int, quick: bool = False, seed: int = 0
     print(f"{name}: k = {calibration.scales[0]:.3g}{law}{extra} (raw coverage {calibration.coverage_before:.1%}); "
           f"per image {context['factor_per_image']}; {time.perf_counter() - started:.0f} s", flush=True)
     return dataclasses.replace(calibration, context=context)
+
+
+def large_grid_settings(row) -> dict:
+    """The solver settings a defaults ``row`` runs above its ``large_size`` (its ``large``), with a
+    ``t_max`` of None spelled out as the prior's full range (None would mean the row's own)."""
+    if row.large_size is None:
+        raise SystemExit(f"the {row.prior} defaults row has no large-grid settings (large_size is None)")
+    settings = dict(row.large)
+    if "t_max" in settings and settings["t_max"] is None:
+        settings["t_max"] = load_prior(row.prior).num_timesteps - 1
+    return settings
 
 
 def _saved(folder: Path, name: str, i: int) -> Path:
@@ -130,9 +143,9 @@ def main(argv=None) -> None:
     parser.add_argument("--samples", type=int, default=8, help="RED-Diff runs per image (as reconstruct's default)")
     parser.add_argument("--quick", action="store_true", help="two images, 10 steps, into a temporary folder")
     parser.add_argument("--out", type=Path, default=None, help="folder for <modality>.json (default: shipped)")
-    parser.add_argument("--full-range", action="store_true",
-                        help="fit over the whole timestep grid into <modality>@full-range.json (the variant CT's "
-                             "defaults run above 181 px)")
+    parser.add_argument("--large-grid", action="store_true",
+                        help="fit with the settings the defaults row runs above its large_size into "
+                             "<modality>@large-grid.json (CT's full timestep range, MRI's smaller lr)")
     parser.add_argument("--proxy", default=None,
                         help="error proxy added to the spread (reddiff.uncertainty.PROXIES, or none; default: the "
                              "modality's calibration_proxy)")
@@ -145,9 +158,9 @@ def main(argv=None) -> None:
     out = args.out or (Path(tempfile.mkdtemp()) if args.quick else DEFAULTS_FOLDER)
     out.mkdir(parents=True, exist_ok=True)
     for name in args.modality:
-        calibration = fit_default(name, n_samples=args.samples, quick=args.quick, full_range=args.full_range,
+        calibration = fit_default(name, n_samples=args.samples, quick=args.quick, large_grid=args.large_grid,
                                   proxy=_proxy(args.proxy, name), save=args.save, refit=args.refit)
-        path = calibration.save(out / (f"{name}@full-range.json" if args.full_range else f"{name}.json"))
+        path = calibration.save(out / (f"{name}@large-grid.json" if args.large_grid else f"{name}.json"))
         print(f"wrote {path}")
 
 

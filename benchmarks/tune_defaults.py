@@ -74,13 +74,16 @@ MAX_STEP_MULTIPLE, MIN_STEP_MULTIPLE = 8, 1 / 8
 
 
 def grid(name: str, quick: bool, lr_multiples=LR_MULTIPLES, step_multiples=STEP_MULTIPLES,
-         t_maxes=(None,)) -> list[dict]:
-    """The ``lr`` x ``steps`` x ``t_max`` settings tried (the shipped row among them by default;
-    a ``t_max`` of None keeps the shipped one)."""
+         t_maxes=(None,), size: int | None = None) -> list[dict]:
+    """The ``lr`` x ``steps`` x ``t_max`` settings tried (the shipped row among them by default, the
+    one it runs on a ``size`` px grid when given: :meth:`~reddiff.defaults.SolverDefaults.for_shape`;
+    a ``t_max`` of None there keeps that row's, spelled out in the setting)."""
     row = modalities.get(name).defaults
+    if size:
+        row = row.for_shape((size, size))
     if quick:
         return [{"lr": row.lr, "steps": 3}, {"lr": row.lr * 3, "steps": 3}]
-    return [{"lr": row.lr * a, "steps": max(1, round(row.steps * b)), "t_max": t}
+    return [{"lr": row.lr * a, "steps": max(1, round(row.steps * b)), "t_max": row.t_max if t is None else t}
             for t, a, b in itertools.product(t_maxes, lr_multiples, step_multiples)]
 
 
@@ -90,7 +93,7 @@ def tune(name: str, n_images: int, *, quick: bool = False, prior=None, size: int
     (one per setting); and, ``with_oracle``, the truth-tuned classical method's (:func:`classical`)."""
     problems, real = validation_problems(name, 2 if quick else n_images, size)
     best_classical = classical(problems, real) if with_oracle else None
-    rows = [run(name, problems, setting, prior, real) for setting in grid(name, quick, **multiples)]
+    rows = [run(name, problems, setting, prior, real) for setting in grid(name, quick, size=size, **multiples)]
     while not quick and (extra := _steps_beyond_edge(name, rows)) is not None:
         rows.append(run(name, problems, extra, prior, real))
     return rows, best_classical
@@ -120,7 +123,7 @@ def run(name: str, problems: dict, setting: dict, prior, real=frozenset()) -> di
         result = reddiff.reconstruct(problem, prior=prior, n_samples=1, seed=0, calibration="none",
                                      progress=False, **setting)
         psnrs[label] = round(float(result.dataset.attrs["psnr_db"]), 2)
-    t_max = setting.get("t_max") or modalities.get(name).defaults.t_max
+    t_max = setting.get("t_max", modalities.get(name).defaults.t_max)
     row = {"modality": name, "lr": float(f"{setting['lr']:.4g}"), "steps": setting["steps"], "t_max": t_max,
            **_scores(psnrs, real), "seconds": round(time.perf_counter() - started), "_lr": setting["lr"]}
     print(json.dumps({k: v for k, v in row.items() if k != "_lr"}), flush=True)
@@ -157,8 +160,12 @@ def winner(rows: list[dict]) -> dict:
     return min(close, key=lambda r: (r["steps"], -r["score"]))
 
 
-def table(name: str, rows: list[dict], best_classical: dict | None = None) -> str:
+def table(name: str, rows: list[dict], best_classical: dict | None = None, size: int | None = None) -> str:
+    """The settings' scores as a Markdown table, with their gain over the shipped row (the one it runs on a
+    ``size`` px grid when given) and the truth-tuned classical row when given."""
     row = modalities.get(name).defaults
+    if size:
+        row = row.for_shape((size, size))
     shipped = next((r for r in rows if np.isclose(r["lr"], row.lr) and r["steps"] == row.steps
                     and r["t_max"] == row.t_max), None)
     chosen = winner(rows)
@@ -204,7 +211,7 @@ def main(argv=None) -> None:
         rows, best_classical = tune(name, args.images, quick=args.quick, prior=priors.get(name),
                                     lr_multiples=args.lr_multiples, step_multiples=args.steps_multiples,
                                     t_maxes=args.t_max, size=args.size, with_oracle=args.oracle)
-        print(table(name, rows, best_classical), flush=True)
+        print(table(name, rows, best_classical, args.size), flush=True)
 
 
 if __name__ == "__main__":

@@ -83,3 +83,14 @@ def test_the_oracle_row_scores_the_truth_tuned_classical_method_beside_the_setti
     rows[0]["psnr"] = {label: 0.0 for label in problems}
     last = tune.table("mri", rows, best).splitlines()[-1]
     assert last.startswith("| truth-tuned classical |") and "| +1.00 |" in last
+
+
+def test_on_a_large_grid_the_settings_centre_on_the_row_run_there(tune):
+    row = modalities.get("ct").defaults
+    large = row.for_shape((256, 256))
+    assert large.t_max is None and row.t_max == 40
+    settings = tune.grid("ct", False, lr_multiples=(1,), step_multiples=(1,), size=256)
+    assert settings == [{"lr": large.lr, "steps": large.steps, "t_max": None}]
+    rows = [_row(large.lr, large.steps, 30.0, large.t_max)]
+    assert "| +0.00 |" in tune.table("ct", rows, size=256)  # the shipped row at that size is found
+    assert "| +0.00 |" not in tune.table("ct", rows)

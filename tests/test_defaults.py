@@ -13,9 +13,9 @@ from reddiff import modalities
                                                   ("astro", 256, 40), ("mri", 64, None)])
 def test_t_max_follows_the_image_size_where_the_row_says_so(name, side, expected):
     row = modalities.get(name).defaults
-    assert row.t_max_for((side, side)) == expected
+    assert row.for_shape((side, side)).t_max == expected
     assert row.as_kwargs(shape=(1, 1, side, side))["t_max"] == expected
-    assert "t_max_size" not in row.as_kwargs()
+    assert not {"large_size", "large"} & set(row.as_kwargs())
 
 
 def test_reconstruct_runs_a_large_ct_image_over_the_full_timestep_range():

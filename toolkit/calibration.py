@@ -24,7 +24,7 @@ other settings at other sizes a variant fitted with those (``<name>@<variant>.js
 the run's settings. :func:`apply` refuses a
 calibration of another modality or prior and records a warning when the measurement
 is unlike what the calibration was fitted on (noise outside the fitted range by more
-than :data:`NOISE_TOLERANCE`, another measurement shape, other steps, ``sigma_x0``, timesteps or ``t_max``).
+than :data:`NOISE_TOLERANCE`, another measurement shape, other steps, ``lr``, ``sigma_x0``, timesteps or ``t_max``).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ DEFAULTS_FOLDER = Path(__file__).parent / "calibrations"
 NOISE_TOLERANCE = 2.0
 #: Solver settings that must match the calibration's for it to apply without a warning (not the
 #: number of samples: the std of 4 or 8 runs estimates the same spread, within a few per cent).
-SETTINGS_CHECKED = ("steps", "sigma_x0", "timesteps", "t_max")
+SETTINGS_CHECKED = ("steps", "lr", "sigma_x0", "timesteps", "t_max")
 
 
 # -- building calibration problems ---------------------------------------------------
@@ -182,7 +182,7 @@ def default_path(modality: str) -> Path:
 
 def variant_paths(modality: str) -> list[Path]:
     """The modality's shipped variants of its default, ``<name>@<variant>.json``: fitted with
-    other settings its defaults row also runs (CT's full timestep range above 181 px)."""
+    other settings its defaults row runs on large grids (``large-grid``: CT's full timestep range above 181 px)."""
     return sorted(DEFAULTS_FOLDER.glob(f"{modalities.get(modality).name}@*.json"))
 
 
@@ -203,7 +203,7 @@ def resolve(spec, modality: str, config: dict | None = None) -> tuple[Calibratio
     -------
     (Calibration or None, str)
         The calibration and a description of its source (``"default for ct"``,
-        ``"default for ct (full-range)"``, a path).
+        ``"default for ct (large-grid)"``, a path).
     """
     if isinstance(spec, Calibration):
         return spec, "given"

@@ -9,7 +9,7 @@ held-out sample, never training data) measured like the modality's canonical mea
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 
 from .discrepancy import AutoLam
 from .errors import InputError
@@ -31,8 +31,12 @@ class SolverDefaults:
 
     ``t_max`` is the top of the timestep grid (None: the prior's ``T - 1``, the paper's
     full range); a modality whose start is already a good estimate of the image may skip
-    the pure-noise timesteps. ``t_max_size`` set: ``t_max`` holds for images up to that many
-    pixels a side, larger ones run the full range (:meth:`t_max_for`).
+    the pure-noise timesteps.
+
+    ``large_size`` set: the row holds for images up to that many pixels a side, and larger ones
+    run it with the settings in ``large`` instead (:meth:`for_shape`; e.g. CT's full timestep
+    range above 181 px). The shipped calibrations hold a variant fitted with them
+    (``<name>@large-grid.json``).
     """
 
     prior: str
@@ -45,7 +49,8 @@ class SolverDefaults:
     sigma_x0: float
     lam_target: float | None = None
     t_max: int | None = None
-    t_max_size: int | None = None
+    large_size: int | None = None
+    large: dict = field(default_factory=dict)
 
     def lam_for(self, noise: float) -> float:
         """The default ``lam`` for a measurement with noise level ``noise``.
@@ -74,30 +79,30 @@ class SolverDefaults:
         """
         return AutoLam(start=self.lam_for(noise), target=self.lam_target or 1.0)
 
-    def t_max_for(self, shape) -> int | None:
-        r"""The top of the timestep grid for an image on a grid of ``shape`` (rows, columns):
-        ``t_max`` up to ``t_max_size`` pixels a side (:math:`\sqrt{HW}`), the full range (None)
-        beyond it; ``t_max`` at any size without ``t_max_size``.
+    def for_shape(self, shape) -> SolverDefaults:
+        r"""The row an image on a grid of ``shape`` (rows, columns) runs: this one up to ``large_size``
+        pixels a side (:math:`\sqrt{HW}`), with the settings in ``large`` beyond it.
 
         Examples
         --------
         >>> row = SolverDefaults(prior="ct", steps=400, lr=0.03, lam=100.0, noise_reference=0.003,
-        ...                      weighting="sqrt", timesteps="descending", sigma_x0=0.0, t_max=40, t_max_size=181)
-        >>> row.t_max_for((128, 128)), row.t_max_for((256, 256))
+        ...                      weighting="sqrt", timesteps="descending", sigma_x0=0.0, t_max=40,
+        ...                      large_size=181, large={"t_max": None})
+        >>> row.for_shape((128, 128)).t_max, row.for_shape((256, 256)).t_max
         (40, None)
         """
-        if self.t_max_size is None or (float(shape[-2]) * float(shape[-1])) ** 0.5 <= self.t_max_size:
-            return self.t_max
-        return None
+        if self.large_size is None or (float(shape[-2]) * float(shape[-1])) ** 0.5 <= self.large_size:
+            return self
+        return replace(self, **self.large, large_size=None, large={})
 
     def as_kwargs(self, noise: float | None = None, shape=None) -> dict:
-        """Keyword arguments for :func:`reddiff.red_diff`: ``lam`` scaled to ``noise`` when given,
-        and an :class:`~reddiff.discrepancy.AutoLam` when the row has a ``lam_target``; ``t_max``
-        for an image of ``shape`` (:meth:`t_max_for`) when given."""
-        kwargs = asdict(self)
-        del kwargs["prior"], kwargs["noise_reference"], kwargs["lam_target"], kwargs["t_max_size"]
-        if shape is not None:
-            kwargs["t_max"] = self.t_max_for(shape)
+        """Keyword arguments for :func:`reddiff.red_diff`: the row for an image of ``shape``
+        (:meth:`for_shape`) when given; ``lam`` scaled to ``noise`` when given, and an
+        :class:`~reddiff.discrepancy.AutoLam` when the row has a ``lam_target``."""
+        row = self if shape is None else self.for_shape(shape)
+        kwargs = asdict(row)
+        for key in ("prior", "noise_reference", "lam_target", "large_size", "large"):
+            del kwargs[key]
         if noise is not None:
-            kwargs["lam"] = self.auto_lam(noise) if self.lam_target else self.lam_for(noise)
+            kwargs["lam"] = row.auto_lam(noise) if row.lam_target else row.lam_for(noise)
         return kwargs

@@ -120,9 +120,9 @@ def test_a_calibration_applied_to_a_like_measurement_adds_intervals_without_warn
 def test_a_measurement_unlike_the_calibration_gets_warnings_for_each_difference(fitted):
     _, cal = fitted
     noisier = _ct_like(I0=1e3)
-    result = pipeline.reconstruct(noisier, calibration=cal, steps=4, n_samples=2)
+    result = pipeline.reconstruct(noisier, calibration=cal, steps=4, lr=0.5, n_samples=2)
     warnings = " ".join(calibration.warnings_of(result))
-    assert "noise level" in warnings and "steps=4" in warnings
+    assert "noise level" in warnings and "steps=4" in warnings and "lr=0.5" in warnings
     assert "lower" in result.dataset  # still applied, but said
 
 
@@ -179,11 +179,11 @@ def test_the_default_gives_way_to_the_shipped_variant_fitted_with_the_runs_own_s
     _, cal = fitted
     monkeypatch.setattr(calibration, "DEFAULTS_FOLDER", tmp_path)
     dataclasses.replace(cal, scales=[3.0], context={**cal.context, "t_max": 40}).save(tmp_path / "ct.json")
-    dataclasses.replace(cal, scales=[4.0], context={**cal.context, "t_max": 999}).save(tmp_path / "ct@full-range.json")
+    dataclasses.replace(cal, scales=[4.0], context={**cal.context, "t_max": 999}).save(tmp_path / "ct@large-grid.json")
     steps = cal.context["steps"]
     assert calibration.resolve("default", "ct", {"steps": steps, "t_max": 40})[1] == "default for ct"
     chosen, source = calibration.resolve("default", "ct", {"steps": steps, "t_max": 999})
-    assert list(chosen.scales) == [4.0] and source == "default for ct (full-range)"
+    assert list(chosen.scales) == [4.0] and source == "default for ct (large-grid)"
     chosen, source = calibration.resolve("default", "ct", {"steps": steps, "t_max": 300})  # none fits: the default
     assert list(chosen.scales) == [3.0] and source == "default for ct"
 
@@ -202,6 +202,9 @@ def test_every_shipped_variant_is_fitted_on_no_held_out_image_with_the_rows_prio
     assert variant.context["prior"] == row.prior and variant.context["steps"] == row.steps
     assert variant.context["prior_weights"] == load_prior(row.prior).weights_sha256()
     assert calibration.settings_differing(default.context, variant.context)  # else it could never be chosen
+    large = row.for_shape((row.large_size + 1, row.large_size + 1)).as_kwargs()
+    large["t_max"] = large["t_max"] or load_prior(row.prior).num_timesteps - 1
+    assert path.name == f"{name}@large-grid.json" and not calibration.settings_differing(variant.context, large)
 
 
 @pytest.mark.parametrize("name", modalities.names())
