@@ -77,7 +77,8 @@ def fit_default(name: str, *, n_samples: int, quick: bool = False, seed: int = 0
     calibration = fit(problems, results, proxy=proxy)
     levels = ", ".join(map(_describe, NOISE[modality.name]))
     context = {**calibration.context, "like": f"{name} canonical measurement at {levels}",
-               "fitted_by": "python benchmarks/fit_calibrations.py" + (f" --proxy {proxy}" if proxy else "")}
+               "fitted_by": "python benchmarks/fit_calibrations.py" + (" --large-grid" if large_grid else "")
+               + (f" --proxy {proxy}" if proxy else "")}
     law = (f" at noise level {calibration.noise_reference:.3g}, x (noise / that)^{calibration.noise_exponent:.2f}"
            if calibration.noise_conditioned else "")
     extra = f", proxy {proxy} weight {calibration.proxy_weight:.3g}" if proxy else ""

@@ -15,6 +15,7 @@ def test_large_grid_fits_with_the_rows_large_settings_into_the_variant_file(fit_
     assert [path.name for path in tmp_path.iterdir()] == ["ct@large-grid.json"]
     context = Calibration.load(tmp_path / "ct@large-grid.json").context
     assert context["t_max"] == 999 and context["steps"] == 10 and len(context["fitted_on"]) == 2
+    assert "--large-grid" in context["fitted_by"]
 
 
 def test_large_grid_settings_spell_out_the_full_range_and_refuse_a_row_without_them(fit_calibrations):

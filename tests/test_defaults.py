@@ -18,6 +18,14 @@ def test_t_max_follows_the_image_size_where_the_row_says_so(name, side, expected
     assert not {"large_size", "large"} & set(row.as_kwargs())
 
 
+@pytest.mark.parametrize("side, expected", [(64, 0.05), (181, 0.05), (256, 0.05 / 3)])
+def test_mri_takes_a_third_of_its_lr_above_181_px(side, expected):
+    row = modalities.get("mri").defaults
+    assert row.for_shape((side, side)).lr == pytest.approx(expected)
+    assert row.as_kwargs(shape=(1, 2, side, side))["lr"] == pytest.approx(expected)
+    assert row.for_shape((side, side)).steps == row.steps and row.lr == 0.05  # only the lr changes
+
+
 def test_reconstruct_runs_a_large_ct_image_over_the_full_timestep_range():
     ct = modalities.get("ct")
     image = np.full((192, 192), 0.02, dtype=np.float32)

@@ -188,6 +188,12 @@ def test_the_default_gives_way_to_the_shipped_variant_fitted_with_the_runs_own_s
     assert list(chosen.scales) == [3.0] and source == "default for ct"
 
 
+@pytest.mark.parametrize("name", modalities.names())
+def test_every_row_with_large_grid_settings_ships_their_variant_and_no_other_does(name):
+    row, shipped = modalities.get(name).defaults, [path.name for path in calibration.variant_paths(name)]
+    assert shipped == ([f"{name}@large-grid.json"] if row.large_size is not None else [])
+
+
 @pytest.mark.parametrize("path", [path for name in modalities.names() for path in calibration.variant_paths(name)],
                          ids=lambda path: path.name)
 def test_every_shipped_variant_is_fitted_on_no_held_out_image_with_the_rows_prior_and_other_settings(path):
