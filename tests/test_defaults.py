@@ -18,8 +18,8 @@ def test_t_max_follows_the_image_size_where_the_row_says_so(name, side, expected
     assert not {"large_size", "large"} & set(row.as_kwargs())
 
 
-@pytest.mark.parametrize("side, expected", [(64, 0.05), (181, 0.05), (256, 0.05 / 3)])
-def test_mri_takes_a_third_of_its_lr_above_181_px(side, expected):
+@pytest.mark.parametrize("side, expected", [(64, 0.05), (90, 0.05), (128, 0.05 / 3), (256, 0.05 / 3)])
+def test_mri_takes_a_third_of_its_lr_above_90_px(side, expected):
     row = modalities.get("mri").defaults
     assert row.for_shape((side, side)).lr == pytest.approx(expected)
     assert row.as_kwargs(shape=(1, 2, side, side))["lr"] == pytest.approx(expected)

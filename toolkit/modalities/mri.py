@@ -36,12 +36,13 @@ class MRIModality(Modality):
     output_formats = ("netcdf", "png", "dicom", "nifti")
     #: lr and steps tuned on MNI152 slices and synthetic contrasts the prior left out, 4x random lines,
     #: 8 coils, k-space sigma 0.01 of the image maximum (``benchmarks/tune_defaults.py``; 800 steps: +0.18 dB
-    #: mean over 400 there, ``docs/tuning.md``). A third of the lr above 181 px a side: at 256 px it led
-    #: the shipped lr by 0.76 / 0.77 dB on two generated images (34.00 / 33.12 against 33.24 / 32.35 dB,
-    #: ``--size 256``), while on the 64 px grid it tied (22.33 against 22.35 at 400 steps).
+    #: mean over 400 there, ``docs/tuning.md``). A third of the lr above 90 px a side: on two generated
+    #: images it led the shipped lr by 0.76 / 0.77 dB at 256 px (``--size 256``) and 0.18 / 0.82 dB at
+    #: 128 px, while on the 64 px grid it tied (22.33 against 22.35 at 400 steps); 90 is the geometric
+    #: middle of 64 and 128.
     defaults = SolverDefaults(prior="mri", steps=800, lr=0.05, lam=100.0, noise_reference=0.01,
                               weighting="sqrt", timesteps="descending", sigma_x0=0.0, lam_target=0.78,
-                              large_size=181, large={"lr": 0.05 / 3})
+                              large_size=90, large={"lr": 0.05 / 3})
     load_options = (
         Option("acceleration", None, "MRI: undersample a fully sampled fastMRI file by this factor.",
                type=float),
