@@ -182,7 +182,8 @@ def default_path(modality: str) -> Path:
 
 def variant_paths(modality: str) -> list[Path]:
     """The modality's shipped variants of its default, ``<name>@<variant>.json``: fitted with
-    other settings its defaults row runs on large grids (``large-grid``: CT's full timestep range above 181 px)."""
+    other settings its defaults row runs on large grids (``large-grid``: CT's full timestep range above
+    181 px, MRI's third of the lr above 90 px)."""
     return sorted(DEFAULTS_FOLDER.glob(f"{modalities.get(modality).name}@*.json"))
 
 
