@@ -73,14 +73,19 @@ def validation_problems(name: str, n_images: int, size: int | None = None) -> tu
 MAX_STEP_MULTIPLE, MIN_STEP_MULTIPLE = 8, 1 / 8
 
 
+def shipped_row(name: str, size: int | None = None):
+    """The modality's defaults row as it runs on a ``size`` px grid (the canonical one when None;
+    :meth:`~reddiff.defaults.SolverDefaults.for_shape`)."""
+    row = modalities.get(name).defaults
+    return row.for_shape((size, size)) if size else row
+
+
 def grid(name: str, quick: bool, lr_multiples=LR_MULTIPLES, step_multiples=STEP_MULTIPLES,
          t_maxes=(None,), size: int | None = None) -> list[dict]:
     """The ``lr`` x ``steps`` x ``t_max`` settings tried (the shipped row among them by default, the
     one it runs on a ``size`` px grid when given: :meth:`~reddiff.defaults.SolverDefaults.for_shape`;
     a ``t_max`` of None there keeps that row's, spelled out in the setting)."""
-    row = modalities.get(name).defaults
-    if size:
-        row = row.for_shape((size, size))
+    row = shipped_row(name, size)
     if quick:
         return [{"lr": row.lr, "steps": 3}, {"lr": row.lr * 3, "steps": 3}]
     return [{"lr": row.lr * a, "steps": max(1, round(row.steps * b)), "t_max": row.t_max if t is None else t}
@@ -163,9 +168,7 @@ def winner(rows: list[dict]) -> dict:
 def table(name: str, rows: list[dict], best_classical: dict | None = None, size: int | None = None) -> str:
     """The settings' scores as a Markdown table, with their gain over the shipped row (the one it runs on a
     ``size`` px grid when given) and the truth-tuned classical row when given."""
-    row = modalities.get(name).defaults
-    if size:
-        row = row.for_shape((size, size))
+    row = shipped_row(name, size)
     shipped = next((r for r in rows if np.isclose(r["lr"], row.lr) and r["steps"] == row.steps
                     and r["t_max"] == row.t_max), None)
     chosen = winner(rows)

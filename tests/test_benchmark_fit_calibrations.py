@@ -1,5 +1,7 @@
 """benchmarks/fit_calibrations.py: the --quick smoke path and the large-grid variant's name and settings."""
 
+import dataclasses
+
 import pytest
 
 from reddiff.uncertainty import Calibration
@@ -27,7 +29,7 @@ def test_large_grid_settings_spell_out_the_full_range_and_refuse_a_row_without_t
     assert fit_calibrations.large_grid_settings(row) == {"t_max": 999, "lr": 0.01}
     assert row.large == {"t_max": None, "lr": 0.01}  # the row is not touched
     with pytest.raises(SystemExit, match="no large-grid settings"):
-        fit_calibrations.large_grid_settings(SolverDefaults(**{**row.__dict__, "large_size": None, "large": {}}))
+        fit_calibrations.large_grid_settings(dataclasses.replace(row, large_size=None, large={}))
 
 
 def test_refit_reads_the_saved_reconstructions_back_and_can_add_a_proxy(fit_calibrations, tmp_path):
