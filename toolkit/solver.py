@@ -188,7 +188,7 @@ def red_diff(y: torch.Tensor, physics, prior: Prior, *, data_term=None, steps: i
         Called after each step with a dict: ``step``, ``steps``, ``t``, ``chunk``,
         ``n_chunks``, ``sample_start``,
         ``loss``, ``data_loss``, ``reg_loss`` (floats, summed over the batch) and ``image``
-        (current images in physical units, detached).
+        (current images in physical units, a copy the solver does not change: safe to keep).
 
     Returns
     -------
@@ -473,5 +473,5 @@ def _optimise(y, physics, prior, nll, mu0, seeds, schedule, *, steps, t_max, lr,
             callback({"step": step, "steps": steps, "t": t.detach().cpu(), **progress,
                       "loss": loss.item(),
                       "data_loss": data_loss.item(), "reg_loss": reg_loss.item(),
-                      "image": prior.transform.to_physical(mu.detach())})
+                      "image": prior.transform.to_physical(mu.detach().clone())})
     return mu.detach()

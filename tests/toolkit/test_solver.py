@@ -314,3 +314,14 @@ def test_out_of_gpu_memory_one_sample_at_a_time_is_a_clear_error(monkeypatch):
     physics = dinv.physics.Denoising(dinv.physics.GaussianNoise(0.1))
     with pytest.raises(ReddiffError, match="one sample at a time"):
         red_diff(torch.zeros(1, 1, 4, 4), physics, GaussianPrior(), steps=2, n_samples=1)
+
+
+def test_callback_images_are_copies_a_callback_can_keep(problem):
+    """With an identity value transform the image handed to a callback must not be the live iterate,
+    or every stored step would show the final image."""
+    _, physics, y, sigma = problem
+    images = []
+    result = red_diff(y, physics, GaussianPrior(), data_term=sigma, steps=5, lr=0.1, seed=0, init="zeros",
+                      callback=lambda info: images.append(info["image"]))
+    assert torch.equal(images[-1], result.tensor())
+    assert not any(torch.equal(images[k], images[k + 1]) for k in range(len(images) - 1))
