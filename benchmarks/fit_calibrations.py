@@ -1,6 +1,6 @@
 """Fit the default interval calibration each modality ships (``toolkit/calibrations/<name>.json``).
 
-Run: ``python benchmarks/fit_calibrations.py [--modality ct mri astro] [--samples 8] [--quick] [--large-grid]
+Run: ``python benchmarks/fit_calibrations.py [--modality ct mri astro] [--samples 8] [--quick] [--above SIDE]
 [--proxy gradient] [--save DIR | --refit DIR]`` (one thread; 5-77 CPU-minutes per modality: CT with
 ``--samples 4`` took 65-77). ``--save`` keeps every reference's reconstruction (NetCDF); ``--refit DIR`` fits
 again from them without solving (e.g. with another ``--proxy``).
@@ -19,9 +19,10 @@ image ``i`` at level ``i mod 3`` (:func:`reddiff.calibration.problems_like`), re
 with the shipped defaults and no calibration, and the split-conformal factor of their 90 %
 intervals is fitted (:func:`reddiff.pipeline.calibrate_on`); the three levels make it
 a noise power law :math:`k_0 (\sigma/\sigma_0)^b` (:func:`reddiff.uncertainty.fit_calibration`). ``--quick`` fits on two images
-with 10 steps into a temporary folder (a smoke test; nothing shipped is touched). ``--large-grid``
-fits the variant a defaults row with ``large_size`` runs above that size (its ``large`` settings: CT's
-full timestep range, MRI's smaller ``lr``) on the same references, into ``<name>@large-grid.json``.
+with 10 steps into a temporary folder (a smoke test; nothing shipped is touched). ``--above SIDE``
+fits the variant the defaults row's size tier above ``SIDE`` px runs (``size_tiers``: CT's full
+timestep range above 181, MRI's lr a third above 90 and a ninth above 181) on the same references,
+into ``<name>@above-<SIDE>px.json``.
 
 Real references decide where a modality has them, as they decide the tuning score in
 ``benchmarks/tune_defaults.py``: pooled with the sky's nine generated fields (which need factors of
@@ -44,6 +45,7 @@ torch.set_num_threads(1)
 from reddiff import modalities  # noqa: E402
 from reddiff.calibration import DEFAULTS_FOLDER, fit_to_grid, problems_like  # noqa: E402
 from reddiff.calibration import fit  # noqa: E402
+from reddiff.errors import InputError  # noqa: E402
 from reddiff.pipeline import reconstruct_references  # noqa: E402
 from reddiff.priors import load_prior  # noqa: E402
 from reddiff.result import Reconstruction  # noqa: E402
@@ -54,13 +56,13 @@ NOISE = {"ct": [{"I0": 3e5}, {"I0": 1e5}, {"I0": 3e4}],
          "astro": [{"background": 3.0}, {"background": 10.0}, {"background": 30.0}]}
 
 
-def fit_default(name: str, *, n_samples: int, quick: bool = False, seed: int = 0, large_grid: bool = False,
+def fit_default(name: str, *, n_samples: int, quick: bool = False, seed: int = 0, above: int | None = None,
                 proxy: str = "", save: Path | None = None, refit: Path | None = None):
-    """The default calibration of one modality (see the module notes); ``large_grid``: fitted with the
-    settings the row runs above its ``large_size`` (:func:`large_grid_settings`); ``save``/``refit``:
+    """The default calibration of one modality (see the module notes); ``above``: fitted with the
+    settings the row's size tier above that many px runs (:func:`tier_settings`); ``save``/``refit``:
     a folder to keep the reconstructions in / to read them back from instead of solving."""
     modality = modalities.get(name)
-    overrides = large_grid_settings(modality.defaults) if large_grid else {}
+    overrides = tier_settings(modality.defaults, above) if above is not None else {}
     if quick:
         overrides["steps"] = 10
     problems = reference_problems(name, quick=quick, seed=seed)
@@ -77,7 +79,7 @@ def fit_default(name: str, *, n_samples: int, quick: bool = False, seed: int = 0
     calibration = fit(problems, results, proxy=proxy)
     levels = ", ".join(map(_describe, NOISE[modality.name]))
     context = {**calibration.context, "like": f"{name} canonical measurement at {levels}",
-               "fitted_by": "python benchmarks/fit_calibrations.py" + (" --large-grid" if large_grid else "")
+               "fitted_by": "python benchmarks/fit_calibrations.py" + (f" --above {above}" if above is not None else "")
                + (f" --proxy {proxy}" if proxy else "")}
     law = (f" at noise level {calibration.noise_reference:.3g}, x (noise / that)^{calibration.noise_exponent:.2f}"
            if calibration.noise_conditioned else "")
@@ -87,15 +89,22 @@ def fit_default(name: str, *, n_samples: int, quick: bool = False, seed: int = 0
     return dataclasses.replace(calibration, context=context)
 
 
-def large_grid_settings(row) -> dict:
-    """The solver settings a defaults ``row`` runs above its ``large_size`` (its ``large``), with a
-    ``t_max`` of None spelled out as the prior's full range (None would mean the row's own)."""
-    if row.large_size is None:
-        raise SystemExit(f"the {row.prior} defaults row has no large-grid settings (large_size is None)")
-    settings = dict(row.large)
+def tier_settings(row, side: int) -> dict:
+    """The solver settings a defaults ``row`` runs in its size tier above ``side`` px
+    (:meth:`~reddiff.defaults.SolverDefaults.tier_settings`), with a ``t_max`` of None spelled out as
+    the prior's full range (None would mean the row's own)."""
+    try:
+        settings = row.tier_settings(side)
+    except InputError as error:
+        raise SystemExit(str(error)) from None
     if "t_max" in settings and settings["t_max"] is None:
         settings["t_max"] = load_prior(row.prior).num_timesteps - 1
     return settings
+
+
+def variant_name(name: str, above: int | None) -> str:
+    """The file a modality's default (``above`` None) or its size tier's variant is saved as."""
+    return f"{name}.json" if above is None else f"{name}@above-{above}px.json"
 
 
 def _saved(folder: Path, name: str, i: int) -> Path:
@@ -144,9 +153,10 @@ def main(argv=None) -> None:
     parser.add_argument("--samples", type=int, default=8, help="RED-Diff runs per image (as reconstruct's default)")
     parser.add_argument("--quick", action="store_true", help="two images, 10 steps, into a temporary folder")
     parser.add_argument("--out", type=Path, default=None, help="folder for <modality>.json (default: shipped)")
-    parser.add_argument("--large-grid", action="store_true",
-                        help="fit with the settings the defaults row runs above its large_size into "
-                             "<modality>@large-grid.json (CT's full timestep range, MRI's smaller lr)")
+    parser.add_argument("--above", type=int, metavar="SIDE",
+                        help="fit with the settings of the defaults row's size tier above SIDE px into "
+                             "<modality>@above-<SIDE>px.json (CT's full timestep range above 181, MRI's "
+                             "smaller lr above 90 and 181)")
     parser.add_argument("--proxy", default=None,
                         help="error proxy added to the spread (reddiff.uncertainty.PROXIES, or none; default: the "
                              "modality's calibration_proxy)")
@@ -159,9 +169,9 @@ def main(argv=None) -> None:
     out = args.out or (Path(tempfile.mkdtemp()) if args.quick else DEFAULTS_FOLDER)
     out.mkdir(parents=True, exist_ok=True)
     for name in args.modality:
-        calibration = fit_default(name, n_samples=args.samples, quick=args.quick, large_grid=args.large_grid,
+        calibration = fit_default(name, n_samples=args.samples, quick=args.quick, above=args.above,
                                   proxy=_proxy(args.proxy, name), save=args.save, refit=args.refit)
-        path = calibration.save(out / (f"{name}@large-grid.json" if args.large_grid else f"{name}.json"))
+        path = calibration.save(out / variant_name(name, args.above))
         print(f"wrote {path}")
 
 

@@ -1,4 +1,4 @@
-"""reddiff.defaults: the per-modality rows and the size rule for the top of the timestep grid."""
+"""reddiff.defaults: the per-modality rows and the size tiers (the top of the timestep grid, the lr)."""
 
 import json
 
@@ -15,11 +15,12 @@ def test_t_max_follows_the_image_size_where_the_row_says_so(name, side, expected
     row = modalities.get(name).defaults
     assert row.for_shape((side, side)).t_max == expected
     assert row.as_kwargs(shape=(1, 1, side, side))["t_max"] == expected
-    assert not {"large_size", "large"} & set(row.as_kwargs())
+    assert "size_tiers" not in row.as_kwargs()
 
 
-@pytest.mark.parametrize("side, expected", [(64, 0.05), (90, 0.05), (128, 0.05 / 3), (256, 0.05 / 3)])
-def test_mri_takes_a_third_of_its_lr_above_90_px(side, expected):
+@pytest.mark.parametrize("side, expected", [(64, 0.05), (90, 0.05), (128, 0.05 / 3), (181, 0.05 / 3),
+                                            (256, 0.05 / 9)])
+def test_mri_takes_a_third_of_its_lr_above_90_px_and_a_ninth_above_181(side, expected):
     row = modalities.get("mri").defaults
     assert row.for_shape((side, side)).lr == pytest.approx(expected)
     assert row.as_kwargs(shape=(1, 2, side, side))["lr"] == pytest.approx(expected)

@@ -181,9 +181,9 @@ def default_path(modality: str) -> Path:
 
 
 def variant_paths(modality: str) -> list[Path]:
-    """The modality's shipped variants of its default, ``<name>@<variant>.json``: fitted with
-    other settings its defaults row runs on large grids (``large-grid``: CT's full timestep range above
-    181 px, MRI's third of the lr above 90 px)."""
+    """The modality's shipped variants of its default, ``<name>@<variant>.json``: fitted with the
+    settings of a size tier of its defaults row (``above-181px``: CT's full timestep range above
+    181 px; MRI's lr a third above 90 px and a ninth above 181 px)."""
     return sorted(DEFAULTS_FOLDER.glob(f"{modalities.get(modality).name}@*.json"))
 
 
@@ -204,7 +204,7 @@ def resolve(spec, modality: str, config: dict | None = None) -> tuple[Calibratio
     -------
     (Calibration or None, str)
         The calibration and a description of its source (``"default for ct"``,
-        ``"default for ct (large-grid)"``, a path).
+        ``"default for ct (above-181px)"``, a path).
     """
     if isinstance(spec, Calibration):
         return spec, "given"

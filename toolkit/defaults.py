@@ -9,7 +9,7 @@ held-out sample, never training data) measured like the modality's canonical mea
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 
 from .discrepancy import AutoLam
 from .errors import InputError
@@ -33,10 +33,11 @@ class SolverDefaults:
     full range); a modality whose start is already a good estimate of the image may skip
     the pure-noise timesteps.
 
-    ``large_size`` set: the row holds for images up to that many pixels a side, and larger ones
-    run it with the settings in ``large`` instead (:meth:`for_shape`; e.g. CT's full timestep
-    range above 181 px). The shipped calibrations hold a variant fitted with them
-    (``<name>@large-grid.json``).
+    ``size_tiers``: ``(side, settings)`` pairs, sides ascending. An image more than ``side``
+    pixels a side (:math:`\sqrt{HW}`) runs the row with ``settings`` in place of its own, the
+    tiers it passes applied in order (:meth:`for_shape`; e.g. CT's full timestep range above
+    181 px, MRI's lr a third above 90 px and a ninth above 181 px). The shipped calibrations
+    hold a variant fitted with each tier's settings (``<name>@above-<side>px.json``).
     """
 
     prior: str
@@ -49,8 +50,7 @@ class SolverDefaults:
     sigma_x0: float
     lam_target: float | None = None
     t_max: int | None = None
-    large_size: int | None = None
-    large: dict = field(default_factory=dict)
+    size_tiers: tuple[tuple[int, dict], ...] = ()
 
     def lam_for(self, noise: float) -> float:
         """The default ``lam`` for a measurement with noise level ``noise``.
@@ -80,20 +80,49 @@ class SolverDefaults:
         return AutoLam(start=self.lam_for(noise), target=self.lam_target or 1.0)
 
     def for_shape(self, shape) -> SolverDefaults:
-        r"""The row an image on a grid of ``shape`` (rows, columns) runs: this one up to ``large_size``
-        pixels a side (:math:`\sqrt{HW}`), with the settings in ``large`` beyond it.
+        r"""The row an image on a grid of ``shape`` (rows, columns) runs: this one, with the settings
+        of every size tier whose side :math:`\sqrt{HW}` exceeds applied in order.
+
+        Examples
+        --------
+        >>> row = SolverDefaults(prior="mri", steps=800, lr=0.05, lam=100.0, noise_reference=0.01,
+        ...                      weighting="sqrt", timesteps="descending", sigma_x0=0.0,
+        ...                      size_tiers=((90, {"lr": 0.05 / 3}), (181, {"lr": 0.05 / 9})))
+        >>> [round(row.for_shape((side, side)).lr, 4) for side in (64, 90, 128, 181, 256)]
+        [0.05, 0.05, 0.0167, 0.0167, 0.0056]
+        """
+        side = (float(shape[-2]) * float(shape[-1])) ** 0.5
+        settings = {}
+        for tier_side, tier_settings in self.size_tiers:
+            if side > tier_side:
+                settings.update(tier_settings)
+        return replace(self, **settings, size_tiers=()) if settings else self
+
+    def tier_settings(self, side: int) -> dict:
+        """The settings the row's size tier above ``side`` px runs, with those of the tiers below it
+        (what :meth:`for_shape` applies just above ``side``).
+
+        Raises
+        ------
+        InputError
+            The row has no tier above ``side``.
 
         Examples
         --------
         >>> row = SolverDefaults(prior="ct", steps=400, lr=0.03, lam=100.0, noise_reference=0.003,
         ...                      weighting="sqrt", timesteps="descending", sigma_x0=0.0, t_max=40,
-        ...                      large_size=181, large={"t_max": None})
-        >>> row.for_shape((128, 128)).t_max, row.for_shape((256, 256)).t_max
-        (40, None)
+        ...                      size_tiers=((181, {"t_max": None}),))
+        >>> row.tier_settings(181)
+        {'t_max': None}
         """
-        if self.large_size is None or (float(shape[-2]) * float(shape[-1])) ** 0.5 <= self.large_size:
-            return self
-        return replace(self, **self.large, large_size=None, large={})
+        sides = [tier_side for tier_side, _ in self.size_tiers]
+        if side not in sides:
+            raise InputError(f"the {self.prior} row has no size tier above {side} px (its tiers: {sides})",
+                             field="size_tiers")
+        settings = {}
+        for tier_side, tier_settings in self.size_tiers[:sides.index(side) + 1]:
+            settings.update(tier_settings)
+        return settings
 
     def as_kwargs(self, noise: float | None = None, shape=None) -> dict:
         """Keyword arguments for :func:`reddiff.red_diff`: the row for an image of ``shape``
@@ -101,7 +130,7 @@ class SolverDefaults:
         :class:`~reddiff.discrepancy.AutoLam` when the row has a ``lam_target``."""
         row = self if shape is None else self.for_shape(shape)
         kwargs = asdict(row)
-        for key in ("prior", "noise_reference", "lam_target", "large_size", "large"):
+        for key in ("prior", "noise_reference", "lam_target", "size_tiers"):
             del kwargs[key]
         if noise is not None:
             kwargs["lam"] = row.auto_lam(noise) if row.lam_target else row.lam_for(noise)

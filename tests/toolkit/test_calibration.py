@@ -179,19 +179,19 @@ def test_the_default_gives_way_to_the_shipped_variant_fitted_with_the_runs_own_s
     _, cal = fitted
     monkeypatch.setattr(calibration, "DEFAULTS_FOLDER", tmp_path)
     dataclasses.replace(cal, scales=[3.0], context={**cal.context, "t_max": 40}).save(tmp_path / "ct.json")
-    dataclasses.replace(cal, scales=[4.0], context={**cal.context, "t_max": 999}).save(tmp_path / "ct@large-grid.json")
+    dataclasses.replace(cal, scales=[4.0], context={**cal.context, "t_max": 999}).save(tmp_path / "ct@above-181px.json")
     steps = cal.context["steps"]
     assert calibration.resolve("default", "ct", {"steps": steps, "t_max": 40})[1] == "default for ct"
     chosen, source = calibration.resolve("default", "ct", {"steps": steps, "t_max": 999})
-    assert list(chosen.scales) == [4.0] and source == "default for ct (large-grid)"
+    assert list(chosen.scales) == [4.0] and source == "default for ct (above-181px)"
     chosen, source = calibration.resolve("default", "ct", {"steps": steps, "t_max": 300})  # none fits: the default
     assert list(chosen.scales) == [3.0] and source == "default for ct"
 
 
 @pytest.mark.parametrize("name", modalities.names())
-def test_every_row_with_large_grid_settings_ships_their_variant_and_no_other_does(name):
+def test_every_size_tier_ships_its_variant_and_nothing_else_does(name):
     row, shipped = modalities.get(name).defaults, [path.name for path in calibration.variant_paths(name)]
-    assert shipped == ([f"{name}@large-grid.json"] if row.large_size is not None else [])
+    assert shipped == sorted(f"{name}@above-{side}px.json" for side, _ in row.size_tiers)
 
 
 @pytest.mark.parametrize("path", [path for name in modalities.names() for path in calibration.variant_paths(name)],
@@ -208,9 +208,10 @@ def test_every_shipped_variant_is_fitted_on_no_held_out_image_with_the_rows_prio
     assert variant.context["prior"] == row.prior and variant.context["steps"] == row.steps
     assert variant.context["prior_weights"] == load_prior(row.prior).weights_sha256()
     assert calibration.settings_differing(default.context, variant.context)  # else it could never be chosen
-    large = row.for_shape((row.large_size + 1, row.large_size + 1)).as_kwargs()
-    large["t_max"] = large["t_max"] or load_prior(row.prior).num_timesteps - 1
-    assert path.name == f"{name}@large-grid.json" and not calibration.settings_differing(variant.context, large)
+    side = int(path.stem.split("@above-", 1)[1].removesuffix("px"))
+    tier = row.for_shape((side + 1, side + 1)).as_kwargs()
+    tier["t_max"] = tier["t_max"] or load_prior(row.prior).num_timesteps - 1
+    assert not calibration.settings_differing(variant.context, tier)
 
 
 @pytest.mark.parametrize("name", modalities.names())

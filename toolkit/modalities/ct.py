@@ -76,7 +76,7 @@ class CTModality(Modality):
     #: hard-edged phantoms included, is in ``docs/tuning.md``. Noise reference :math:`1/\sqrt{I_0}`.
     defaults = SolverDefaults(prior="ct", steps=400, lr=0.1 / 3, lam=100.0, noise_reference=1e5 ** -0.5,
                               weighting="sqrt", timesteps="descending", sigma_x0=0.0, lam_target=1.1,
-                              t_max=40, large_size=181, large={"t_max": None})
+                              t_max=40, size_tiers=((181, {"t_max": None}),))
     measurement_suffixes = (".h5", ".nc", ".npz")
     simulate_options = (
         Option("views", 30, "CT: projection angles."),
