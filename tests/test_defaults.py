@@ -1,5 +1,6 @@
 """reddiff.defaults: the per-modality rows and the size tiers (the top of the timestep grid, the lr)."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -37,3 +38,17 @@ def test_reconstruct_runs_a_large_ct_image_over_the_full_timestep_range():
     small = ct.canonical_problem(image=image[::4, ::4], views=8)
     result = reddiff.reconstruct(small, steps=1, lam=1.0, n_samples=1, calibration="none", progress=False)
     assert json.loads(result.dataset.attrs["config"])["t_max"] == 40
+
+
+def test_size_tiers_apply_in_order_and_must_ascend():
+    from reddiff.defaults import SolverDefaults
+    from reddiff.errors import InputError
+
+    row = SolverDefaults(prior="ct", steps=400, lr=0.03, lam=100.0, noise_reference=0.003, weighting="sqrt",
+                         timesteps="descending", sigma_x0=0.0, t_max=40,
+                         size_tiers=((90, {"lr": 0.01}), (181, {"t_max": None})))
+    assert (row.for_shape((128, 128)).lr, row.for_shape((128, 128)).t_max) == (0.01, 40)
+    assert (row.for_shape((256, 256)).lr, row.for_shape((256, 256)).t_max) == (0.01, None)  # both tiers
+    assert row.for_shape((64, 64)) is row
+    with pytest.raises(InputError, match="ascending sides, got \\[181, 90\\]"):
+        dataclasses.replace(row, size_tiers=((181, {}), (90, {})))

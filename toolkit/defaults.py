@@ -52,6 +52,12 @@ class SolverDefaults:
     t_max: int | None = None
     size_tiers: tuple[tuple[int, dict], ...] = ()
 
+    def __post_init__(self):
+        sides = [side for side, _ in self.size_tiers]
+        if sides != sorted(set(sides)):
+            raise InputError(f"the {self.prior} row's size tiers must have ascending sides, got {sides}",
+                             field="size_tiers")
+
     def lam_for(self, noise: float) -> float:
         """The default ``lam`` for a measurement with noise level ``noise``.
 
@@ -92,11 +98,8 @@ class SolverDefaults:
         [0.05, 0.05, 0.0167, 0.0167, 0.0056]
         """
         side = (float(shape[-2]) * float(shape[-1])) ** 0.5
-        settings = {}
-        for tier_side, tier_settings in self.size_tiers:
-            if side > tier_side:
-                settings.update(tier_settings)
-        return replace(self, **settings, size_tiers=()) if settings else self
+        passed = [tier_side for tier_side, _ in self.size_tiers if side > tier_side]
+        return replace(self, **self.tier_settings(passed[-1]), size_tiers=()) if passed else self
 
     def tier_settings(self, side: int) -> dict:
         """The settings the row's size tier above ``side`` px runs, with those of the tiers below it
