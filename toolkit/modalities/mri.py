@@ -35,16 +35,14 @@ class MRIModality(Modality):
     file_kinds = ("fastmri",)
     output_formats = ("netcdf", "png", "dicom", "nifti")
     #: lr and steps tuned on MNI152 slices and synthetic contrasts the prior left out, 4x random lines,
-    #: 8 coils, k-space sigma 0.01 of the image maximum (``benchmarks/tune_defaults.py``, ``docs/tuning.md``).
-    #: 1600 steps: against 800 (+0.18 dB over 400) +0.28 dB mean of three at 64 px, +0.46 of three at 128
-    #: px and +0.51 on a 256 px T1 slice, each tier at its lr ("Twice MRI's steps").
-    #: A third of the lr above 90 px a side: on two generated images it led the shipped lr by 0.76 / 0.77
-    #: dB at 256 px (``--size 256``) and 0.18 / 0.82 dB at 128 px, while on the 64 px grid it tied (22.33
-    #: against 22.35 at 400 steps); 90 is the geometric middle of 64 and 128. A ninth above 181 px (the
-    #: middle of 128 and 256): at 256 px it led a third on three generated images (mean 33.97 against
-    #: 33.63 dB), at 128 px it trailed on two (29.74 against 30.28; ``docs/tuning.md``, "A ninth of the
-    #: lr"). The tiers were chosen at 800 steps.
-    defaults = SolverDefaults(prior="mri", steps=1600, lr=0.05, lam=100.0, noise_reference=0.01,
+    #: 8 coils, k-space sigma 0.01 of the image maximum (``benchmarks/tune_defaults.py``; 800 steps: +0.18 dB
+    #: mean over 400 there, ``docs/tuning.md``). A third of the lr above 90 px a side: on two generated
+    #: images it led the shipped lr by 0.76 / 0.77 dB at 256 px (``--size 256``) and 0.18 / 0.82 dB at
+    #: 128 px, while on the 64 px grid it tied (22.33 against 22.35 at 400 steps); 90 is the geometric
+    #: middle of 64 and 128. A ninth above 181 px (the middle of 128 and 256): at 256 px it led a third on
+    #: three generated images (mean 33.97 against 33.63 dB), at 128 px it trailed on two (29.74 against
+    #: 30.28; ``docs/tuning.md``, "A ninth of the lr").
+    defaults = SolverDefaults(prior="mri", steps=800, lr=0.05, lam=100.0, noise_reference=0.01,
                               weighting="sqrt", timesteps="descending", sigma_x0=0.0, lam_target=0.78,
                               size_tiers=((90, {"lr": 0.05 / 3}), (181, {"lr": 0.05 / 9})))
     load_options = (
