@@ -174,10 +174,11 @@ def test_two_process_ddp_gives_the_single_process_loss_curve(tmp_path):
     np.save(image, np.random.default_rng(0).standard_normal((40, 40)).astype(np.float32))
     args = ["train-prior", str(image), "--steps", "6", "--threads", "1", *TINY_CLI]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    hang_guard = 600  # s; alone it takes ~30 s, beside a busy xdist worker on 2 cores it once passed 120
     subprocess.run([sys.executable, "-m", "reddiff", *args, "--out", str(tmp_path / "one")],
-                   check=True, capture_output=True, env=env, timeout=120)
+                   check=True, capture_output=True, env=env, timeout=hang_guard)
     subprocess.run(["torchrun", "--standalone", "--nproc_per_node", "2", "-m", "reddiff", *args,
-                    "--out", str(tmp_path / "two")], check=True, capture_output=True, env=env, timeout=120)
+                    "--out", str(tmp_path / "two")], check=True, capture_output=True, env=env, timeout=hang_guard)
     curves = [json.loads((tmp_path / d / "checkpoint" / "training_state.json").read_text())["losses"]
               for d in ("one", "two")]
     # every process draws the step's whole batch and trains on its half: same curve up to rounding
