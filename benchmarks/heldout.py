@@ -2,7 +2,7 @@
 
 Run: ``python benchmarks/heldout.py [--modality ct mri astro] [--seeds 3] [--quick]
 [--prior NAME=FOLDER ...] [--calibration NAME=JSON ...] [--cases N ...] [--out docs/heldout.md]
-[--save DIR]`` (one thread); ``--rescore DIR`` scores the results a ``--save`` run wrote with
+[--save DIR] [--estimated-coil-maps] [--center-fraction F]`` (one thread); ``--rescore DIR`` scores the results a ``--save`` run wrote with
 another calibration (calibrated coverage only, no solve), e.g. one refitted meanwhile.
 
 For each held-out sample image (:func:`reddiff.datasets.list_samples` with
@@ -166,12 +166,31 @@ def saved_path(folder: Path, case: Case, seed: int) -> Path:
     return Path(folder) / f"{case.modality}-{slug}-seed{seed}.nc"
 
 
-def run_case(case: Case, seeds, n_samples: int, priors: dict, calibrations: dict, save: Path | None = None) -> dict:
+def mri_variant(case: Case, center_fraction: float | None, estimated_coil_maps: bool) -> Case:
+    """An MRI case with another fully sampled centre, labelled with it and the coil maps used."""
+    settings, label = dict(case.settings), case.label
+    if center_fraction is not None:
+        settings["center_fraction"] = center_fraction
+        label += f", {center_fraction:g} centre"
+    return Case(case.modality, case.image, label + (", ESPIRiT maps" if estimated_coil_maps else ""), settings)
+
+
+def problem_for(case: Case, image: np.ndarray, seed: int, estimated_coil_maps: bool = False):
+    """The case's canonical problem for one noise seed; MRI with ``estimated_coil_maps`` reconstructs
+    with ESPIRiT's maps from the simulated k-space, as the command line does with a scanner's file
+    (:meth:`reddiff.modalities.mri.MRIModality.with_estimated_coil_maps`), not the simulation's exact ones."""
+    chosen = modalities.get(case.modality)
+    problem = chosen.canonical_problem(image=image, seed=seed, **case.settings)
+    return chosen.with_estimated_coil_maps(problem) if estimated_coil_maps and case.modality == "mri" else problem
+
+
+def run_case(case: Case, seeds, n_samples: int, priors: dict, calibrations: dict, save: Path | None = None,
+             estimated_coil_maps: bool = False) -> dict:
     chosen = modalities.get(case.modality)
     image = image_for(case)
     rows = []
     for seed in seeds:
-        problem = chosen.canonical_problem(image=image, seed=seed, **case.settings)
+        problem = problem_for(case, image, seed, estimated_coil_maps)
         truth = problem.truth
         started = time.perf_counter()
         result = reddiff.reconstruct(problem, prior=priors.get(case.modality), n_samples=n_samples, seed=seed,
@@ -199,7 +218,7 @@ def run_case(case: Case, seeds, n_samples: int, priors: dict, calibrations: dict
             "oracle": max(set(oracles), key=oracles.count), "seeds": len(rows)}
 
 
-def rescore_case(case: Case, seeds, folder: Path, calibrations: dict) -> dict:
+def rescore_case(case: Case, seeds, folder: Path, calibrations: dict, estimated_coil_maps: bool = False) -> dict:
     """Calibrated coverage of the saved results of a case under ``calibrations`` (default: the
     shipped one): the problem is rebuilt from its seed (no solve), the result read back."""
     from reddiff.calibration import apply
@@ -208,7 +227,7 @@ def rescore_case(case: Case, seeds, folder: Path, calibrations: dict) -> dict:
     chosen = modalities.get(case.modality)
     image, coverages, ranks, sources = image_for(case), [], [], set()
     for seed in seeds:
-        problem = chosen.canonical_problem(image=image, seed=seed, **case.settings)
+        problem = problem_for(case, image, seed, estimated_coil_maps)
         result = apply(Reconstruction.from_netcdf(saved_path(folder, case, seed)), problem,
                        calibrations.get(case.modality, "default"))
         if result.calibration is None:
@@ -262,6 +281,11 @@ def main(argv=None) -> None:
     parser.add_argument("--save", type=Path, help="folder to keep every RED-Diff result in (NetCDF, for --rescore)")
     parser.add_argument("--rescore", type=Path, metavar="DIR",
                         help="no solve: the calibrated coverage of the results a --save run wrote to DIR")
+    parser.add_argument("--estimated-coil-maps", action="store_true",
+                        help="MRI: reconstruct with ESPIRiT coil maps estimated from the k-space, as the command "
+                             "line does (default: the simulation's exact maps)")
+    parser.add_argument("--center-fraction", type=float,
+                        help="MRI: fully sampled central fraction of k-space (default the canonical 0.08)")
     args = parser.parse_args(argv)
     priors = dict(p.split("=", 1) for p in args.prior)
     calibrations = dict(c.split("=", 1) for c in args.calibration)
@@ -272,12 +296,14 @@ def main(argv=None) -> None:
     for modality in args.modality:
         chosen = cases(modality, args.quick)
         for case in ([chosen[i] for i in args.cases if i < len(chosen)] if args.cases else chosen):
+            if modality == "mri":
+                case = mri_variant(case, args.center_fraction, args.estimated_coil_maps)
             if args.rescore is not None:
-                row = rescore_case(case, seeds, args.rescore, calibrations)
+                row = rescore_case(case, seeds, args.rescore, calibrations, args.estimated_coil_maps)
                 print(f"{row['case']}: calibrated coverage {row['calibrated_coverage']:.1%}, calibrated std-error "
                       f"Spearman {row['calibrated_std_error_rank']:.2f} ({row['calibration']})", flush=True)
                 continue
-            row = run_case(case, seeds, args.samples, priors, calibrations, args.save)
+            row = run_case(case, seeds, args.samples, priors, calibrations, args.save, args.estimated_coil_maps)
             rows.append(row)
             print(f"{row['case']}: RED-Diff {row['psnr']:.2f}, baseline {row['baseline_psnr']:.2f}, "
                   f"{row['oracle']} {row['oracle_psnr']:.2f} (margin {row['margin']:+.2f}), "

@@ -1,7 +1,7 @@
 """Tune RED-Diff's per-modality ``lr`` and ``steps`` (``reddiff.DEFAULTS``) on images no prior trained on and no held-out sample.
 
 Run: ``python benchmarks/tune_defaults.py [--modality ct mri astro] [--images 3] [--quick]
-[--prior NAME=FOLDER ...] [--t-max N ...] [--size N] [--oracle]`` (one thread; ``--quick`` is a smoke test with a tiny grid).
+[--prior NAME=FOLDER ...] [--t-max N ...] [--size N] [--oracle] [--estimated-coil-maps]`` (one thread; ``--quick`` is a smoke test with a tiny grid).
 
 No held-out sample and no training image takes part: the validation images are the
 modality's generated calibration images (:meth:`reddiff.modalities.Modality.calibration_images`:
@@ -52,11 +52,13 @@ STEP_MULTIPLES = (0.5, 1.0, 2.0)
 TIE_DB = 0.1
 
 
-def validation_problems(name: str, n_images: int, size: int | None = None) -> tuple[dict, set]:
+def validation_problems(name: str, n_images: int, size: int | None = None,
+                        estimated_coil_maps: bool = False) -> tuple[dict, set]:
     """``n_images`` generated images spread over the modality's calibration set and the modality's
     real tuning images (:meth:`~reddiff.modalities.Modality.tuning_images`), measured canonically
     (on a ``size`` x ``size`` grid when given: the images resampled to it, as the held-out 256 px
-    cases are); and the labels of the real ones."""
+    cases are; MRI with ``estimated_coil_maps`` reconstructed with ESPIRiT's maps, as the command
+    line does); and the labels of the real ones."""
     modality = modalities.get(name)
     images = modality.calibration_images()
     labels = list(images)[:: max(1, len(images) // n_images)][:n_images]
@@ -66,6 +68,8 @@ def validation_problems(name: str, n_images: int, size: int | None = None) -> tu
     problems = {}
     for i, (label, image) in enumerate(({label: images[label] for label in labels} | real).items()):
         problems.update(problems_like(target, {label: image}, seed=100 + i))
+    if estimated_coil_maps:
+        problems = {label: modality.with_estimated_coil_maps(p) for label, p in problems.items()}
     return problems, set(real)
 
 
@@ -93,10 +97,10 @@ def grid(name: str, quick: bool, lr_multiples=LR_MULTIPLES, step_multiples=STEP_
 
 
 def tune(name: str, n_images: int, *, quick: bool = False, prior=None, size: int | None = None,
-         with_oracle: bool = False, **multiples) -> tuple[list[dict], dict | None]:
+         with_oracle: bool = False, estimated_coil_maps: bool = False, **multiples) -> tuple[list[dict], dict | None]:
     """Every setting's PSNR on every validation image (on a ``size`` px grid when given), as rows
     (one per setting); and, ``with_oracle``, the truth-tuned classical method's (:func:`classical`)."""
-    problems, real = validation_problems(name, 2 if quick else n_images, size)
+    problems, real = validation_problems(name, 2 if quick else n_images, size, estimated_coil_maps)
     best_classical = classical(problems, real) if with_oracle else None
     rows = [run(name, problems, setting, prior, real) for setting in grid(name, quick, size=size, **multiples)]
     while not quick and (extra := _steps_beyond_edge(name, rows)) is not None:
@@ -208,12 +212,15 @@ def main(argv=None) -> None:
                         help="validation images resampled to this many pixels a side (default the canonical grid)")
     parser.add_argument("--oracle", action="store_true",
                         help="also the classical method tuned on each image's truth (the held-out script's bar)")
+    parser.add_argument("--estimated-coil-maps", action="store_true",
+                        help="MRI: reconstruct with ESPIRiT coil maps estimated from the k-space (as the command line)")
     args = parser.parse_args(argv)
     priors = dict(item.split("=", 1) for item in args.prior)
     for name in args.modality:
         rows, best_classical = tune(name, args.images, quick=args.quick, prior=priors.get(name),
                                     lr_multiples=args.lr_multiples, step_multiples=args.steps_multiples,
-                                    t_maxes=args.t_max, size=args.size, with_oracle=args.oracle)
+                                    t_maxes=args.t_max, size=args.size, with_oracle=args.oracle,
+                                    estimated_coil_maps=args.estimated_coil_maps)
         print(table(name, rows, best_classical, args.size), flush=True)
 
 

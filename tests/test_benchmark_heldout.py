@@ -1,6 +1,8 @@
-"""benchmarks/heldout.py: results kept with --save are scored again with --rescore, without a solve."""
+"""benchmarks/heldout.py: results kept with --save are scored again with --rescore, without a solve; MRI
+cases with another centre and ESPIRiT coil maps."""
 
 import pytest
+import torch
 
 import reddiff
 from reddiff import modalities
@@ -31,3 +33,16 @@ def test_rescore_gives_the_coverage_of_the_result_it_saved(heldout, tmp_path):
     assert f"steps=3 differs from the fitted steps={fitted}" in row["calibration"]  # the mismatch is reported
     with pytest.raises(SystemExit, match="no calibration applied"):
         heldout.rescore_case(case, [0], tmp_path, {"mri": "none"})
+
+
+def test_mri_cases_can_be_measured_with_another_centre_and_reconstructed_with_espirit_maps(heldout):
+    case = heldout.cases("mri", False)[0]  # mr_small 64, 4x
+    variant = heldout.mri_variant(case, 0.16, True)
+    assert variant.label == f"{case.label}, 0.16 centre, ESPIRiT maps"
+    assert variant.settings == {**case.settings, "center_fraction": 0.16}
+    image = heldout.image_for(variant)
+    exact = heldout.problem_for(variant, image, 0)
+    estimated = heldout.problem_for(variant, image, 0, estimated_coil_maps=True)
+    assert torch.equal(estimated.y, exact.y) and "coil_map_estimate" not in exact.info
+    assert estimated.info["coil_map_estimate"] == "ESPIRiT"
+    assert heldout.mri_variant(case, None, False) == case

@@ -1,6 +1,7 @@
 """benchmarks/tune_defaults.py: how a winner is chosen and when the steps grid is extended."""
 
 import pytest
+import torch
 
 from reddiff import modalities
 
@@ -94,3 +95,12 @@ def test_on_a_large_grid_the_settings_centre_on_the_row_run_there(tune):
     rows = [_row(large.lr, large.steps, 30.0, large.t_max)]
     assert "| +0.00 |" in tune.table("ct", rows, size=256)  # the shipped row at that size is found
     assert "| +0.00 |" not in tune.table("ct", rows)
+
+
+def test_estimated_coil_maps_reconstruct_the_same_measurements_with_espirit_maps(tune):
+    exact, _ = tune.validation_problems("mri", 2, size=64)
+    estimated, _ = tune.validation_problems("mri", 2, size=64, estimated_coil_maps=True)
+    assert set(estimated) == set(exact)
+    for label, problem in estimated.items():
+        assert torch.equal(problem.y, exact[label].y) and problem.info["coil_map_estimate"] == "ESPIRiT"
+        assert not torch.allclose(problem.physics.coil_maps, exact[label].physics.coil_maps)

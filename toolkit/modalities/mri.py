@@ -91,10 +91,7 @@ class MRIModality(Modality):
         y = torch.view_as_real(kspace).permute(3, 0, 1, 2)[None].contiguous()  # (1, 2, coils, H, W)
         sigma = float(data.attrs.get("sigma") or estimate_kspace_noise(kspace, mask))
         if data.multicoil and kspace.shape[0] > 1:
-            # ESPIRiT's kernel must fit the calibration block several times over, or the maps degrade
-            kernel = max(3, min(6, _central_run(columns) // 3))
-            maps = mri.estimate_sensitivity_maps(y, kernel_size=kernel)
-            physics = mri.mri_physics(mask, coil_maps=maps, sigma=sigma, image_shape=image_shape)  # + data term
+            physics = espirit_physics(y, mask, sigma=sigma, image_shape=image_shape)
         else:
             y = y[:, :, 0]
             physics = mri.mri_physics(mask, sigma=sigma, image_shape=image_shape)
@@ -126,6 +123,21 @@ class MRIModality(Modality):
                        image_scale=scale,
                        description=f"MRI, {coils}, {fraction:.0%} of k-space sampled{grid}, {physics.data_term!r}",
                        info=info or {})
+
+    def with_estimated_coil_maps(self, problem: Problem) -> Problem:
+        """``problem`` with its coil maps replaced by ESPIRiT's estimate from its own k-space
+        (:func:`espirit_physics`), as a scanner's file gets them in :meth:`load`.
+
+        A simulation knows the coil maps it measured with; reconstructing with them hides the
+        model error of estimated maps (large where the object fills the field of view).
+        Benchmarks use this to reconstruct as the command line does.
+        """
+        physics = problem.physics
+        if getattr(physics, "coil_maps", None) is None:
+            raise InputError("has no coil maps to estimate (single-coil k-space)", field="kspace")
+        estimated = espirit_physics(problem.y, physics.mask, sigma=float(physics.data_term.sigma))
+        return self._problem(problem.y, estimated, truth=problem.truth, source=problem.source,
+                             info={**problem.info, "coil_map_estimate": "ESPIRiT"})
 
     def noise_level(self, problem: Problem) -> float:
         r""":math:`\sigma` of the k-space noise over the image scale (the prior's units)."""
@@ -256,6 +268,33 @@ def _centre_crop(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """
     top, left = ((n - m) // 2 for n, m in zip(image.shape[-2:], shape))
     return image[..., top:top + shape[0], left:left + shape[1]]
+
+
+def espirit_physics(y: torch.Tensor, mask: torch.Tensor, *, sigma: float, image_shape=None):
+    r"""Multi-coil physics for ``y`` with coil maps estimated from its calibration block by ESPIRiT
+    (:func:`reddiff.operators.mri.estimate_sensitivity_maps`).
+
+    The kernel width is a third of the fully sampled central columns, within 3 to 6: it must fit
+    the calibration block several times over, or the maps degrade.
+
+    Parameters
+    ----------
+    y : torch.Tensor
+        Multi-coil k-space ``(1, 2, coils, H, W)``.
+    mask : torch.Tensor
+        The sampling mask (any shape ending in ``(H, W)``); sampled columns are those with any
+        sampled entry.
+    sigma : float
+        k-space noise standard deviation (the data term's).
+    image_shape : (int, int), optional
+        As :func:`reddiff.operators.mri.mri_physics`.
+    """
+    from reddiff.operators import mri
+
+    columns = (torch.as_tensor(mask).reshape(-1, mask.shape[-1]) > 0).any(0).numpy()
+    kernel = max(3, min(6, _central_run(columns) // 3))
+    maps = mri.estimate_sensitivity_maps(y, kernel_size=kernel)
+    return mri.mri_physics(mask, coil_maps=maps, sigma=sigma, image_shape=image_shape)
 
 
 def _central_run(columns: np.ndarray) -> int:
