@@ -252,17 +252,17 @@ def test_train_prior_errors_are_one_line(tmp_path):
 
 
 @pytest.mark.slow
-def test_lam_auto_says_plainly_when_it_keeps_the_starting_weight(tmp_path):
-    """A small fastMRI file whose ESPIRiT maps (few calibration lines) cannot explain the data to the
-    noise level: lam='auto' keeps the noise-scaled default and the command says why, once."""
+def test_lam_auto_says_plainly_when_it_raises_the_weight(tmp_path):
+    """A small fastMRI file whose ESPIRiT maps (an image that fills the field of view) cannot explain the
+    data to the noise level: lam='auto' raises the noise-scaled default and the command says why, once."""
     kspace = tmp_path / "k.h5"
     run("simulate", sample_path("mr_small"), "--modality", "mri", "--center-fraction", 0.16, "--out", kspace)
     result = run("reconstruct", kspace, "--samples", 1, "--steps", 5, "--format", "netcdf", "--out",
                  tmp_path / "o", "--quiet")
-    assert result.output.count("warning: lam='auto' kept the starting weight") == 1
+    assert result.output.count("warning: lam='auto' raised the weight") == 1
     assert "RuntimeWarning" not in result.output
     with xr.open_dataset(tmp_path / "o" / "reconstruction.nc", engine="h5netcdf") as ds:
-        assert "kept the starting weight" in json.loads(ds.attrs["config"])["lam_choice"]["note"]
+        assert "raised the weight" in json.loads(ds.attrs["config"])["lam_choice"]["note"]
 
 
 def test_benchmark_solvers_runs_the_comparison_script_with_its_own_options():

@@ -79,7 +79,7 @@ def main(max_memory: str = typer.Option(None, "--max-memory", metavar="SIZE",
     if max_memory is not None:
         os.environ[MEMORY_ENV] = max_memory
     # the command says it once, plainly, after the run (_warn_calibration), not as a Python warning
-    warnings.filterwarnings("ignore", message="lam='auto' kept the starting weight", category=RuntimeWarning)
+    warnings.filterwarnings("ignore", message="lam='auto' (kept|raised) the", category=RuntimeWarning)
 
 
 @contextlib.contextmanager

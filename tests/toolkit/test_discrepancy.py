@@ -9,7 +9,7 @@ import torch
 from scipy import stats
 
 from reddiff import GaussianPrior, InputError, red_diff
-from reddiff.discrepancy import FLAT_SLOPE, AutoLam, as_lam, choose_weight, deviance_ratio, solve_for_target
+from reddiff.discrepancy import FLAT_SLOPE, MODEL_ERROR_POWER, AutoLam, as_lam, choose_weight, deviance_ratio, solve_for_target
 from reddiff.likelihood import (GaussianLikelihood, PoissonLikelihood, ShiftedPoissonLikelihood,
                                 TransmissionLikelihood, expected_poisson_deviance, poisson_deviance)
 
@@ -153,18 +153,30 @@ def test_auto_lam_needs_a_data_term_with_a_deviance():
                  lam="auto", init="adjoint")
 
 
-def test_auto_lam_keeps_the_start_when_the_data_cannot_be_explained_to_the_noise_level():
-    """An overdetermined measurement (64 values of 16 pixels) whose data term underestimates the noise 3x:
-    no image explains the data to the stated noise (the floor is (64 - 16) / 64 x 9), so lowering the
-    weight would only fit noise; the starting weight is kept, with a warning."""
+def test_auto_lam_raises_the_weight_when_the_data_cannot_be_explained_to_the_noise_level():
+    """An overdetermined measurement (64 values of 16 pixels) whose data term underestimates the noise 2x:
+    no image explains the data to the stated noise (the floor is (64 - 16) / 64 x 4), so lowering the
+    weight would only fit noise; the data term is trusted less, the weight raised, with a warning."""
     g = torch.Generator().manual_seed(0)
     matrix = torch.randn(64, 16, generator=g) / 4
     physics = dinv.physics.LinearPhysics(A=lambda x: x.reshape(x.shape[0], -1) @ matrix.T,
                                          A_adjoint=lambda y: (y @ matrix).reshape(y.shape[0], 1, 4, 4))
     sigma = 0.3
     y = physics.A(torch.randn(1, 1, 4, 4, generator=g)) + sigma * torch.randn(1, 64, generator=g)
-    with pytest.warns(RuntimeWarning, match="kept the starting weight"):
-        result = red_diff(y, physics, GaussianPrior(), data_term=sigma / 3, steps=30, lam=AutoLam(start=2.0),
+    with pytest.warns(RuntimeWarning, match="raised the weight"):
+        result = red_diff(y, physics, GaussianPrior(), data_term=sigma / 2, steps=30, lam=AutoLam(start=2.0),
                           n_samples=1, seed=0, init="adjoint")
-    assert result.config["lam"] == 2.0 and "forward model" in result.config["lam_choice"]["note"]
-    assert min(result.config["lam_choice"]["pilot_ratios"]) > 1.5
+    choice = result.config["lam_choice"]
+    lowest = min(choice["pilot_ratios"])
+    assert lowest > 1.5 and "forward model" in choice["note"]
+    assert result.config["lam"] == pytest.approx(min(2.0 * lowest ** MODEL_ERROR_POWER, 6.0 * 10))  # target 1
+
+
+def test_a_weight_raised_for_an_unexplained_misfit_grows_with_its_square_within_the_extrapolation_range():
+    auto = AutoLam(start=10.0, target=0.8)
+    for lowest in (1.3, 2.0, 4.0):
+        weight, note = choose_weight(auto, auto.pilots(), [lowest, lowest * 1.1, lowest * 1.3])
+        assert weight == pytest.approx(10.0 * (lowest / 0.8) ** MODEL_ERROR_POWER) and "raised" in note
+    auto = AutoLam(start=1.0, target=0.5)
+    weight, note = choose_weight(auto, auto.pilots(), [40.0, 41.0, 42.0])  # (40 / 0.5)**2 = 6400
+    assert weight == pytest.approx(3.0 * auto.max_extrapolation) and "30x the start" in note
