@@ -11,7 +11,7 @@ misfit into the image. This measures how the weight should respond, on generated
 (:meth:`reddiff.modalities.mri.MRIModality.calibration_images`; no prior trained on them), cropped
 to ``2 half`` pixels around the head's centre (50: the head cut by the field of view; 80: the
 head touching its edges), resampled to ``size``, measured canonically (4x, 8 birdcage coils,
-sigma 0.01, noise seed ``100 + i``) and reconstructed with ESPIRiT maps
+sigma 0.01, noise seed ``100 + i`` for the ``i``-th of ``--images``) and reconstructed with ESPIRiT maps
 (:meth:`~reddiff.modalities.mri.MRIModality.with_estimated_coil_maps`). Per image:
 
 * ``lam="auto"`` with the shipped defaults: the pilots' deviance ratios, the weight chosen, PSNR;
@@ -88,13 +88,13 @@ def measure(label: str, problem, factors, steps: int | None = None) -> list[dict
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", nargs="+", default=["MNI152 T1 axial 60", "synthetic contrast 1 (MNI152 axial 60)",
-                                                        "MNI152 T1 axial 100", "synthetic contrast 0 (MNI152 axial 100)"],
-                        help="calibration images by label (default: two slices, a T1 and a synthetic contrast each)")
+    parser.add_argument("--images", nargs="+", default=["MNI152 T1 axial 60", "synthetic contrast 0 (MNI152 axial 100)"],
+                        help="calibration images by label, measured with noise seeds 100, 101, ... in this order")
     parser.add_argument("--half", nargs="+", type=int, default=[50, 80], help="half-widths of the crops, pixels")
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--center-fraction", type=float, default=0.16)
-    parser.add_argument("--factors", nargs="+", type=float, default=list(FACTORS))
+    parser.add_argument("--factors", nargs="*", type=float, default=list(FACTORS),
+                        help="fixed weights as multiples of the start (none: lam=\"auto\" only)")
     parser.add_argument("--quick", action="store_true", help="one 32 px image, one crop, 3 steps (smoke test)")
     args = parser.parse_args(argv)
     images = modalities.get("mri").calibration_images()
