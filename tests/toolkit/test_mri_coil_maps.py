@@ -56,3 +56,20 @@ def test_single_coil_k_space_has_no_coil_maps_to_estimate(mri):
     problem = mri.from_measurement(measurement)
     with pytest.raises(InputError, match="no coil maps"):
         mri.with_estimated_coil_maps(problem)
+
+
+
+def test_a_readout_oversampled_file_keeps_its_recon_grid_with_estimated_maps(mri):
+    """A (2h, w) k-space grid around an (h, w) image, as fastMRI's readout-oversampled files."""
+    from reddiff.operators import mri as mri_ops
+    from reddiff.operators.base import Measurement
+
+    truth = mri.canonical_problem(image=_head(), seed=0).truth
+    h, w = truth.shape[-2:]
+    columns = mri_ops.make_mask("random", (h, w), acceleration=2.0, center_fraction=0.25, seed=0)[0]
+    grid = mri_ops.mri_physics(columns.expand(2 * h, w), coil_maps=mri_ops.birdcage_maps(4, (2 * h, w)),
+                               sigma=0.01, image_shape=(h, w))
+    wide = mri.from_measurement(Measurement(y=grid.A(truth), physics=grid, x_true=truth, info={}))
+    estimated = mri.with_estimated_coil_maps(wide)
+    assert isinstance(estimated.physics, mri_ops.CentredGrid)
+    assert estimated.physics.image_shape == (h, w) and estimated.baseline.shape == wide.baseline.shape

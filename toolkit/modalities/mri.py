@@ -132,10 +132,15 @@ class MRIModality(Modality):
         model error of estimated maps (large where the object fills the field of view).
         Benchmarks use this to reconstruct as the command line does.
         """
+        from reddiff.operators.mri import CentredGrid
+
         physics = problem.physics
-        if getattr(physics, "coil_maps", None) is None:
+        on_grid, image_shape = (physics.grid, physics.image_shape) if isinstance(physics, CentredGrid) \
+            else (physics, None)
+        if getattr(on_grid, "coil_maps", None) is None:
             raise InputError("has no coil maps to estimate (single-coil k-space)", field="kspace")
-        estimated = espirit_physics(problem.y, physics.mask, sigma=float(physics.data_term.sigma))
+        estimated = espirit_physics(problem.y, physics.mask, sigma=float(physics.data_term.sigma),
+                                    image_shape=image_shape)
         return self._problem(problem.y, estimated, truth=problem.truth, source=problem.source,
                              info={**problem.info, "coil_map_estimate": "ESPIRiT"})
 
@@ -288,6 +293,12 @@ def espirit_physics(y: torch.Tensor, mask: torch.Tensor, *, sigma: float, image_
         k-space noise standard deviation (the data term's).
     image_shape : (int, int), optional
         As :func:`reddiff.operators.mri.mri_physics`.
+
+    Returns
+    -------
+    deepinv.physics.MultiCoilMRI or reddiff.operators.mri.CentredGrid
+        :math:`y_c = M F (\hat S_c x)` with the estimated maps :math:`\hat S_c`
+        (:math:`\sum_c |\hat S_c|^2 = 1` where the object is) and a Gaussian data term.
     """
     from reddiff.operators import mri
 
