@@ -119,8 +119,9 @@ def deviance_ratio(nll, y: torch.Tensor, Ax: torch.Tensor) -> torch.Tensor:
 #: cannot be explained to the stated noise level: lowering the weight would only fit the misfit.
 #: Measured: 0.23-1.01 where the forward model is exact (CT, MRI with the simulation's coil maps,
 #: the sky; held-out and generated images), 1.31-9.6 on generated MR images that fill the field of
-#: view reconstructed with ESPIRiT maps, where extrapolating the weight down cost up to 8 dB (one went to
-#: the lower bound: 16.0 dB against TV's 24.0). The threshold is near the geometric middle of 1.01 and 1.31.
+#: view reconstructed with ESPIRiT maps. There the old threshold of 1.5 let the 1.31 case extrapolate
+#: the weight down to its bound (16.0 dB against TV's 24.0, 8.3 below the best weight tried). The
+#: threshold is near the geometric middle of 1.01 and 1.31.
 UNREACHABLE = 1.15
 #: Where the data cannot be explained (``UNREACHABLE``), the data term is trusted less: the weight is
 #: the start times :math:`(\rho_{min}/\tau)^p`. Chosen on six generated MNI152 slices cropped so the
