@@ -418,7 +418,8 @@ def _calibration_width(sampled: Tensor) -> int:
 
 
 def estimate_sensitivity_maps(kspace: Tensor, *, calibration_size: int | tuple[int, int] | None = None,
-                              kernel_size: int = 6, threshold: float = 0.02, crop: float = 0.95) -> Tensor:
+                              kernel_size: int | tuple[int, int] | None = None, threshold: float = 0.02,
+                              crop: float = 0.95) -> Tensor:
     r"""Coil sensitivities from the calibration region by ESPIRiT (Uecker et al., MRM 2014).
 
     A torch port of sigpy's ``EspiritCalib``: no extra dependency, deterministic.
@@ -426,12 +427,16 @@ def estimate_sensitivity_maps(kspace: Tensor, *, calibration_size: int | tuple[i
     Parameters
     ----------
     kspace : torch.Tensor
-        Multi-coil k-space ``(1, 2, N, H, W)`` in deepinv's layout (centred).
+        Multi-coil k-space ``(1, 2, N, H, W)`` in deepinv's layout (centred), fully sampled
+        along the readout (rows) in every sampled column.
     calibration_size : int or (int, int), optional
-        Size of the central calibration block; default the contiguous fully
-        sampled columns around the centre (at most 24) by up to 24 rows.
-    kernel_size : int
-        ESPIRiT kernel width :math:`k`.
+        Rows and columns of the central calibration block; default the contiguous fully sampled
+        columns around the centre (at most 24) by up to 24 rows. ``(H, columns)`` uses every
+        readout row.
+    kernel_size : int or (int, int), optional
+        ESPIRiT kernel, square or :math:`k_y \times k_x`; default square, a third of the
+        calibration columns wide, within 3 to 6 (it must fit the calibration block several times
+        over, or the maps degrade).
     threshold : float
         Keep the calibration-matrix singular vectors above ``threshold`` times the largest.
     crop : float
@@ -445,10 +450,21 @@ def estimate_sensitivity_maps(kspace: Tensor, *, calibration_size: int | tuple[i
 
     Notes
     -----
-    The Hankel matrix of all :math:`k \times k` calibration patches is decomposed by SVD;
-    its signal subspace :math:`V_\parallel`, taken to the image domain, gives at each
-    pixel a matrix :math:`G(r) = \sum_j v_j(r) v_j(r)^H` whose eigenvector of
-    eigenvalue 1 is the vector of coil sensitivities.
+    The Hankel matrix :math:`A` of all :math:`k_y \times k_x` calibration patches gives the
+    signal subspace :math:`V_\parallel` (eigenvectors of :math:`A^H A` above
+    :math:`\text{threshold}^2` of its largest eigenvalue, i.e. singular vectors of :math:`A`). Taken to
+    the image domain, each kernel :math:`v_j` gives at each pixel a matrix
+    :math:`G(r) = \tfrac{1}{k_y k_x}\sum_j \hat v_j(r) \hat v_j(r)^H`
+    whose eigenvector of eigenvalue 1 is the vector of coil sensitivities. :math:`G` is formed as
+    the inverse Fourier transform of the kernels' cross-correlations
+    :math:`C_{cc'}(d) = \sum_j \sum_u v_{jc}(u + d)\, \overline{v_{jc'}(u)}`, so memory grows
+    with coils squared, not with the number of kernels.
+
+    Where the object fills the field of view, every readout row and a kernel a quarter of them
+    tall (``calibration_size=(H, columns)``, ``kernel_size=(H // 4, k)``) explain the k-space
+    several times better than the default (``benchmarks/espirit_maps.py``), but are not the
+    default: ``lam="auto"`` is not yet re-decided for their smaller misfit (``docs/tuning.md``,
+    "Taller ESPIRiT kernels").
 
     Examples
     --------
@@ -463,31 +479,54 @@ def estimate_sensitivity_maps(kspace: Tensor, *, calibration_size: int | tuple[i
     data = _kspace_complex(kspace)
     coils, height, width = data.shape
     if calibration_size is None:
-        acs = _calibration_width((data.abs().sum((0, 1)) > 0).cpu())
-        calibration_size = (min(24, height), min(24, acs))
+        calibration_size = (min(24, height), min(24, _calibration_width((data.abs().sum((0, 1)) > 0).cpu())))
     elif isinstance(calibration_size, int):
         calibration_size = (calibration_size, calibration_size)
     cy, cx = (min(int(c), s) for c, s in zip(calibration_size, (height, width)))
-    if min(cy, cx) < kernel_size + 1:
-        raise InputError(f"the calibration region ({cy} x {cx}) must exceed kernel_size={kernel_size}; sample more "
+    ky, kx = _kernel_shape(kernel_size, cy, cx)
+    if cy < ky + 1 or cx < kx + 1:
+        raise InputError(f"the calibration region ({cy} x {cx}) must exceed the kernel ({ky} x {kx}); sample more "
                          "central k-space lines (center_fraction) or lower kernel_size", field="calibration_size")
+    if 2 * ky - 1 > height or 2 * kx - 1 > width:
+        raise InputError(f"kernel ({ky} x {kx}) is over half the k-space grid ({height} x {width})", field="kernel_size")
     top, left = height // 2 - cy // 2, width // 2 - cx // 2
     calib = data[:, top:top + cy, left:left + cx]
-    patches = calib.unfold(1, kernel_size, 1).unfold(2, kernel_size, 1)  # (N, py, px, k, k)
-    matrix = patches.permute(1, 2, 0, 3, 4).reshape(-1, coils * kernel_size**2)
-    _, singular, vh = torch.linalg.svd(matrix, full_matrices=False)
-    kernels = vh[singular > threshold * singular.max()].reshape(-1, coils, kernel_size, kernel_size)
-    padded = torch.zeros(len(kernels), coils, height, width, dtype=kernels.dtype)
-    ky, kx = height // 2 - kernel_size // 2, width // 2 - kernel_size // 2
-    padded[..., ky:ky + kernel_size, kx:kx + kernel_size] = kernels
-    images = MRIMixin.ifft(padded) * math.sqrt(height * width / kernel_size**2)
-    vectors = images.permute(2, 3, 1, 0).reshape(height * width, coils, -1)  # (pixels, N, kernels)
-    gram = vectors @ vectors.conj().transpose(1, 2)
+    patches = calib.unfold(1, ky, 1).unfold(2, kx, 1)  # (N, py, px, ky, kx)
+    matrix = patches.permute(1, 2, 0, 3, 4).reshape(-1, coils * ky * kx)
+    power, vectors = torch.linalg.eigh(matrix.mH @ matrix)  # singular values squared, right singular vectors
+    kernels = vectors[:, power > threshold**2 * power.max()].mH.reshape(-1, coils, ky, kx)
+    gram = _kernel_gram(kernels, (height, width))  # (H W, N, N)
     values, eigvecs = torch.linalg.eigh(gram)
     maps = eigvecs[..., -1].T.reshape(coils, height, width)
     maps = maps * torch.exp(-1j * torch.angle(maps[:1]))
     maps = maps * (values[:, -1] > crop).reshape(1, height, width)
     return maps.to(torch.complex64)
+
+
+def _kernel_shape(kernel_size, rows: int, columns: int) -> tuple[int, int]:
+    """``(k_y, k_x)`` from ``kernel_size`` (an int is square), or the default: square, a third of the
+    calibration columns, within 3 to 6."""
+    if kernel_size is None:
+        side = max(3, min(6, columns // 3))
+        return side, side
+    if isinstance(kernel_size, int):
+        return kernel_size, kernel_size
+    return tuple(int(k) for k in kernel_size)
+
+
+def _kernel_gram(kernels: Tensor, shape: tuple[int, int]) -> Tensor:
+    r"""Per-pixel :math:`G(r) = \tfrac{1}{k_y k_x}\sum_j \hat v_j(r)\hat v_j(r)^H` of the
+    kernels ``(J, N, k_y, k_x)`` on a centred grid, as ``(H W, N, N)`` complex64."""
+    _, coils, ky, kx = kernels.shape
+    height, width = shape
+    small = (2 * ky - 1, 2 * kx - 1)  # every lag d without wrap-around
+    spectra = torch.fft.fft2(kernels, s=small)
+    lags = torch.fft.fftshift(torch.fft.ifft2(torch.einsum("jcyx,jdyx->cdyx", spectra, spectra.conj())), dim=(-2, -1))
+    padded = torch.zeros(coils, coils, height, width, dtype=torch.complex64)
+    top, left = height // 2 - (ky - 1), width // 2 - (kx - 1)
+    padded[..., top:top + small[0], left:left + small[1]] = lags.to(torch.complex64)
+    gram = MRIMixin.ifft(padded) * (math.sqrt(height * width) / (ky * kx))
+    return gram.permute(2, 3, 0, 1).reshape(height * width, coils, coils)
 
 
 def mri_physics(mask, *, coil_maps: Tensor | None = None, sigma: float | None = None, image_shape=None):

@@ -279,16 +279,15 @@ def espirit_physics(y: torch.Tensor, mask: torch.Tensor, *, sigma: float, image_
     r"""Multi-coil physics for ``y`` with coil maps estimated from its calibration block by ESPIRiT
     (:func:`reddiff.operators.mri.estimate_sensitivity_maps`).
 
-    The kernel width is a third of the fully sampled central columns, within 3 to 6: it must fit
-    the calibration block several times over, or the maps degrade.
+    The calibration block and kernel are that function's defaults: up to 24 rows by the fully
+    sampled central columns, a square kernel a third of them wide, within 3 to 6.
 
     Parameters
     ----------
     y : torch.Tensor
         Multi-coil k-space ``(1, 2, coils, H, W)``.
     mask : torch.Tensor
-        The sampling mask (any shape ending in ``(H, W)``); sampled columns are those with any
-        sampled entry.
+        The sampling mask (any shape ending in ``(H, W)``).
     sigma : float
         k-space noise standard deviation (the data term's).
     image_shape : (int, int), optional
@@ -302,21 +301,8 @@ def espirit_physics(y: torch.Tensor, mask: torch.Tensor, *, sigma: float, image_
     """
     from reddiff.operators import mri
 
-    columns = (torch.as_tensor(mask).reshape(-1, mask.shape[-1]) > 0).any(0).numpy()
-    kernel = max(3, min(6, _central_run(columns) // 3))
-    maps = mri.estimate_sensitivity_maps(y, kernel_size=kernel)
+    maps = mri.estimate_sensitivity_maps(y)
     return mri.mri_physics(mask, coil_maps=maps, sigma=sigma, image_shape=image_shape)
-
-
-def _central_run(columns: np.ndarray) -> int:
-    """Length of the contiguous run of sampled columns through the centre."""
-    centre = len(columns) // 2
-    left = right = centre
-    while left > 0 and columns[left - 1]:
-        left -= 1
-    while right < len(columns) - 1 and columns[right + 1]:
-        right += 1
-    return right - left + 1 if columns[centre] else 0
 
 
 def estimate_kspace_noise(kspace: torch.Tensor, mask: torch.Tensor, *, edge: float = 0.1) -> float:
