@@ -156,7 +156,10 @@ def choose_weight(auto: AutoLam, lams, ratios) -> tuple[float, str | None]:
       ``max_extrapolation`` times the largest pilot;
     * :math:`\rho` hardly depends on the weight (a fitted slope under ``FLAT_SLOPE``): the
       noise swamps what the prior changes, so no weight is singled out by the data and the
-      starting weight is kept.
+      starting weight is kept;
+    * the least-regularised pilot misses the target, by less than ``UNREACHABLE``: the line is
+      not extrapolated below the pilots (where :math:`\rho` flattens under a small model error the
+      extrapolation runs far below any weight measured), the smallest pilot weight is kept.
 
     Examples
     --------
@@ -166,6 +169,8 @@ def choose_weight(auto: AutoLam, lams, ratios) -> tuple[float, str | None]:
     10.0
     >>> round(choose_weight(AutoLam(start=10.0, target=1.0), [1.0, 10.0], [0.5, 2.0])[0], 2)
     3.16
+    >>> round(choose_weight(AutoLam(start=10.0, target=0.8), [10 / 3, 10.0, 30.0], [0.87, 0.92, 1.03])[0], 2)
+    3.33
     """
     lowest = min(ratios)
     if lowest > UNREACHABLE * auto.target:
@@ -180,6 +185,12 @@ def choose_weight(auto: AutoLam, lams, ratios) -> tuple[float, str | None]:
         return auto.start, (f"lam='auto' kept the starting weight {auto.start:.3g}: the pilots' deviance ratios "
                             f"{', '.join(f'{r:.3g}' for r in ratios)} barely change with the weight (slope "
                             f"{slope:.3g} in log-log, under {FLAT_SLOPE:g}), so the data do not single one out")
+    if lowest > auto.target:
+        least = min(lams)
+        return least, (f"lam='auto' kept the least regularised pilot's weight {least:.3g}: its deviance ratio "
+                       f"{lowest:.3g} is over the target {auto.target:g}, and the weight is not extrapolated "
+                       "below the pilots (a small misfit of the forward model, e.g. estimated coil maps, "
+                       "flattens the ratio there)")
     return solve_for_target(lams, ratios, auto.target, auto.max_extrapolation), None
 
 

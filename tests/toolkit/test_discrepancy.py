@@ -88,6 +88,16 @@ def test_choose_weight_keeps_the_start_where_the_ratio_ignores_the_weight():
     assert note is None and weight == pytest.approx(100 * (0.86 / 0.88) ** (1 / (FLAT_SLOPE * 2)))
 
 
+def test_choose_weight_keeps_the_smallest_pilot_rather_than_extrapolate_below_the_pilots():
+    auto, lams = AutoLam(start=100.0, target=0.78), [100 / 3, 100.0, 300.0]
+    # flattening towards small weights, as under a small coil-map misfit (ratio over target 1.11):
+    # the fitted line would reach the target near a tenth of the start
+    weight, note = choose_weight(auto, lams, [0.866, 0.917, 1.031])
+    assert weight == pytest.approx(100 / 3) and "not extrapolated below the pilots" in note
+    weight, note = choose_weight(auto, lams, [0.70, 0.80, 0.95])  # a bracketed target is still interpolated
+    assert note is None and 100 / 3 < weight < 100
+
+
 def test_solve_for_target_refuses_bad_ratios():
     with pytest.raises(InputError, match="pilot deviance ratios"):
         solve_for_target([1.0, 2.0], [0.5, float("nan")], 1.0, 10.0)
