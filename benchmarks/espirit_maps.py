@@ -60,7 +60,7 @@ def misfit(problem, maps: torch.Tensor) -> float:
 
 def image_for(image: np.ndarray, half: int, size: int) -> np.ndarray:
     """The crop (``half`` 0: the whole slice) on a ``size`` grid, maximum 1."""
-    source = filling_crop(image, half) if half else image / image.max()
+    source = filling_crop(image, half)
     grid = np.clip(fit_to_grid(source, (size, size)), 0, None)
     return grid / grid.max()
 

@@ -10,7 +10,7 @@ misfit into the image. This measures how the weight should respond, on generated
 (never a held-out sample): the MNI152 calibration slices and their synthetic contrasts
 (:meth:`reddiff.modalities.mri.MRIModality.calibration_images`; no prior trained on them), cropped
 to ``2 half`` pixels around the head's centre (50: the head cut by the field of view; 80: the
-head touching its edges), resampled to ``size``, measured canonically (4x, 8 birdcage coils,
+head touching its edges; 0: the whole slice, the head inside), resampled to ``size``, measured canonically (4x, 8 birdcage coils,
 sigma 0.01, noise seed ``100 + i`` for the ``i``-th of ``--images``) and reconstructed with ESPIRiT maps
 (:meth:`~reddiff.modalities.mri.MRIModality.with_estimated_coil_maps`). Per image:
 
@@ -45,7 +45,9 @@ FACTORS = (1.0, 3.0, 10.0, 30.0, 100.0)
 
 def filling_crop(image: np.ndarray, half: int) -> np.ndarray:
     """The ``2 half`` square around the image centre (five rows above it: the MNI152 head's centre),
-    scaled to maximum 1."""
+    scaled to maximum 1; ``half`` 0: the whole slice, the head inside the field of view."""
+    if half == 0:
+        return image / image.max()
     h, w = image.shape
     crop = image[max(0, h // 2 - half - 5):h // 2 + half - 5, max(0, w // 2 - half):w // 2 + half]
     return crop / crop.max()
@@ -90,7 +92,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", nargs="+", default=["MNI152 T1 axial 60", "synthetic contrast 0 (MNI152 axial 100)"],
                         help="calibration images by label, measured with noise seeds 100, 101, ... in this order")
-    parser.add_argument("--half", nargs="+", type=int, default=[50, 80], help="half-widths of the crops, pixels")
+    parser.add_argument("--half", nargs="+", type=int, default=[50, 80], help="half-widths of the crops, pixels (0: the whole slice)")
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--center-fraction", type=float, default=0.16)
     parser.add_argument("--factors", nargs="*", type=float, default=list(FACTORS),

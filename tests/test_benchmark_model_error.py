@@ -17,6 +17,8 @@ def test_the_crop_fills_the_field_of_view_with_the_head(model_error):
     image[20:100, 15:85] = 2.0  # a 'head' of 80 x 70 pixels around row 60 (five rows above the centre)
     crop = model_error.filling_crop(image, 30)
     assert crop.shape == (60, 60) and crop.max() == 1.0 and crop.min() == 1.0  # the head everywhere
+    whole = model_error.filling_crop(image, 0)
+    assert whole.shape == (120, 100) and whole.max() == 1.0 and whole.min() == 0.0  # the head inside
 
 
 def test_quick_run_prints_the_oracle_auto_and_fixed_weight_rows(model_error, capsys):
