@@ -39,13 +39,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/ is not a
 from model_error import filling_crop  # noqa: E402
 
 
-def estimated_maps(y: torch.Tensor, kernel: str) -> torch.Tensor:
-    """ESPIRiT maps of ``y`` with the named calibration block and kernel (module docstring)."""
+def coil_maps(problem, kernel: str) -> torch.Tensor:
+    """The simulation's maps (``exact``) or ESPIRiT's from the noisy k-space with the named calibration
+    block and kernel (module docstring), ``(coils, H, W)``."""
+    y = problem.y
+    if kernel == "exact":
+        return problem.physics.coil_maps.reshape(-1, *y.shape[-2:])
     if kernel == "default":
         return mri.estimate_sensitivity_maps(y)
     rows, cols = (int(k) for k in kernel.split("x"))
     columns = mri._calibration_width((y.abs().sum((0, 1, 2)) > 0).any(0))
-    return mri.estimate_sensitivity_maps(y, calibration_size=(y.shape[-2], min(24, columns)), kernel_size=(rows, cols))
+    return mri.estimate_sensitivity_maps(y, calibration_size=(y.shape[-2], min(24, columns)),
+                                         kernel_size=(rows, cols))
 
 
 def misfit(problem, maps: torch.Tensor) -> float:
@@ -107,8 +112,7 @@ def main(argv=None) -> None:
         for half in args.half:
             problem = chosen.canonical_problem(image=image_for(image, half, args.size), seed=100 + i,
                                                center_fraction=args.center_fraction)
-            values = [misfit(problem, problem.physics.coil_maps.reshape(-1, args.size, args.size) if kernel == "exact" else
-                             estimated_maps(problem.y, kernel)) for kernel in columns]
+            values = [misfit(problem, coil_maps(problem, kernel)) for kernel in columns]
             crop = f"half {half}" if half else "whole slice"
             print(f"| {label} | {crop} | " + " | ".join(f"{v:.3f}" for v in values) + " |", flush=True)
 

@@ -10,8 +10,9 @@ misfit into the image. This measures how the weight should respond, on generated
 (never a held-out sample): the MNI152 calibration slices and their synthetic contrasts
 (:meth:`reddiff.modalities.mri.MRIModality.calibration_images`; no prior trained on them), cropped
 to ``2 half`` pixels around the head's centre (50: the head cut by the field of view; 80: the
-head touching its edges; 0: the whole slice, the head inside), resampled to ``size``, measured canonically (4x, 8 birdcage coils,
-sigma 0.01, noise seed ``100 + i`` for the ``i``-th of ``--images``) and reconstructed with ESPIRiT maps
+head touching its edges; 0: the whole slice, the head inside), resampled to ``size``, measured
+canonically (4x, 8 birdcage coils, sigma 0.01, noise seed ``100 + i`` for the ``i``-th of
+``--images``) and reconstructed with ESPIRiT maps
 (:meth:`~reddiff.modalities.mri.MRIModality.with_estimated_coil_maps`). Per image:
 
 * ``lam="auto"`` with the shipped defaults: the pilots' deviance ratios, the weight chosen, PSNR;
@@ -92,7 +93,8 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", nargs="+", default=["MNI152 T1 axial 60", "synthetic contrast 0 (MNI152 axial 100)"],
                         help="calibration images by label, measured with noise seeds 100, 101, ... in this order")
-    parser.add_argument("--half", nargs="+", type=int, default=[50, 80], help="half-widths of the crops, pixels (0: the whole slice)")
+    parser.add_argument("--half", nargs="+", type=int, default=[50, 80],
+                        help="half-widths of the crops, pixels (0: the whole slice)")
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--center-fraction", type=float, default=0.16)
     parser.add_argument("--factors", nargs="*", type=float, default=list(FACTORS),

@@ -488,7 +488,8 @@ def estimate_sensitivity_maps(kspace: Tensor, *, calibration_size: int | tuple[i
         raise InputError(f"the calibration region ({cy} x {cx}) must exceed the kernel ({ky} x {kx}); sample more "
                          "central k-space lines (center_fraction) or lower kernel_size", field="calibration_size")
     if 2 * ky - 1 > height or 2 * kx - 1 > width:
-        raise InputError(f"kernel ({ky} x {kx}) is over half the k-space grid ({height} x {width})", field="kernel_size")
+        raise InputError(f"kernel ({ky} x {kx}) is over half the k-space grid ({height} x {width})",
+                         field="kernel_size")
     top, left = height // 2 - cy // 2, width // 2 - cx // 2
     calib = data[:, top:top + cy, left:left + cx]
     patches = calib.unfold(1, ky, 1).unfold(2, kx, 1)  # (N, py, px, ky, kx)

@@ -58,7 +58,6 @@ def test_single_coil_k_space_has_no_coil_maps_to_estimate(mri):
         mri.with_estimated_coil_maps(problem)
 
 
-
 def test_a_readout_oversampled_file_keeps_its_recon_grid_with_estimated_maps(mri):
     """A (2h, w) k-space grid around an (h, w) image, as fastMRI's readout-oversampled files."""
     from reddiff.operators import mri as mri_ops
