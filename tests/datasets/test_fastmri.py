@@ -263,9 +263,9 @@ def test_fastmri_slice_dataset_opens_a_simulated_file(simulated):
     np.testing.assert_array_equal(kspace, ours.kspace[0])
     np.testing.assert_array_equal(target, ours.target[0])
     np.testing.assert_array_equal(mask.astype(bool), ours.mask)
-    assert kspace.shape == (3, 16, 16) and target.shape == (16, 16)
+    assert kspace.shape == (3, 32, 16) and target.shape == (16, 16)  # the readout oversampled twice
     assert (attrs["padding_left"], attrs["padding_right"]) == (0, 16)  # every column is in the encoding
-    assert attrs["encoding_size"] == (16, 16, 1) and attrs["recon_size"] == (16, 16, 1)
+    assert attrs["encoding_size"] == (32, 16, 1) and attrs["recon_size"] == (16, 16, 1)
     assert attrs["max"] == pytest.approx(float(ours.target.max()))
 
 
@@ -280,4 +280,4 @@ def test_fastmri_transforms_recover_the_target_and_mask(simulated):
     varnet = _slices(simulated["undersampled"].parent, VarNetDataTransform())[0]
     np.testing.assert_array_equal(varnet.mask.numpy().reshape(-1).astype(bool),
                                   read_fastmri(simulated["undersampled"]).mask)
-    assert tuple(varnet.target.shape) == (16, 16) and tuple(varnet.masked_kspace.shape) == (3, 16, 16, 2)
+    assert tuple(varnet.target.shape) == (16, 16) and tuple(varnet.masked_kspace.shape) == (3, 32, 16, 2)

@@ -30,9 +30,11 @@ Measurement = namedtuple("Measurement", "y physics x_true info")
 MU_WATER = 0.0192
 
 
-def _standin_mri(image, *, acceleration, center_fraction, mask, coils, sigma, seed):
+def _standin_mri(image, *, acceleration, center_fraction, mask, coils, sigma, seed, readout_oversampling):
     g = torch.Generator().manual_seed(seed)
-    h, w = image.shape[-2:]
+    x = torch.cat([image, torch.zeros_like(image)], dim=1)
+    pad = (readout_oversampling - 1) * image.shape[-2] // 2
+    h, w = image.shape[-2] + 2 * pad, image.shape[-1]
     if mask is None:
         mask = (torch.ones(1, 1, h, w) if acceleration == 1 else
                 RandomMaskGenerator((h, w), acceleration=int(acceleration), center_fraction=center_fraction,
@@ -41,8 +43,7 @@ def _standin_mri(image, *, acceleration, center_fraction, mask, coils, sigma, se
     maps = torch.stack([torch.exp(-((yy - c) ** 2) - torch.linspace(-1, 1, w)[None] ** 2 / 4 + 0.3j * c)
                         for c in torch.linspace(-1, 1, coils)])[None]
     physics = MultiCoilMRI(mask=mask, coil_maps=maps.to(torch.complex64), img_size=(h, w))
-    x = torch.cat([image, torch.zeros_like(image)], dim=1)
-    y = physics.A(x)
+    y = physics.A(torch.nn.functional.pad(x, (0, 0, pad, pad)))  # the readout oversampled about the image
     y = y + physics.mask[:, :, None] * sigma * torch.randn(y.shape, generator=g)
     return Measurement(y, physics, x, {"mask": physics.mask})
 
@@ -104,7 +105,8 @@ def test_fastmri_simulation_reads_back(tmp_path, operators):
     path = simulate_fastmri(np.stack([mr.array, mr.array[::-1]]), tmp_path / "sim.h5", acceleration=4,
                             coils=4, spacing_mm=mr.spacing, seed=1)
     data = read_fastmri(path)
-    assert data.kspace.shape == (2, 4, 32, 32) and data.multicoil
+    assert data.kspace.shape == (2, 4, 64, 32) and data.multicoil  # the readout oversampled twice
+    assert data.image_shape == (32, 32) and data.header.crop_shape == (32, 32)
     assert data.mask is not None and 0.15 < data.mask.mean() < 0.5
     assert (data.kspace[..., ~data.mask] == 0).all() and (np.abs(data.kspace[..., data.mask]) > 0).mean() > 0.99
     assert data.header.pixel_spacing_mm == pytest.approx(mr.spacing)
@@ -120,7 +122,14 @@ def test_fully_sampled_fastmri_simulation_has_no_mask(tmp_path, operators):
     operators("mri")
     data = read_fastmri(simulate_fastmri(_small("mr_small", 16), tmp_path / "full.h5", acceleration=None,
                                          coils=2, seed=0))
-    assert data.mask is None and data.kspace.shape == (1, 2, 16, 16)
+    assert data.mask is None and data.kspace.shape == (1, 2, 32, 16)
+
+
+def test_fastmri_simulation_on_the_image_grid(tmp_path, operators):
+    operators("mri")
+    data = read_fastmri(simulate_fastmri(_small("mr_small", 16), tmp_path / "grid.h5", coils=2, seed=0,
+                                         readout_oversampling=1))
+    assert data.kspace.shape == (1, 2, 16, 16) and data.header.encoded_matrix == (16, 16, 1)
 
 
 def test_sinogram_simulation_reads_back(tmp_path, operators):

@@ -58,17 +58,46 @@ def test_single_coil_k_space_has_no_coil_maps_to_estimate(mri):
         mri.with_estimated_coil_maps(problem)
 
 
-def test_a_readout_oversampled_file_keeps_its_recon_grid_with_estimated_maps(mri):
-    """A (2h, w) k-space grid around an (h, w) image, as fastMRI's readout-oversampled files."""
-    from reddiff.operators import mri as mri_ops
-    from reddiff.operators.base import Measurement
-
-    truth = mri.canonical_problem(image=_head(), seed=0).truth
-    h, w = truth.shape[-2:]
-    columns = mri_ops.make_mask("random", (h, w), acceleration=2.0, center_fraction=0.25, seed=0)[0]
-    grid = mri_ops.mri_physics(columns.expand(2 * h, w), coil_maps=mri_ops.birdcage_maps(4, (2 * h, w)),
-                               sigma=0.01, image_shape=(h, w))
-    wide = mri.from_measurement(Measurement(y=grid.A(truth), physics=grid, x_true=truth, info={}))
+def test_a_readout_oversampled_measurement_is_solved_on_its_image_grid(mri):
+    """A (2h, w) k-space grid around an (h, w) image, as fastMRI's readout-oversampled files: the oversampling
+    is removed (the rows outside the image hold only noise), the data still fit the truth to the noise."""
+    wide = mri.canonical_problem(image=_head(), seed=0, center_fraction=0.25, readout_oversampling=2)
+    assert wide.y.shape[-2:] == (SIZE, SIZE) and wide.truth.shape[-2:] == (SIZE, SIZE)
+    term, Ax = wide.physics.data_term, wide.physics.A(wide.truth)
+    assert float(term.deviance(wide.y, Ax) / term.expected_deviance(wide.y, Ax)) == pytest.approx(1.0, abs=0.2)
     estimated = mri.with_estimated_coil_maps(wide)
-    assert isinstance(estimated.physics, mri_ops.CentredGrid)
-    assert estimated.physics.image_shape == (h, w) and estimated.baseline.shape == wide.baseline.shape
+    assert estimated.physics.coil_maps.shape[-2:] == (SIZE, SIZE) and estimated.baseline.shape == wide.baseline.shape
+
+
+def _filling(size: int = SIZE) -> np.ndarray:
+    """A smooth object that fills the whole field of view, maximum 1."""
+    yy, xx = np.mgrid[-1:1:size * 1j, -1:1:size * 1j]
+    return (0.6 + 0.4 * np.cos(2 * xx) * np.cos(3 * yy)).astype(np.float32)
+
+
+def _map_misfit(problem, physics) -> float:
+    r"""The least-squares misfit of the noise-free k-space with ``physics``' maps, over :math:`m\sigma^2`."""
+    from reddiff.operators import mri as mri_ops
+
+    clean = problem.physics.A(problem.truth)
+    residual = physics.A(mri_ops.sense_cg(clean, physics, iterations=100)) - clean
+    sampled = float((problem.y != 0).sum())
+    return float((residual ** 2).sum()) / (sampled * float(problem.physics.data_term.sigma) ** 2)
+
+
+def test_maps_estimated_on_a_padded_readout_fit_an_object_that_fills_the_field_of_view(mri):
+    """On the image's own grid the object reaches the readout edges and ESPIRiT's smooth periodic maps
+    cannot follow the coils there; estimated on twice the readout field of view (zero padding in hybrid
+    space, or a scanner's oversampled readout), only the phase-encode edges are left."""
+    from reddiff.operators import mri as mri_ops
+
+    plain = mri.canonical_problem(image=_filling(), seed=0, center_fraction=0.25)
+    unpadded = mri_ops.mri_physics(plain.physics.mask, coil_maps=mri_ops.estimate_sensitivity_maps(
+        plain.y, readout_padding=1))
+    padded = mri.with_estimated_coil_maps(plain).physics
+    oversampled = mri.canonical_problem(image=_filling(), seed=0, center_fraction=0.25, readout_oversampling=2)
+    assert oversampled.y.shape == plain.y.shape  # the oversampling is removed, as scanners do
+    misfits = [_map_misfit(plain, unpadded), _map_misfit(plain, padded),
+               _map_misfit(oversampled, mri.with_estimated_coil_maps(oversampled).physics)]
+    assert misfits[0] > 0.8 and misfits[1] < misfits[0] / 2  # measured: 1.19 and 0.43
+    assert misfits[2] == pytest.approx(misfits[1], rel=0.3)  # 0.44: the same maps, another noise draw

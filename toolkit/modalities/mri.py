@@ -56,6 +56,8 @@ class MRIModality(Modality):
         Option("center_fraction", 0.08, "MRI: fully sampled central fraction."),
         Option("coils", 8, "MRI: receive coils."),
         Option("sigma", 0.01, "MRI: k-space noise, relative to the image maximum 1."),
+        Option("readout_oversampling", 2, "MRI: k-space rows per image row (the readout), as scanners "
+               "acquire; 1 puts k-space on the image's grid."),
     )
     demo = Demo("mr_small", "4x accelerated 8-coil Cartesian MRI, random lines, 16% centre (coil maps by ESPIRiT)")
 
@@ -90,6 +92,9 @@ class MRIModality(Modality):
         mask = torch.from_numpy(np.broadcast_to(columns[None, :], shape).astype(np.float32).copy())
         y = torch.view_as_real(kspace).permute(3, 0, 1, 2)[None].contiguous()  # (1, 2, coils, H, W)
         sigma = float(data.attrs.get("sigma") or estimate_kspace_noise(kspace, mask))
+        if image_shape[0] < shape[0]:  # as scanners remove readout oversampling: only the image rows are solved for
+            y = mri.remove_readout_oversampling(y, image_shape[0])
+            mask = mask[:image_shape[0]]  # whole columns: every row alike
         if data.multicoil and kspace.shape[0] > 1:
             physics = espirit_physics(y, mask, sigma=sigma, image_shape=image_shape)
         else:
@@ -107,6 +112,8 @@ class MRIModality(Modality):
     def _problem(self, y, physics, *, truth=None, source=None, info=None) -> Problem:
         from reddiff.operators import mri
 
+        if isinstance(physics, mri.CentredGrid) and physics.readout_oversampled:  # as scanners remove it
+            y, physics = physics.without_readout_oversampling(y)
         zero_filled = mri.zero_filled(y, physics)
         baseline = mri.sense_cg(y, physics, iterations=SENSE_ITERATIONS)
         scale = float(_magnitude(zero_filled).max())
@@ -198,18 +205,21 @@ class MRIModality(Modality):
         return torch.stack([truth[:, 0] * torch.cos(phase), truth[:, 0] * torch.sin(phase)], dim=1)
 
     def simulate_file(self, image, out: Path, *, acceleration: float = 4.0, center_fraction: float = 0.08,
-                      coils: int = 8, sigma: float = 0.01, seed: int = 0) -> list[Path]:
+                      coils: int = 8, sigma: float = 0.01, seed: int = 0, readout_oversampling: int = 2) -> list[Path]:
         """A fastMRI file from an MR image of any unit (``.npy`` and PNG included): each slice
-        is scaled to maximum 1, the unit reddiff's MRI noise ``sigma`` is given in."""
+        is scaled to maximum 1, the unit reddiff's MRI noise ``sigma`` is given in; the readout
+        oversampled as :func:`reddiff.datasets.simulate_fastmri` does."""
         from reddiff.datasets import read_image, simulate_fastmri
 
         return [simulate_fastmri(read_image(image), out, acceleration=acceleration,
-                                 center_fraction=center_fraction, coils=coils, sigma=sigma, seed=seed)]
+                                 center_fraction=center_fraction, coils=coils, sigma=sigma, seed=seed,
+                                 readout_oversampling=readout_oversampling)]
 
     def canonical_problem(self, *, image=None, seed: int = 0, sigma: float = 0.01, acceleration: float = 4.0,
-                          center_fraction: float = 0.08) -> Problem:
+                          center_fraction: float = 0.08, readout_oversampling: int = 1) -> Problem:
         """``mr_small`` scaled to maximum 1 (or ``image``), 4x random lines with 8% of the centre,
-        8 birdcage coils, k-space sigma 0.01."""
+        8 birdcage coils, k-space sigma 0.01 (``readout_oversampling``: as
+        :func:`reddiff.operators.mri.simulate`)."""
         from reddiff.datasets import sample_image
         from reddiff.operators import mri
 
@@ -218,7 +228,8 @@ class MRIModality(Modality):
             image = image / image.max()
         x = torch.as_tensor(np.asarray(image), dtype=torch.float32)[None, None]
         return self.from_measurement(mri.simulate(x, acceleration=acceleration, center_fraction=center_fraction,
-                                                  mask="random", coils=8, sigma=sigma, seed=seed))
+                                                  mask="random", coils=8, sigma=sigma, seed=seed,
+                                                  readout_oversampling=readout_oversampling))
 
     def measure(self, physics, image: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
         """k-space of ``image`` with complex Gaussian noise on the sampled points only, as scanners give."""
@@ -280,7 +291,9 @@ def espirit_physics(y: torch.Tensor, mask: torch.Tensor, *, sigma: float, image_
     (:func:`reddiff.operators.mri.estimate_sensitivity_maps`).
 
     The calibration block and kernel are that function's defaults: up to 24 rows by the fully
-    sampled central columns, a square kernel a third of them wide, within 3 to 6.
+    sampled central columns, a square kernel a third of them wide, within 3 to 6, on twice the
+    readout field of view (``readout_padding``), so an object that reaches the readout edges
+    still fits the maps.
 
     Parameters
     ----------
