@@ -24,6 +24,7 @@ import torch
 from . import modalities
 from .errors import InputError
 from .calibration import apply as apply_calibration
+from .discrepancy import AutoLam
 from .modalities import Problem
 from .result import Reconstruction
 
@@ -238,6 +239,8 @@ def reconstruct(problem: Problem, *, prior=None, n_samples: int = 8, seed: int |
     settings.update({k: v for k, v in overrides.items() if v is not None})
     if isinstance(settings["lam"], str) and settings["lam"] == "auto":  # pilots around the scaled default
         settings["lam"] = modality.defaults.auto_lam(noise)
+    if isinstance(settings["lam"], AutoLam):
+        settings["lam"] = modality.auto_weight(problem, settings["lam"])
     try:
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     except RuntimeError as err:

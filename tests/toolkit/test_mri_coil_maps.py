@@ -101,3 +101,22 @@ def test_maps_estimated_on_a_padded_readout_fit_an_object_that_fills_the_field_o
                _map_misfit(oversampled, mri.with_estimated_coil_maps(oversampled).physics)]
     assert misfits[0] > 0.8 and misfits[1] < misfits[0] / 2  # measured: 1.19 and 0.43
     assert misfits[2] == pytest.approx(misfits[1], rel=0.3)  # 0.44: the same maps, another noise draw
+
+
+def test_lam_auto_takes_a_raised_weight_where_estimated_maps_meet_an_object_at_the_phase_encode_edges(mri):
+    from reddiff.discrepancy import AutoLam
+    from reddiff.modalities.mri import CUT_WEIGHT
+
+    auto = AutoLam(start=100.0, target=0.78)
+    filling = mri.canonical_problem(image=_filling(), seed=0, center_fraction=0.25)
+    inside = mri.canonical_problem(image=_head(), seed=0, center_fraction=0.25)
+    assert mri.auto_weight(filling, auto) is auto  # the simulation's own maps fit it: pilots decide
+    assert mri.auto_weight(mri.with_estimated_coil_maps(inside), auto) is auto  # inside the field of view
+    with pytest.warns(RuntimeWarning, match="phase-encode edges"):
+        weight = mri.auto_weight(mri.with_estimated_coil_maps(filling), auto)
+    assert weight == pytest.approx(100.0 * CUT_WEIGHT)
+
+
+def test_a_file_reconstructed_with_estimated_maps_says_so(mri, tmp_path):
+    path = simulate_fastmri(_head(), tmp_path / "k.h5", acceleration=4.0, center_fraction=0.25, coils=4, seed=0)
+    assert load_problem(path).info["coil_map_estimate"] == "ESPIRiT"

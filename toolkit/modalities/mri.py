@@ -14,6 +14,7 @@ grid and compared with it (:class:`reddiff.operators.mri.CentredGrid`).
 from __future__ import annotations
 
 import copy
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,22 @@ from .base import Classical, Demo, Modality, Option, Problem
 
 #: CG iterations of the SENSE baseline (early stopping is its regulariser).
 SENSE_ITERATIONS = 10
+#: An object whose signal reaches the phase-encode edges of the field of view (the mean magnitude of the
+#: outermost columns of the SENSE image over its 99th percentile above this) cannot be explained there by
+#: one set of ESPIRiT maps: the coil images jump across that periodic edge, and the undersampled axis
+#: cannot be padded as the readout is. Measured on generated MNI152 heads at 64 px (4x, 16 % centre):
+#: 0.014 inside the field of view, 0.038-0.039 touching only the readout edges, 0.36-0.42 cut by all
+#: four; the threshold is the geometric middle of 0.039 and 0.36.
+EDGE_SIGNAL = 0.12
+#: Where the object reaches the phase-encode edges and the coil maps are estimated, ``lam="auto"`` takes
+#: this multiple of the starting weight, without pilots: the maps' misfit there costs the data little
+#: (the deviance stays within 1.2-1.9x the target) but the image much, through the undersampled axis's
+#: ill-conditioning, so the discrepancy principle cannot see the weight it needs. Measured on generated
+#: heads cut by the field of view (``benchmarks/model_error.py --half 50 --factors 0.33 1 3 10``, ESPIRiT
+#: on twice the readout field of view): the PSNR rose with the weight up to the largest multiple tried,
+#: 10 (13.70 and 17.03 dB, where the pilots' raised weights of 3.6x and 3.3x gave 13.13 and 14.72;
+#: docs/tuning.md, "Readout oversampling").
+CUT_WEIGHT = 10.0
 
 
 class MRIModality(Modality):
@@ -103,7 +120,10 @@ class MRIModality(Modality):
         truth = None
         if data.target is not None:
             truth = self.reference_truth(_centre_crop(data.target[0], image_shape), "a.u.")
-        return self._problem(y, physics, truth=truth, source=data, info={"path": str(data.path)})
+        info = {"path": str(data.path)}
+        if data.multicoil and kspace.shape[0] > 1:
+            info["coil_map_estimate"] = "ESPIRiT"
+        return self._problem(y, physics, truth=truth, source=data, info=info)
 
     def from_measurement(self, measurement, *, source=None) -> Problem:
         return self._problem(measurement.y, measurement.physics, truth=measurement.x_true, source=source,
@@ -150,6 +170,27 @@ class MRIModality(Modality):
                                     image_shape=image_shape)
         return self._problem(problem.y, estimated, truth=problem.truth, source=problem.source,
                              info={**problem.info, "coil_map_estimate": "ESPIRiT"})
+
+    def auto_weight(self, problem: Problem, auto):
+        """``auto``, or :data:`CUT_WEIGHT` times its start where the coil maps are estimated and the
+        object reaches the phase-encode edges of the field of view (:func:`phase_encode_edge_signal`
+        over :data:`EDGE_SIGNAL`), with a warning."""
+        from reddiff.operators import mri
+
+        if problem.info.get("coil_map_estimate") != "ESPIRiT":
+            return auto
+        physics = problem.physics
+        image = problem.baseline if not isinstance(physics, mri.CentredGrid) \
+            else mri.sense_cg(problem.y, physics.grid, iterations=SENSE_ITERATIONS)  # the whole field of view
+        edge = phase_encode_edge_signal(image)
+        if edge <= EDGE_SIGNAL:
+            return auto
+        weight = auto.start * CUT_WEIGHT
+        warnings.warn(f"lam='auto' raised the weight to {weight:.3g}, {CUT_WEIGHT:g}x the start, without pilots: the "
+                      f"object reaches the phase-encode edges of the field of view (edge signal {edge:.2f}, over "
+                      f"{EDGE_SIGNAL:g}), where one set of estimated coil maps cannot explain the data, and that "
+                      "misfit hides from the deviance the pilots would measure", RuntimeWarning, stacklevel=3)
+        return weight
 
     def noise_level(self, problem: Problem) -> float:
         r""":math:`\sigma` of the k-space noise over the image scale (the prior's units)."""
@@ -284,6 +325,19 @@ def _centre_crop(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """
     top, left = ((n - m) // 2 for n, m in zip(image.shape[-2:], shape))
     return image[..., top:top + shape[0], left:left + shape[1]]
+
+
+def phase_encode_edge_signal(image: torch.Tensor) -> float:
+    """How far the object reaches the phase-encode edges of the field of view: the mean magnitude of the
+    first and last column of ``image`` ``(1, 2, H, W)`` over its 99th percentile.
+
+    >>> x = torch.zeros(1, 2, 8, 8); x[:, 0, 2:6, 2:6] = 1
+    >>> phase_encode_edge_signal(x), phase_encode_edge_signal(x + 1) > 0.5
+    (0.0, True)
+    """
+    magnitude = _magnitude(image)[0, 0]
+    reference = float(torch.quantile(magnitude.flatten().float(), 0.99))
+    return float(magnitude[..., [0, -1]].mean()) / reference if reference > 0 else 0.0
 
 
 def espirit_physics(y: torch.Tensor, mask: torch.Tensor, *, sigma: float, image_shape=None):
