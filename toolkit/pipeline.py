@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -239,8 +240,12 @@ def reconstruct(problem: Problem, *, prior=None, n_samples: int = 8, seed: int |
     settings.update({k: v for k, v in overrides.items() if v is not None})
     if isinstance(settings["lam"], str) and settings["lam"] == "auto":  # pilots around the scaled default
         settings["lam"] = modality.defaults.auto_lam(noise)
+    weight_note = None
     if isinstance(settings["lam"], AutoLam):
-        settings["lam"] = modality.auto_weight(problem, settings["lam"])
+        start = settings["lam"].start
+        settings["lam"], weight_note = modality.auto_weight(problem, settings["lam"])
+        if weight_note is not None:
+            warnings.warn(weight_note, RuntimeWarning, stacklevel=2)
     try:
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     except RuntimeError as err:
@@ -255,6 +260,10 @@ def reconstruct(problem: Problem, *, prior=None, n_samples: int = 8, seed: int |
                           seed=seed, callback=callback, keep_samples=keep_samples, **settings)
     result.dataset.attrs.update({"modality": problem.modality, "baseline": problem.baseline_name,
                                  "problem": problem.description, "wall_time_s": time.perf_counter() - started})
+    if weight_note is not None:  # recorded where the pilots' choice would be (the CLI prints it)
+        config = result.config
+        config["lam_choice"] = {"rule": f"{problem.modality} auto_weight", "start": start, "note": weight_note}
+        result.dataset.attrs["config"] = json.dumps(config)
     result = modality.to_display_units(result)
     if problem.truth is not None:
         from .report import image_quality

@@ -110,13 +110,23 @@ def test_lam_auto_takes_a_raised_weight_where_estimated_maps_meet_an_object_at_t
     auto = AutoLam(start=100.0, target=0.78)
     filling = mri.canonical_problem(image=_filling(), seed=0, center_fraction=0.25)
     inside = mri.canonical_problem(image=_head(), seed=0, center_fraction=0.25)
-    assert mri.auto_weight(filling, auto) is auto  # the simulation's own maps fit it: pilots decide
-    assert mri.auto_weight(mri.with_estimated_coil_maps(inside), auto) is auto  # inside the field of view
-    with pytest.warns(RuntimeWarning, match="phase-encode edges"):
-        weight = mri.auto_weight(mri.with_estimated_coil_maps(filling), auto)
-    assert weight == pytest.approx(100.0 * CUT_WEIGHT)
+    assert mri.auto_weight(filling, auto) == (auto, None)  # the simulation's own maps fit it: pilots decide
+    assert mri.auto_weight(mri.with_estimated_coil_maps(inside), auto) == (auto, None)  # inside the field of view
+    weight, note = mri.auto_weight(mri.with_estimated_coil_maps(filling), auto)
+    assert weight == pytest.approx(100.0 * CUT_WEIGHT) and "phase-encode edges" in note
 
 
 def test_a_file_reconstructed_with_estimated_maps_says_so(mri, tmp_path):
     path = simulate_fastmri(_head(), tmp_path / "k.h5", acceleration=4.0, center_fraction=0.25, coils=4, seed=0)
     assert load_problem(path).info["coil_map_estimate"] == "ESPIRiT"
+
+
+def test_the_raised_weight_is_used_warned_and_recorded_where_the_command_line_reads_notes(mri):
+    import reddiff
+    from reddiff.modalities.mri import CUT_WEIGHT
+
+    problem = mri.with_estimated_coil_maps(mri.canonical_problem(image=_filling(), seed=0, center_fraction=0.25))
+    with pytest.warns(RuntimeWarning, match="phase-encode edges"):
+        result = reddiff.reconstruct(problem, n_samples=1, steps=2, calibration="none", progress=False)
+    choice = result.config["lam_choice"]
+    assert result.config["lam"] == pytest.approx(choice["start"] * CUT_WEIGHT) and "phase-encode" in choice["note"]

@@ -14,7 +14,6 @@ grid and compared with it (:class:`reddiff.operators.mri.CentredGrid`).
 from __future__ import annotations
 
 import copy
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -37,11 +36,12 @@ EDGE_SIGNAL = 0.12
 #: this multiple of the starting weight, without pilots: the maps' misfit there costs the data little
 #: (the deviance stays within 1.2-1.9x the target) but the image much, through the undersampled axis's
 #: ill-conditioning, so the discrepancy principle cannot see the weight it needs. Measured on generated
-#: heads cut by the field of view (``benchmarks/model_error.py --half 50 --factors 0.33 1 3 10``, ESPIRiT
-#: on twice the readout field of view): the PSNR rose with the weight up to the largest multiple tried,
-#: 10 (13.70 and 17.03 dB, where the pilots' raised weights of 3.6x and 3.3x gave 13.13 and 14.72;
-#: docs/tuning.md, "Readout oversampling").
-CUT_WEIGHT = 10.0
+#: heads cut by the field of view (``benchmarks/model_error.py --half 50 --factors 0.33 1 3 10``, then 30;
+#: ESPIRiT on twice the readout field of view): the PSNR rose with the weight up to the largest multiple
+#: tried, 30 (10x: 13.70 and 17.03 dB, 30x: 14.81 and 19.17, where the pilots' raised weights of 3.6x and
+#: 3.3x gave 13.13 and 14.72; docs/tuning.md, "Readout oversampling"), which is also the most
+#: ``lam="auto"`` ever takes (``max_extrapolation`` times its largest pilot, 3x).
+CUT_WEIGHT = 30.0
 
 
 class MRIModality(Modality):
@@ -171,26 +171,25 @@ class MRIModality(Modality):
         return self._problem(problem.y, estimated, truth=problem.truth, source=problem.source,
                              info={**problem.info, "coil_map_estimate": "ESPIRiT"})
 
-    def auto_weight(self, problem: Problem, auto):
-        """``auto``, or :data:`CUT_WEIGHT` times its start where the coil maps are estimated and the
-        object reaches the phase-encode edges of the field of view (:func:`phase_encode_edge_signal`
-        over :data:`EDGE_SIGNAL`), with a warning."""
+    def auto_weight(self, problem: Problem, auto) -> tuple:
+        """``(auto, None)``, or :data:`CUT_WEIGHT` times its start and a note where the coil maps are
+        estimated and the object reaches the phase-encode edges of the field of view
+        (:func:`phase_encode_edge_signal` over :data:`EDGE_SIGNAL`)."""
         from reddiff.operators import mri
 
         if problem.info.get("coil_map_estimate") != "ESPIRiT":
-            return auto
+            return auto, None
         physics = problem.physics
         image = problem.baseline if not isinstance(physics, mri.CentredGrid) \
             else mri.sense_cg(problem.y, physics.grid, iterations=SENSE_ITERATIONS)  # the whole field of view
         edge = phase_encode_edge_signal(image)
         if edge <= EDGE_SIGNAL:
-            return auto
+            return auto, None
         weight = auto.start * CUT_WEIGHT
-        warnings.warn(f"lam='auto' raised the weight to {weight:.3g}, {CUT_WEIGHT:g}x the start, without pilots: the "
-                      f"object reaches the phase-encode edges of the field of view (edge signal {edge:.2f}, over "
-                      f"{EDGE_SIGNAL:g}), where one set of estimated coil maps cannot explain the data, and that "
-                      "misfit hides from the deviance the pilots would measure", RuntimeWarning, stacklevel=3)
-        return weight
+        return weight, (f"lam='auto' raised the weight to {weight:.3g}, {CUT_WEIGHT:g}x the start, without pilots: "
+                        f"the object reaches the phase-encode edges of the field of view (edge signal {edge:.2f}, "
+                        f"over {EDGE_SIGNAL:g}), where one set of estimated coil maps cannot explain the data, and "
+                        "that misfit hides from the deviance the pilots would measure")
 
     def noise_level(self, problem: Problem) -> float:
         r""":math:`\sigma` of the k-space noise over the image scale (the prior's units)."""
