@@ -510,7 +510,7 @@ def estimate_sensitivity_maps(kspace: Tensor, *, calibration_size: int | tuple[i
         and periodic on the grid; an object that reaches the readout edges (no readout
         oversampling) makes the coil images jump there, which such maps cannot follow. With 2,
         the k-space misfit of the maps fell from 1.36 / 1.40 to 0.12 / 0.06 noise variances per
-        sample on held-out ``mr_small`` at 64 / 128 px (4x, 16 % centre; 5.5 to 0.7 on a
+        sample on held-out ``mr_small`` at 64 / 128 px (4x, 16 % centre; 2.3 to 0.46 on a
         generated head cut by the field of view, ``benchmarks/espirit_maps.py``). 1: as the grid is.
 
     Returns

@@ -39,8 +39,9 @@ EDGE_SIGNAL = 0.12
 #: heads cut by the field of view (``benchmarks/model_error.py --half 50 --factors 0.33 1 3 10``, then 30;
 #: ESPIRiT on twice the readout field of view): the PSNR rose with the weight up to the largest multiple
 #: tried, 30 (10x: 13.70 and 17.03 dB, 30x: 14.81 and 19.17, where the pilots' raised weights of 3.6x and
-#: 3.3x gave 13.13 and 14.72; docs/tuning.md, "Readout oversampling"), which is also the most
-#: ``lam="auto"`` ever takes (``max_extrapolation`` times its largest pilot, 3x).
+#: 3.3x gave 13.13 and 14.72; on two milder cuts, edge signal 0.19-0.20, 30x gained 1.34 and 0.00 dB over
+#: 10x; docs/tuning.md, "Readout oversampling"), which is also the most ``lam="auto"`` ever takes
+#: (``max_extrapolation`` times its largest pilot, 3x).
 CUT_WEIGHT = 30.0
 
 
