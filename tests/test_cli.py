@@ -168,7 +168,8 @@ def test_simulated_files_hold_what_the_cli_promised(tmp_path):
     import h5py
 
     with h5py.File(kspace, "r") as f:
-        assert f["kspace"].shape == (1, 4, 64, 64) and np.iscomplexobj(f["kspace"][()])
+        assert f["kspace"].shape == (1, 4, 128, 64) and np.iscomplexobj(f["kspace"][()])  # readout oversampled
+        assert f["reconstruction_rss"].shape == (1, 64, 64)
         assert f["mask"][()].mean() == pytest.approx(0.5, abs=0.1)
     assert sample_image("mr_small").held_out
 

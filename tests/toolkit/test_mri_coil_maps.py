@@ -121,12 +121,15 @@ def test_a_file_reconstructed_with_estimated_maps_says_so(mri, tmp_path):
     assert load_problem(path).info["coil_map_estimate"] == "ESPIRiT"
 
 
-def test_the_raised_weight_is_used_warned_and_recorded_where_the_command_line_reads_notes(mri):
+def test_the_raised_weight_is_used_warned_and_recorded_where_the_command_line_and_report_read_notes(mri, tmp_path):
     import reddiff
     from reddiff.modalities.mri import CUT_WEIGHT
+    from reddiff.pipeline import save_outputs
 
     problem = mri.with_estimated_coil_maps(mri.canonical_problem(image=_filling(), seed=0, center_fraction=0.25))
     with pytest.warns(RuntimeWarning, match="phase-encode edges"):
         result = reddiff.reconstruct(problem, n_samples=1, steps=2, calibration="none", progress=False)
     choice = result.config["lam_choice"]
     assert result.config["lam"] == pytest.approx(choice["start"] * CUT_WEIGHT) and "phase-encode" in choice["note"]
+    save_outputs(result, problem, tmp_path / "out", formats=("netcdf", "png"))
+    assert "phase-encode edges" in (tmp_path / "out" / "report.md").read_text()
