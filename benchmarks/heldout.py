@@ -2,7 +2,7 @@
 
 Run: ``python benchmarks/heldout.py [--modality ct mri astro] [--seeds 3] [--quick]
 [--prior NAME=FOLDER ...] [--calibration NAME=JSON ...] [--cases N ...] [--out docs/heldout.md]
-[--save DIR] [--estimated-coil-maps] [--center-fraction F] [--readout-oversampling R]`` (one thread); ``--rescore DIR`` scores the results a ``--save`` run wrote with
+[--save DIR] [--estimated-coil-maps] [--center-fraction F]`` (one thread); ``--rescore DIR`` scores the results a ``--save`` run wrote with
 another calibration (calibrated coverage only, no solve), e.g. one refitted meanwhile.
 
 For each held-out sample image (:func:`reddiff.datasets.list_samples` with
@@ -166,17 +166,12 @@ def saved_path(folder: Path, case: Case, seed: int) -> Path:
     return Path(folder) / f"{case.modality}-{slug}-seed{seed}.nc"
 
 
-def mri_variant(case: Case, center_fraction: float | None, estimated_coil_maps: bool,
-                readout_oversampling: int = 1) -> Case:
-    """An MRI case with another fully sampled centre or readout oversampling, labelled with them and the
-    coil maps used."""
+def mri_variant(case: Case, center_fraction: float | None, estimated_coil_maps: bool) -> Case:
+    """An MRI case with another fully sampled centre, labelled with it and the coil maps used."""
     settings, label = dict(case.settings), case.label
     if center_fraction is not None:
         settings["center_fraction"] = center_fraction
         label += f", {center_fraction:g} centre"
-    if readout_oversampling != 1:
-        settings["readout_oversampling"] = readout_oversampling
-        label += f", readout {readout_oversampling}x oversampled"
     return Case(case.modality, case.image, label + (", ESPIRiT maps" if estimated_coil_maps else ""), settings)
 
 
@@ -291,9 +286,6 @@ def main(argv=None) -> None:
                              "line does (default: the simulation's exact maps)")
     parser.add_argument("--center-fraction", type=float,
                         help="MRI: fully sampled central fraction of k-space (default the canonical 0.08)")
-    parser.add_argument("--readout-oversampling", type=int, default=1, metavar="R",
-                        help="MRI: simulate a k-space grid R times the image's rows, as scanners acquire "
-                             "(fastMRI files: 2; default the canonical 1)")
     args = parser.parse_args(argv)
     priors = dict(p.split("=", 1) for p in args.prior)
     calibrations = dict(c.split("=", 1) for c in args.calibration)
@@ -305,7 +297,7 @@ def main(argv=None) -> None:
         chosen = cases(modality, args.quick)
         for case in ([chosen[i] for i in args.cases if i < len(chosen)] if args.cases else chosen):
             if modality == "mri":
-                case = mri_variant(case, args.center_fraction, args.estimated_coil_maps, args.readout_oversampling)
+                case = mri_variant(case, args.center_fraction, args.estimated_coil_maps)
             if args.rescore is not None:
                 row = rescore_case(case, seeds, args.rescore, calibrations, args.estimated_coil_maps)
                 print(f"{row['case']}: calibrated coverage {row['calibrated_coverage']:.1%}, calibrated std-error "
