@@ -213,8 +213,9 @@ def reconstruct(problem: Problem, *, prior=None, n_samples: int = 8, seed: int |
         The default ``lam`` is scaled to the measurement's noise
         (:meth:`reddiff.defaults.SolverDefaults.lam_for` with :func:`noise_level`) and,
         where the modality's row has a ``lam_target``, chosen by the discrepancy
-        principle with pilots around it (:mod:`reddiff.discrepancy`); ``lam="auto"``
-        asks for that choice, a number is used as is.
+        principle with pilots around it (:mod:`reddiff.discrepancy`), unless the modality
+        knows the pilots cannot see the weight (:meth:`Modality.auto_weight`, with a note);
+        ``lam="auto"`` asks for that choice, a number is used as is.
 
     Returns
     -------
