@@ -113,17 +113,16 @@ class MRIModality(Modality):
         if image_shape[0] < shape[0]:  # as scanners remove readout oversampling: only the image rows are solved for
             y = mri.remove_readout_oversampling(y, image_shape[0])
             mask = mask[:image_shape[0]]  # whole columns: every row alike
+        info = {"path": str(data.path)}
         if data.multicoil and kspace.shape[0] > 1:
             physics = espirit_physics(y, mask, sigma=sigma, image_shape=image_shape)
+            info["coil_map_estimate"] = "ESPIRiT"
         else:
             y = y[:, :, 0]
             physics = mri.mri_physics(mask, sigma=sigma, image_shape=image_shape)
         truth = None
         if data.target is not None:
             truth = self.reference_truth(_centre_crop(data.target[0], image_shape), "a.u.")
-        info = {"path": str(data.path)}
-        if data.multicoil and kspace.shape[0] > 1:
-            info["coil_map_estimate"] = "ESPIRiT"
         return self._problem(y, physics, truth=truth, source=data, info=info)
 
     def from_measurement(self, measurement, *, source=None) -> Problem:
