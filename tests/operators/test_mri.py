@@ -224,6 +224,39 @@ def test_espirit_with_a_padded_readout_or_a_tall_kernel_fits_an_object_that_fill
     assert tall < 0.5 * on_the_grid  # every readout row, a 12 x 4 kernel: 0.013
 
 
+def test_jsense_refits_the_maps_of_an_object_cut_by_the_phase_encode_edges():
+    """ESPIRiT's periodic maps go wrong within a few columns of the phase-encode edges of an object cut
+    there; refitted on polynomials with the image, the maps and the early-stopped SENSE image recover."""
+    size = 48
+    yy, xx = np.mgrid[-1:1:size * 1j, -1:1:size * 1j]
+    image = (0.5 + 0.3 * np.cos(3 * xx + 1) * np.sin(2 * yy)) * ((yy / 0.9) ** 2 + (xx / 1.4) ** 2 < 1)
+    m = mri.simulate(torch.as_tensor(image, dtype=torch.float32)[None, None], acceleration=4,
+                     center_fraction=0.16, mask="random", coils=8, sigma=0.01, seed=0)
+    espirit = mri.estimate_sensitivity_maps(m.y)
+    refined = mri.refine_sensitivity_maps(m.y, m.info["mask"], espirit)
+    truth = m.info["coil_maps"]
+    edges = torch.as_tensor(image > 0.05)[:, [0, 1, 2, -3, -2, -1]]
+
+    def agreement(maps):  # |<maps, true maps>| at the object's pixels in the outer three columns; 1 = same up to phase
+        return float((truth.conj() * maps).sum(0).abs()[:, [0, 1, 2, -3, -2, -1]][edges].mean())
+
+    def error(maps):
+        physics = mri.mri_physics(m.info["mask"], coil_maps=maps)
+        return float((mri.sense_cg(m.y, physics, iterations=10).norm(dim=1) - m.x_true.norm(dim=1)).norm())
+
+    assert agreement(espirit) < 0.97 < 0.99 < agreement(refined)  # measured 0.950 and 0.995
+    assert error(refined) < 0.8 * error(espirit)  # measured 0.64x (the true maps: 0.55x)
+
+
+def test_jsense_checks_its_maps_and_settings():
+    m = mri.simulate(_phantom(16), acceleration=2, center_fraction=0.25, coils=2, seed=0)
+    maps = m.info["coil_maps"]
+    with pytest.raises(InputError, match=r"\(2, 16, 16\)"):
+        mri.refine_sensitivity_maps(m.y, m.info["mask"], maps[:1])
+    with pytest.raises(InputError, match="degree"):
+        mri.refine_sensitivity_maps(m.y, m.info["mask"], maps, degree=0)
+
+
 def test_espirit_needs_a_calibration_region():
     m = mri.simulate(_phantom(32), acceleration=4, center_fraction=0.0625, mask="equispaced", coils=4, seed=0)
     with pytest.raises(InputError, match="calibration"):
