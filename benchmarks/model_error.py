@@ -1,18 +1,19 @@
-"""RED-Diff where the forward model does not fit the data: generated MR heads that fill the field of view, reconstructed with ESPIRiT coil maps.
+"""RED-Diff where the forward model does not fit the data: generated MR heads that fill the field of view, reconstructed with estimated coil maps.
 
 Run: ``python benchmarks/model_error.py [--images T1 ...] [--half 50 80] [--size 64]
 [--center-fraction 0.16] [--factors 1 3 10 30 100] [--quick]`` (one thread; JSON lines on stdout).
 
 A scanner's file is reconstructed with coil maps estimated from its own calibration lines
-(:func:`reddiff.modalities.mri.espirit_physics`). Where the object fills the field of view, one set of
-ESPIRiT maps cannot explain the data to the noise level, and fitting the data harder puts that
-misfit into the image. This measures how the weight should respond, on generated images only
+(:func:`reddiff.modalities.mri.estimated_coil_physics`: ESPIRiT, refined by JSENSE where the object
+reaches the phase-encode edges). Where the object fills the field of view, estimated maps cannot
+explain the data to the noise level, and fitting the data harder puts that misfit into the image.
+This measures how the weight should respond, on generated images only
 (never a held-out sample): the MNI152 calibration slices and their synthetic contrasts
 (:meth:`reddiff.modalities.mri.MRIModality.calibration_images`; no prior trained on them), cropped
 to ``2 half`` pixels around the head's centre (50: the head cut by the field of view; 80: the
 head touching its edges; 0: the whole slice, the head inside), resampled to ``size``, measured
 canonically (4x, 8 birdcage coils, sigma 0.01, noise seed ``100 + i`` for the ``i``-th of
-``--images``) and reconstructed with ESPIRiT maps
+``--images``) and reconstructed with estimated maps
 (:meth:`~reddiff.modalities.mri.MRIModality.with_estimated_coil_maps`). Per image:
 
 * ``lam="auto"`` with the shipped defaults: the pilots' deviance ratios, the weight chosen, PSNR;

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import shutil
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +24,6 @@ import torch
 from . import modalities
 from .errors import InputError
 from .calibration import apply as apply_calibration
-from .discrepancy import AutoLam
 from .modalities import Problem
 from .result import Reconstruction
 
@@ -213,9 +211,8 @@ def reconstruct(problem: Problem, *, prior=None, n_samples: int = 8, seed: int |
         The default ``lam`` is scaled to the measurement's noise
         (:meth:`reddiff.defaults.SolverDefaults.lam_for` with :func:`noise_level`) and,
         where the modality's row has a ``lam_target``, chosen by the discrepancy
-        principle with pilots around it (:mod:`reddiff.discrepancy`), unless the modality
-        knows the pilots cannot see the weight (:meth:`Modality.auto_weight`, with a note);
-        ``lam="auto"`` asks for that choice, a number is used as is.
+        principle with pilots around it (:mod:`reddiff.discrepancy`); ``lam="auto"``
+        asks for that choice, a number is used as is.
 
     Returns
     -------
@@ -241,12 +238,6 @@ def reconstruct(problem: Problem, *, prior=None, n_samples: int = 8, seed: int |
     settings.update({k: v for k, v in overrides.items() if v is not None})
     if isinstance(settings["lam"], str) and settings["lam"] == "auto":  # pilots around the scaled default
         settings["lam"] = modality.defaults.auto_lam(noise)
-    weight_note = None
-    if isinstance(settings["lam"], AutoLam):
-        start = settings["lam"].start
-        settings["lam"], weight_note = modality.auto_weight(problem, settings["lam"])
-        if weight_note is not None:
-            warnings.warn(weight_note, RuntimeWarning, stacklevel=2)
     try:
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     except RuntimeError as err:
@@ -261,10 +252,6 @@ def reconstruct(problem: Problem, *, prior=None, n_samples: int = 8, seed: int |
                           seed=seed, callback=callback, keep_samples=keep_samples, **settings)
     result.dataset.attrs.update({"modality": problem.modality, "baseline": problem.baseline_name,
                                  "problem": problem.description, "wall_time_s": time.perf_counter() - started})
-    if weight_note is not None:  # recorded where the pilots' choice would be (the CLI prints it)
-        config = result.config
-        config["lam_choice"] = {"rule": f"{problem.modality} auto_weight", "start": start, "note": weight_note}
-        result.dataset.attrs["config"] = json.dumps(config)
     result = modality.to_display_units(result)
     if problem.truth is not None:
         from .report import image_quality

@@ -189,8 +189,6 @@ def _lam_sentence(config: dict) -> list[str]:
     choice = config.get("lam_choice")
     if not choice:
         return []
-    if "pilot_lams" not in choice:  # the modality chose it without pilots (Modality.auto_weight)
-        return [f"**{choice['note']}.**", ""]
     pilots = ", ".join(f"{lam:.3g} (ρ {ratio:.3f})" for lam, ratio in zip(choice["pilot_lams"], choice["pilot_ratios"]))
     if choice.get("note"):
         return [f"**{choice['note']}.** Pilots: {pilots}.", ""]

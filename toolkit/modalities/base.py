@@ -242,13 +242,6 @@ class Modality:
         references come in relative units scale them to the measurement here, before any metric."""
         return self.reference_truth(array, unit)
 
-    def auto_weight(self, problem: Problem, auto) -> tuple:
-        """The weight ``lam="auto"`` solves ``problem`` with, and a note saying why where it is not
-        ``auto``: ``auto`` (an :class:`reddiff.discrepancy.AutoLam`, chosen by pilots), or a number
-        where the modality knows that the discrepancy principle cannot see what the weight should be
-        (default: ``(auto, None)``)."""
-        return auto, None
-
     def prior(self, problem: Problem, prior=None):
         """The prior to solve ``problem`` with: a :class:`reddiff.priors.Prior`, a name or folder,
         or by default :attr:`defaults`.prior."""

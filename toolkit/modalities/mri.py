@@ -27,22 +27,12 @@ from .base import Classical, Demo, Modality, Option, Problem
 SENSE_ITERATIONS = 10
 #: An object whose signal reaches the phase-encode edges of the field of view (the mean magnitude of the
 #: outermost columns of the SENSE image over its 99th percentile above this) cannot be explained there by
-#: one set of ESPIRiT maps: the coil images jump across that periodic edge, and the undersampled axis
-#: cannot be padded as the readout is. Measured on generated MNI152 heads at 64 px (4x, 16 % centre):
-#: 0.014 inside the field of view, 0.038-0.039 touching only the readout edges, 0.36-0.42 cut by all
-#: four; the threshold is the geometric middle of 0.039 and 0.36.
+#: ESPIRiT's maps, smooth and periodic on the grid: the coil images jump across that periodic edge, and the
+#: undersampled axis cannot be padded as the readout is; such maps are refined by JSENSE
+#: (:func:`estimated_coil_physics`). Measured on generated MNI152 heads at 64 px (4x, 16 % centre): 0.014
+#: inside the field of view, 0.038-0.039 touching only the readout edges, 0.36-0.42 cut by all four; the
+#: threshold is the geometric middle of 0.039 and 0.36.
 EDGE_SIGNAL = 0.12
-#: Where the object reaches the phase-encode edges and the coil maps are estimated, ``lam="auto"`` takes
-#: this multiple of the starting weight, without pilots: the maps' misfit there costs the data little
-#: (the deviance stays within 1.2-1.9x the target) but the image much, through the undersampled axis's
-#: ill-conditioning, so the discrepancy principle cannot see the weight it needs. Measured on generated
-#: heads cut by the field of view (``benchmarks/model_error.py --half 50 --factors 0.33 1 3 10``, then 30;
-#: ESPIRiT on twice the readout field of view): the PSNR rose with the weight up to the largest multiple
-#: tried, 30 (10x: 13.70 and 17.03 dB, 30x: 14.81 and 19.17, where the pilots' raised weights of 3.6x and
-#: 3.3x gave 13.13 and 14.72; on two milder cuts, edge signal 0.19-0.20, 30x gained 1.34 and 0.00 dB over
-#: 10x; docs/tuning.md, "Readout oversampling"), which is also the most ``lam="auto"`` ever takes
-#: (``max_extrapolation`` times its largest pilot, 3x).
-CUT_WEIGHT = 30.0
 
 
 class MRIModality(Modality):
@@ -115,8 +105,7 @@ class MRIModality(Modality):
             mask = mask[:image_shape[0]]  # whole columns: every row alike
         info = {"path": str(data.path)}
         if data.multicoil and kspace.shape[0] > 1:
-            physics = espirit_physics(y, mask, sigma=sigma, image_shape=image_shape)
-            info["coil_map_estimate"] = "ESPIRiT"
+            physics, info["coil_map_estimate"] = estimated_coil_physics(y, mask, sigma=sigma, image_shape=image_shape)
         else:
             y = y[:, :, 0]
             physics = mri.mri_physics(mask, sigma=sigma, image_shape=image_shape)
@@ -145,15 +134,16 @@ class MRIModality(Modality):
         if isinstance(physics, mri.CentredGrid):
             (rows, cols), (h, w) = physics.grid_shape, physics.image_shape
             grid = f", {rows}x{cols} k-space grid, image its centre {h}x{w}"
+        maps = f", coil maps by {info['coil_map_estimate']}" if info and "coil_map_estimate" in info else ""
         return Problem(self.name, y, physics, baseline, f"SENSE-CG ({SENSE_ITERATIONS} it.)", init=zero_filled,
                        measurement_image=zero_filled, measurement_name="Zero-filled", truth=truth, source=source,
                        image_scale=scale,
-                       description=f"MRI, {coils}, {fraction:.0%} of k-space sampled{grid}, {physics.data_term!r}",
+                       description=f"MRI, {coils}, {fraction:.0%} of k-space sampled{grid}{maps}, {physics.data_term!r}",
                        info=info or {})
 
     def with_estimated_coil_maps(self, problem: Problem) -> Problem:
-        """``problem`` with its coil maps replaced by ESPIRiT's estimate from its own k-space
-        (:func:`espirit_physics`), as a scanner's file gets them in :meth:`load`.
+        """``problem`` with its coil maps replaced by an estimate from its own k-space
+        (:func:`estimated_coil_physics`), as a scanner's file gets them in :meth:`load`.
 
         A simulation knows the coil maps it measured with; reconstructing with them hides the
         model error of estimated maps (large where the object fills the field of view).
@@ -166,30 +156,10 @@ class MRIModality(Modality):
             else (physics, None)
         if getattr(on_grid, "coil_maps", None) is None:
             raise InputError("has no coil maps to estimate (single-coil k-space)", field="kspace")
-        estimated = espirit_physics(problem.y, physics.mask, sigma=float(physics.data_term.sigma),
-                                    image_shape=image_shape)
+        estimated, estimate = estimated_coil_physics(problem.y, physics.mask, sigma=float(physics.data_term.sigma),
+                                                     image_shape=image_shape)
         return self._problem(problem.y, estimated, truth=problem.truth, source=problem.source,
-                             info={**problem.info, "coil_map_estimate": "ESPIRiT"})
-
-    def auto_weight(self, problem: Problem, auto) -> tuple:
-        """``(auto, None)``, or :data:`CUT_WEIGHT` times its start and a note where the coil maps are
-        estimated and the object reaches the phase-encode edges of the field of view
-        (:func:`phase_encode_edge_signal` over :data:`EDGE_SIGNAL`)."""
-        from reddiff.operators import mri
-
-        if problem.info.get("coil_map_estimate") != "ESPIRiT":
-            return auto, None
-        physics = problem.physics
-        image = problem.baseline if not isinstance(physics, mri.CentredGrid) \
-            else mri.sense_cg(problem.y, physics.grid, iterations=SENSE_ITERATIONS)  # the whole field of view
-        edge = phase_encode_edge_signal(image)
-        if edge <= EDGE_SIGNAL:
-            return auto, None
-        weight = auto.start * CUT_WEIGHT
-        return weight, (f"lam='auto' raised the weight to {weight:.3g}, {CUT_WEIGHT:g}x the start, without pilots: "
-                        f"the object reaches the phase-encode edges of the field of view (edge signal {edge:.2f}, "
-                        f"over {EDGE_SIGNAL:g}), where one set of estimated coil maps cannot explain the data, and "
-                        "that misfit hides from the deviance the pilots would measure")
+                             info={**problem.info, "coil_map_estimate": estimate})
 
     def noise_level(self, problem: Problem) -> float:
         r""":math:`\sigma` of the k-space noise over the image scale (the prior's units)."""
@@ -339,14 +309,16 @@ def phase_encode_edge_signal(image: torch.Tensor) -> float:
     return float(magnitude[..., [0, -1]].mean()) / reference if reference > 0 else 0.0
 
 
-def espirit_physics(y: torch.Tensor, mask: torch.Tensor, *, sigma: float, image_shape=None):
-    r"""Multi-coil physics for ``y`` with coil maps estimated from its calibration block by ESPIRiT
-    (:func:`reddiff.operators.mri.estimate_sensitivity_maps`).
+def estimated_coil_physics(y: torch.Tensor, mask: torch.Tensor, *, sigma: float, image_shape=None) -> tuple:
+    r"""Multi-coil physics for ``y`` with coil maps estimated from its own k-space, and how they were.
 
-    The calibration block and kernel are that function's defaults: up to 24 rows by the fully
-    sampled central columns, a square kernel a third of them wide, within 3 to 6, on twice the
-    readout field of view (``readout_padding``), so an object that reaches the readout edges
-    still fits the maps.
+    ESPIRiT (:func:`reddiff.operators.mri.estimate_sensitivity_maps`, its defaults: up to 24 rows by
+    the fully sampled central columns, a square kernel a third of them wide, within 3 to 6, on twice
+    the readout field of view, so an object that reaches the readout edges still fits the maps).
+    Where the object also reaches the phase-encode edges (:func:`phase_encode_edge_signal` of the
+    SENSE image over :data:`EDGE_SIGNAL`), ESPIRiT's periodic maps cannot follow it there and the
+    maps are refitted on non-periodic polynomials, jointly with the image
+    (:func:`reddiff.operators.mri.refine_sensitivity_maps`, JSENSE).
 
     Parameters
     ----------
@@ -361,14 +333,18 @@ def espirit_physics(y: torch.Tensor, mask: torch.Tensor, *, sigma: float, image_
 
     Returns
     -------
-    deepinv.physics.MultiCoilMRI or reddiff.operators.mri.CentredGrid
-        :math:`y_c = M F (\hat S_c x)` with the estimated maps :math:`\hat S_c`
-        (:math:`\sum_c |\hat S_c|^2 = 1` where the object is) and a Gaussian data term.
+    physics : deepinv.physics.MultiCoilMRI or reddiff.operators.mri.CentredGrid
+        :math:`y_c = M F (\hat S_c x)` with the estimated maps :math:`\hat S_c` and a Gaussian data term.
+    estimate : str
+        ``"ESPIRiT"`` or ``"ESPIRiT, refined by JSENSE"`` (``Problem.info["coil_map_estimate"]``).
     """
     from reddiff.operators import mri
 
-    maps = mri.estimate_sensitivity_maps(y)
-    return mri.mri_physics(mask, coil_maps=maps, sigma=sigma, image_shape=image_shape)
+    maps, estimate = mri.estimate_sensitivity_maps(y), "ESPIRiT"
+    image = mri.sense_cg(y, mri.mri_physics(mask, coil_maps=maps), iterations=SENSE_ITERATIONS)
+    if phase_encode_edge_signal(image) > EDGE_SIGNAL:
+        maps, estimate = mri.refine_sensitivity_maps(y, mask, maps), "ESPIRiT, refined by JSENSE"
+    return mri.mri_physics(mask, coil_maps=maps, sigma=sigma, image_shape=image_shape), estimate
 
 
 def estimate_kspace_noise(kspace: torch.Tensor, mask: torch.Tensor, *, edge: float = 0.1) -> float:
