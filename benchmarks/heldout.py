@@ -172,12 +172,13 @@ def mri_variant(case: Case, center_fraction: float | None, estimated_coil_maps: 
     if center_fraction is not None:
         settings["center_fraction"] = center_fraction
         label += f", {center_fraction:g} centre"
-    return Case(case.modality, case.image, label + (", ESPIRiT maps" if estimated_coil_maps else ""), settings)
+    return Case(case.modality, case.image, label + (", estimated maps" if estimated_coil_maps else ""), settings)
 
 
 def problem_for(case: Case, image: np.ndarray, seed: int, estimated_coil_maps: bool = False):
     """The case's canonical problem for one noise seed; MRI with ``estimated_coil_maps`` reconstructs
-    with ESPIRiT's maps from the simulated k-space, as the command line does with a scanner's file
+    with maps estimated from the simulated k-space (ESPIRiT, refined by JSENSE where the object reaches
+    the phase-encode edges), as the command line does with a scanner's file
     (:meth:`reddiff.modalities.mri.MRIModality.with_estimated_coil_maps`), not the simulation's exact ones."""
     chosen = modalities.get(case.modality)
     problem = chosen.canonical_problem(image=image, seed=seed, **case.settings)
@@ -282,7 +283,7 @@ def main(argv=None) -> None:
     parser.add_argument("--rescore", type=Path, metavar="DIR",
                         help="no solve: the calibrated coverage of the results a --save run wrote to DIR")
     parser.add_argument("--estimated-coil-maps", action="store_true",
-                        help="MRI: reconstruct with ESPIRiT coil maps estimated from the k-space, as the command "
+                        help="MRI: reconstruct with coil maps estimated from the k-space, as the command "
                              "line does (default: the simulation's exact maps)")
     parser.add_argument("--center-fraction", type=float,
                         help="MRI: fully sampled central fraction of k-space (default the canonical 0.08)")
