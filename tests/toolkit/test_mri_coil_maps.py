@@ -120,6 +120,14 @@ def test_estimated_maps_are_refined_by_jsense_only_where_the_object_reaches_the_
     assert psnr[0] > psnr[1] + 4
 
 
+def test_jsense_is_not_tried_where_too_little_k_space_is_sampled_for_its_image_step(mri):
+    from reddiff.modalities.mri import JSENSE_MIN_SAMPLED
+
+    sparse = mri.canonical_problem(image=_filling(64), seed=0, acceleration=8.0, center_fraction=0.12)
+    assert float(sparse.physics.mask.mean()) < JSENSE_MIN_SAMPLED
+    assert mri.with_estimated_coil_maps(sparse).info["coil_map_estimate"] == "ESPIRiT"
+
+
 def _espirit_alone(problem):
     """``problem``'s physics with ESPIRiT's maps, not refined."""
     from reddiff.operators.mri import estimate_sensitivity_maps, mri_physics
