@@ -609,7 +609,7 @@ def refine_sensitivity_maps(kspace: Tensor, mask, maps: Tensor, *, degree: int =
         ``(N, H, W)`` complex starting maps.
     degree : int
         Highest total degree of the polynomials: :math:`(d + 1)(d + 2) / 2` coefficients per coil.
-        6 led 4 and 8 on generated MNI152 heads cut by the field of view at 64 px (4x, 8 birdcage
+        6 led 4, 5 and 8 on generated MNI152 heads cut by the field of view at 64 px (4x, 8 birdcage
         coils; ``docs/tuning.md``, "JSENSE").
     iterations : int
         Alternations (8 led 4 there).
