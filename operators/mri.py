@@ -16,8 +16,10 @@ from __future__ import annotations
 import math
 
 import deepinv as dinv
+import numpy as np
 import torch
 from deepinv.utils.mixins import MRIMixin
+from numpy.polynomial.legendre import legvander
 from torch import Tensor
 
 from reddiff.errors import InputError
@@ -656,14 +658,7 @@ def refine_sensitivity_maps(kspace: Tensor, mask, maps: Tensor, *, degree: int =
 def _legendre_basis(height: int, width: int, degree: int) -> Tensor:
     r""":math:`P_i(u) P_j(v)`, :math:`i + j \le` ``degree``, on ``height x width`` points spanning
     :math:`[-1, 1]^2`: ``((d + 1)(d + 2) / 2, H, W)`` complex128."""
-    def legendre(n: int) -> Tensor:  # P_0 .. P_degree at n points, by Bonnet's recursion
-        t = torch.linspace(-1, 1, n, dtype=torch.float64)
-        values = [torch.ones_like(t), t]
-        for k in range(1, degree):
-            values.append(((2 * k + 1) * t * values[k] - k * values[k - 1]) / (k + 1))
-        return torch.stack(values[:degree + 1])
-
-    rows, columns = legendre(height), legendre(width)
+    rows, columns = (torch.from_numpy(legvander(np.linspace(-1, 1, n), degree).T) for n in (height, width))
     return torch.stack([torch.outer(rows[i], columns[j]) for i in range(degree + 1) for j in range(degree + 1 - i)]
                        ).to(torch.complex128)
 
